@@ -1,0 +1,73 @@
+//! The records the index stores.
+
+use carbonara::ArchivePolicy;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivePolicyRule {
+    pub name: String,
+    /// fnmatch glob on metric names.
+    pub metric_pattern: String,
+    pub archive_policy_name: String,
+}
+
+/// An active metric, with its archive policy loaded.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub unit: Option<String>,
+    pub resource_id: Option<Uuid>,
+    /// Authenticated identity that created it (`user` or `user:project`).
+    pub creator: Option<String>,
+    pub archive_policy: Arc<ArchivePolicy>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMetric {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub unit: Option<String>,
+    pub resource_id: Option<Uuid>,
+    pub creator: Option<String>,
+    pub archive_policy_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDir {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nulls {
+    /// The backend's default for the direction (first for desc, last for asc, as PostgreSQL).
+    Default,
+    First,
+    Last,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub key: String,
+    pub dir: SortDir,
+    pub nulls: Nulls,
+}
+
+/// Exact-match filters, sort and keyset pagination for metric listings.
+#[derive(Debug, Clone, Default)]
+pub struct MetricQuery {
+    pub ids: Vec<Uuid>,
+    pub name: Option<String>,
+    pub unit: Option<String>,
+    pub archive_policy_name: Option<String>,
+    pub creator: Option<String>,
+    pub resource_id: Option<Uuid>,
+    /// Keys among id, name, unit, archive_policy_name, creator, resource_id;
+    /// `id` is always appended as the tie-breaker. Unknown → `InvalidSortKey`.
+    pub sort: Vec<SortKey>,
+    pub limit: Option<usize>,
+    /// Id of the last metric of the previous page. Unknown → `InvalidMarker`.
+    pub marker: Option<String>,
+}

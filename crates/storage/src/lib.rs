@@ -1,0 +1,99 @@
+//! Storage: where measures wait ([`Incoming`], split into sacks) and where
+//! aggregates live ([`Aggregates`], split objects and raw buffers).
+//!
+//! Both traits take batches so that a network driver (Redis, S3) makes one round
+//! trip per batch rather than one per metric. The bytes stored are produced and
+//! read by `carbonara::codec`; this crate never interprets them.
+//!
+//! Invariants: `Incoming::add_measures` returns only once the measures are durable
+//! (they survive kill -9 and power loss); measures taken from a sack are removed
+//! only by `Incoming::commit`, after their aggregates were written.
+
+mod error;
+pub mod local_aggregates;
+pub mod local_incoming;
+
+pub use error::StorageError;
+
+use async_trait::async_trait;
+use carbonara::{Method, SplitKey, Timestamp};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Measures for several metrics, as one request delivers them.
+pub type MeasureBatch = Vec<(Uuid, Vec<(Timestamp, f64)>)>;
+
+/// The measures pending in one sack, taken for processing.
+#[derive(Debug, Default)]
+pub struct SackMeasures {
+    pub sack: u32,
+    /// Per metric, in arrival order.
+    pub measures: HashMap<Uuid, Vec<(Timestamp, f64)>>,
+    /// Opaque to callers: what `commit` must delete.
+    pub token: u64,
+}
+
+/// What is waiting to be processed (for /v1/status and backpressure).
+#[derive(Debug, Default, Clone)]
+pub struct Backlog {
+    /// Pending measure batches per metric (one per request per metric, as upstream counts).
+    pub per_metric: HashMap<Uuid, u64>,
+    /// Total pending measures (points).
+    pub measures: u64,
+}
+
+/// The sack a metric's measures go to: its id as a big-endian 128-bit integer modulo the sack count.
+pub fn sack_of(metric: Uuid, sacks: u32) -> u32 {
+    (metric.as_u128() % u128::from(sacks)) as u32
+}
+
+#[async_trait]
+pub trait Incoming: Send + Sync + 'static {
+    /// Number of sacks.
+    fn sacks(&self) -> u32;
+    /// Store measures durably; when this returns they survive kill -9.
+    async fn add_measures(&self, batch: MeasureBatch) -> Result<()>;
+    /// Take everything pending in `sack` (measures added afterwards stay pending).
+    /// Until `commit` or `release`, the sack is leased to the caller.
+    async fn take(&self, sack: u32) -> Result<SackMeasures>;
+    /// The taken measures are processed: delete them for good.
+    async fn commit(&self, taken: SackMeasures) -> Result<()>;
+    /// Processing failed: put the taken measures back as pending.
+    async fn release(&self, taken: SackMeasures) -> Result<()>;
+    /// Pending batches and measures.
+    async fn backlog(&self) -> Result<Backlog>;
+    /// Sacks that received measures since the last call (may include false positives).
+    async fn wait_for_new(&self, timeout: std::time::Duration) -> Vec<u32>;
+}
+
+/// Identifies one stored split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SplitRef {
+    pub metric: Uuid,
+    pub method: Method,
+    pub key: SplitKey,
+}
+
+/// Everything one processing batch writes, applied atomically where the backend allows.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub raw: Vec<(Uuid, Vec<u8>)>,
+    pub splits: Vec<(SplitRef, Vec<u8>)>,
+    pub delete_splits: Vec<SplitRef>,
+}
+
+#[async_trait]
+pub trait Aggregates: Send + Sync + 'static {
+    /// Raw buffers of these metrics (`None`: never processed), in the order asked.
+    async fn get_raw(&self, metrics: &[Uuid]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Split keys stored for each (metric, method, granularity), sorted ascending.
+    async fn list_split_keys(&self, series: &[(Uuid, Method, i64)]) -> Result<Vec<Vec<SplitKey>>>;
+    /// Split contents, in the order asked (`None`: absent).
+    async fn get_splits(&self, splits: &[SplitRef]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Apply a batch of writes durably.
+    async fn write(&self, batch: WriteBatch) -> Result<()>;
+    /// Remove everything stored for these metrics.
+    async fn delete_metrics(&self, metrics: &[Uuid]) -> Result<()>;
+}
