@@ -1,1 +1,123 @@
-//! api.
+//! The HTTP API: upstream Gnocchi's v1 REST API, on axum.
+//!
+//! One module per resource (mini-redis style): `archive_policy`,
+//! `archive_policy_rule`, `metric`, `measures`, `root` (versions, capabilities,
+//! status, healthcheck). Cross-cutting pieces: `error` (the one place errors
+//! become HTTP), `json` (upstream's JSON rendering), `http` (negotiation, bodies,
+//! URLs, pagination), `auth` and `policy` (who may do what), `validate`
+//! (voluptuous-compatible messages).
+//!
+//! Invariants: this is the only crate that knows HTTP and JSON; every request body
+//! is fully validated before anything is written; a 202 on measures is sent only
+//! after the incoming store made them durable.
+
+mod archive_policy;
+mod archive_policy_rule;
+pub mod auth;
+mod error;
+mod fnmatch;
+mod http;
+mod json;
+mod measures;
+mod metric;
+mod pagination;
+pub mod policy;
+mod root;
+mod validate;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::get;
+use carbonara::Method;
+use gnocchi_engine::Engine;
+use gnocchi_index::Indexer;
+use gnocchi_storage::Incoming;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use auth::AuthMode;
+
+/// The `[api]`, `[cors]` and `[archive_policy]` settings the API uses.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub auth_mode: AuthMode,
+    /// Page size cap and default (`[api] max_limit`).
+    pub max_limit: usize,
+    /// Honour `Forwarded` / `X-Forwarded-*` for the URLs we return.
+    pub enable_proxy_headers_parsing: bool,
+    pub cors_allowed_origins: Vec<String>,
+    /// Methods of archive policies created without `aggregation_methods`.
+    pub default_aggregation_methods: Vec<Method>,
+    /// How long `refresh=true` waits for a sack being processed.
+    pub operation_timeout: Duration,
+    /// Largest accepted request body, in bytes.
+    pub max_body_size: usize,
+    /// Identifiers of the metricd processors, for /v1/status.
+    pub processors: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            auth_mode: AuthMode::Basic,
+            max_limit: 1000,
+            enable_proxy_headers_parsing: false,
+            cors_allowed_origins: Vec::new(),
+            default_aggregation_methods: carbonara::policy::default_aggregation_methods(),
+            operation_timeout: Duration::from_secs(10),
+            max_body_size: 128 * 1024 * 1024,
+            processors: Vec::new(),
+        }
+    }
+}
+
+/// What every handler can reach.
+pub struct AppState {
+    pub indexer: Arc<dyn Indexer>,
+    pub incoming: Arc<dyn Incoming>,
+    pub engine: Arc<Engine>,
+    pub config: ApiConfig,
+    pub policy: policy::Policy,
+}
+
+/// The whole API as a router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.config.max_body_size;
+    let v1 = Router::new()
+        .route("/", get(root::v1_links))
+        .route("/capabilities", get(root::capabilities))
+        .route("/status", get(root::status))
+        .merge(archive_policy::routes())
+        .merge(archive_policy_rule::routes())
+        .merge(metric::routes())
+        .merge(measures::routes());
+    Router::new()
+        .route("/", get(root::versions))
+        .route(
+            "/healthcheck",
+            get(root::healthcheck).head(root::healthcheck),
+        )
+        .route("/v1", get(root::v1_links))
+        .nest("/v1", v1)
+        .layer(axum::middleware::from_fn(http::require_json_accept))
+        .layer(axum::middleware::from_fn(error::render_errors))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Upstream (pecan) accepts a trailing slash on every route: drop it before routing.
+pub fn normalize_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let new = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = new.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}

@@ -1,7 +1,6 @@
 //! Regular aggregated series at one granularity, and the splits they are stored in.
-//!
-//! INTERFACE (implementation to be filled in): keep these signatures.
 
+use crate::aggregate::{aggregate, decompose, derive, floor_sat};
 use crate::method::Method;
 use crate::time::Timestamp;
 
@@ -16,16 +15,21 @@ pub struct SplitKey {
 }
 
 impl SplitKey {
-    /// The split holding `ts`.
+    /// The split holding `ts`. Never panics: a non-positive granularity gives a
+    /// split starting at `ts` itself.
     pub fn of(ts: Timestamp, granularity: i64) -> SplitKey {
-        let span = granularity * POINTS_PER_SPLIT;
-        SplitKey { start: crate::time::floor(ts, span), granularity }
+        let span = granularity.saturating_mul(POINTS_PER_SPLIT);
+        let start = if span > 0 { floor_sat(ts, span) } else { ts };
+        SplitKey { start, granularity }
     }
     pub fn span(&self) -> i64 {
-        self.granularity * POINTS_PER_SPLIT
+        self.granularity.saturating_mul(POINTS_PER_SPLIT)
     }
     pub fn next(&self) -> SplitKey {
-        SplitKey { start: self.start + self.span(), granularity: self.granularity }
+        SplitKey {
+            start: self.start.saturating_add(self.span()),
+            granularity: self.granularity,
+        }
     }
 }
 
@@ -39,7 +43,11 @@ pub struct AggregatedTimeSerie {
 
 impl AggregatedTimeSerie {
     pub fn empty(granularity: i64) -> Self {
-        AggregatedTimeSerie { granularity, timestamps: Vec::new(), values: Vec::new() }
+        AggregatedTimeSerie {
+            granularity,
+            timestamps: Vec::new(),
+            values: Vec::new(),
+        }
     }
     pub fn len(&self) -> usize {
         self.timestamps.len()
@@ -53,30 +61,146 @@ impl AggregatedTimeSerie {
 
     /// Cut into splits, in key order.
     pub fn split(&self) -> Vec<(SplitKey, AggregatedTimeSerie)> {
-        unimplemented!()
+        let n = self.timestamps.len().min(self.values.len());
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let key = SplitKey::of(self.timestamps[i], self.granularity);
+            let end = key.next().start;
+            let j = if end > key.start {
+                i + 1 + self.timestamps[i + 1..n].partition_point(|&t| t < end)
+            } else {
+                n
+            };
+            out.push((
+                key,
+                AggregatedTimeSerie {
+                    granularity: self.granularity,
+                    timestamps: self.timestamps[i..j].to_vec(),
+                    values: self.values[i..j].to_vec(),
+                },
+            ));
+            i = j;
+        }
+        out
     }
 
     /// Merge `newer` into self; on equal timestamps the newer value wins.
     pub fn merge(&mut self, newer: &AggregatedTimeSerie) {
-        let _ = newer;
-        unimplemented!()
+        let n = self.timestamps.len().min(self.values.len());
+        self.timestamps.truncate(n);
+        self.values.truncate(n);
+        let m = newer.timestamps.len().min(newer.values.len());
+        let (new_ts, new_vals) = (&newer.timestamps[..m], &newer.values[..m]);
+        let Some(&first) = new_ts.first() else {
+            return;
+        };
+        let from = self.timestamps.partition_point(|&t| t < first);
+        if from == n {
+            self.timestamps.extend_from_slice(new_ts);
+            self.values.extend_from_slice(new_vals);
+            return;
+        }
+        let tail_ts = self.timestamps.split_off(from);
+        let tail_vals = self.values.split_off(from);
+        self.timestamps.reserve(tail_ts.len() + m);
+        self.values.reserve(tail_ts.len() + m);
+        let (mut i, mut j) = (0, 0);
+        while i < tail_ts.len() && j < m {
+            match tail_ts[i].cmp(&new_ts[j]) {
+                std::cmp::Ordering::Less => {
+                    self.timestamps.push(tail_ts[i]);
+                    self.values.push(tail_vals[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Equal => i += 1,
+                std::cmp::Ordering::Greater => {
+                    self.timestamps.push(new_ts[j]);
+                    self.values.push(new_vals[j]);
+                    j += 1;
+                }
+            }
+        }
+        self.timestamps.extend_from_slice(&tail_ts[i..]);
+        self.values.extend_from_slice(&tail_vals[i..]);
+        self.timestamps.extend_from_slice(&new_ts[j..]);
+        self.values.extend_from_slice(&new_vals[j..]);
     }
 
     /// Keep only points strictly after `oldest` (timespan retention).
     pub fn truncate_before(&mut self, oldest: Timestamp) {
-        let _ = oldest;
-        unimplemented!()
+        let idx = self.timestamps.partition_point(|&t| t <= oldest);
+        if idx > 0 {
+            self.timestamps.drain(..idx);
+            self.values.drain(..idx.min(self.values.len()));
+        }
     }
 
     /// Points in `[floor(start, g), stop)`.
     pub fn slice(&self, start: Option<Timestamp>, stop: Option<Timestamp>) -> AggregatedTimeSerie {
-        let _ = (start, stop);
-        unimplemented!()
+        let n = self.timestamps.len().min(self.values.len());
+        let ts = &self.timestamps[..n];
+        let lo = match start {
+            Some(s) => {
+                let from = if self.granularity > 0 {
+                    floor_sat(s, self.granularity)
+                } else {
+                    s
+                };
+                ts.partition_point(|&t| t < from)
+            }
+            None => 0,
+        };
+        let hi = match stop {
+            Some(s) => ts.partition_point(|&t| t < s),
+            None => n,
+        };
+        if hi <= lo {
+            return AggregatedTimeSerie::empty(self.granularity);
+        }
+        AggregatedTimeSerie {
+            granularity: self.granularity,
+            timestamps: ts[lo..hi].to_vec(),
+            values: self.values[lo..hi].to_vec(),
+        }
     }
 
     /// Regroup at a coarser granularity with `method` (upstream's resample: mean of means...).
+    /// For `rate:` methods the aggregated points are derived first, as upstream does.
     pub fn resample(&self, granularity: i64, method: Method) -> AggregatedTimeSerie {
-        let _ = (granularity, method);
-        unimplemented!()
+        let n = self.timestamps.len().min(self.values.len());
+        let (rate, base) = decompose(method);
+        if rate {
+            let (ts, vals) = derive(&self.timestamps[..n], &self.values[..n]);
+            aggregate(&ts, &vals, granularity, base)
+        } else {
+            aggregate(&self.timestamps[..n], &self.values[..n], granularity, base)
+        }
     }
+}
+
+/// Merge a freshly computed part of a series into the stored split (`None`: no
+/// split stored yet), the new values winning, then apply timespan retention
+/// (keep points strictly after `oldest_point_to_keep`).
+pub fn merge_split(
+    stored: Option<AggregatedTimeSerie>,
+    new_part: &AggregatedTimeSerie,
+    oldest_point_to_keep: Option<Timestamp>,
+) -> AggregatedTimeSerie {
+    let mut serie = match stored {
+        Some(s) => s,
+        None => AggregatedTimeSerie::empty(new_part.granularity),
+    };
+    serie.merge(new_part);
+    if let Some(oldest) = oldest_point_to_keep {
+        serie.truncate_before(oldest);
+    }
+    serie
+}
+
+/// Whether a stored split can be deleted: as upstream, only splits whose key is
+/// strictly before the split holding `oldest_point_to_keep` (the split holding
+/// that point is kept even if all its points are out of retention).
+pub fn split_is_expired(key: SplitKey, oldest_point_to_keep: Timestamp) -> bool {
+    key.start < SplitKey::of(oldest_point_to_keep, key.granularity).start
 }

@@ -1,9 +1,27 @@
 //! The on-disk format of splits and raw buffers: compact and bit-exact.
 //!
-//! INTERFACE (implementation to be filled in): keep these signatures.
+//! See `docs/split-format.md` for the byte layout and the measured sizes. In short:
+//!
+//! ```text
+//! split = version(1) varint(n) [ts-section value-section] crc32-le(4)
+//! raw   = version(1) varint(n) [ts-general  value-section] crc32-le(4)
+//! ```
+//!
+//! - split timestamps are slots (`(ts - key.start) / granularity`), stored as runs
+//!   or as a bitmap, whichever is smaller (a full split costs 4 bytes);
+//! - raw timestamps are delta-of-delta in units of the gcd of the deltas;
+//! - values pick the smallest of: constant, *scaled* (every value is
+//!   `p / (base·m)` rounded, plus a per-point correction in units in the last
+//!   place: decimals, integers, means of decimals...), Gorilla XOR, XOR-free
+//!   integer delta of the bit patterns, raw;
+//! - integer streams are bit-packed by blocks of 64 with patched exceptions.
+//!
+//! Every f64 bit pattern and every timestamp round-trips exactly. Decoding
+//! never panics and never allocates more than the input can justify.
 
-use crate::aggregated::{AggregatedTimeSerie, SplitKey};
+use crate::aggregated::{AggregatedTimeSerie, POINTS_PER_SPLIT, SplitKey};
 use crate::bound::BoundTimeSerie;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
@@ -11,24 +29,1269 @@ pub enum CodecError {
     Corrupt(&'static str),
 }
 
+type Result<T, E = CodecError> = std::result::Result<T, E>;
+
+#[inline]
+fn corrupt<T>(what: &'static str) -> Result<T> {
+    Err(CodecError::Corrupt(what))
+}
+
+const SPLIT_VERSION: u8 = 1;
+const RAW_VERSION: u8 = 1;
+const CRC_LEN: usize = 4;
+const SPLIT_POINTS: usize = POINTS_PER_SPLIT as usize;
+
+// Split timestamp modes.
+const TS_RUNS: u8 = 0;
+const TS_BITMAP: u8 = 1;
+const TS_EXPLICIT: u8 = 2;
+
+// Value modes.
+const V_RAW: u8 = 0;
+const V_CONST: u8 = 1;
+const V_XOR: u8 = 2;
+const V_SCALED: u8 = 3;
+const V_INTDELTA: u8 = 4;
+
+// Flags of the scaled mode.
+const SF_ORDER_MASK: u8 = 0b11;
+const SF_MULTIPLIERS: u8 = 1 << 2;
+const SF_CORRECTIONS: u8 = 1 << 3;
+const SF_SQRT: u8 = 1 << 4;
+const SF_GCD: u8 = 1 << 5;
+const SF_KNOWN: u8 = SF_ORDER_MASK | SF_MULTIPLIERS | SF_CORRECTIONS | SF_SQRT | SF_GCD;
+
+/// Values per bit-packed block.
+const BLOCK: usize = 64;
+
+// ---------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------
+
 /// Encode the points of one split (all inside `key`'s span).
 pub fn encode_split(key: SplitKey, serie: &AggregatedTimeSerie) -> Vec<u8> {
-    let _ = (key, serie);
-    unimplemented!()
+    let n = serie.timestamps.len().min(serie.values.len());
+    debug_assert_eq!(serie.timestamps.len(), serie.values.len());
+    debug_assert!(
+        n <= SPLIT_POINTS,
+        "a split holds at most {SPLIT_POINTS} points"
+    );
+    let mut out = Vec::with_capacity(16 + n * 2);
+    out.push(SPLIT_VERSION);
+    put_varint(&mut out, n as u64);
+    if n > 0 {
+        encode_split_timestamps(key, &serie.timestamps[..n], &mut out);
+        encode_values(&serie.values[..n], &mut out);
+    }
+    finish_crc(&mut out);
+    out
 }
 
 pub fn decode_split(key: SplitKey, bytes: &[u8]) -> Result<AggregatedTimeSerie, CodecError> {
-    let _ = (key, bytes);
-    unimplemented!()
+    let body = check_envelope(bytes, SPLIT_VERSION)?;
+    let mut r = Reader::new(body);
+    let n = r.varint()?;
+    if n > SPLIT_POINTS as u64 {
+        return corrupt("split point count too large");
+    }
+    let n = n as usize;
+    let mut timestamps = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    if n > 0 {
+        decode_split_timestamps(key, &mut r, n, &mut timestamps)?;
+        decode_values(&mut r, n, &mut values)?;
+    }
+    if r.remaining() != 0 {
+        return corrupt("trailing bytes");
+    }
+    Ok(AggregatedTimeSerie {
+        granularity: key.granularity,
+        timestamps,
+        values,
+    })
 }
 
 /// Encode a raw buffer (block_size and back_window are not stored: they come from the policy).
 pub fn encode_raw(raw: &BoundTimeSerie) -> Vec<u8> {
-    let _ = raw;
-    unimplemented!()
+    let n = raw.timestamps.len().min(raw.values.len());
+    debug_assert_eq!(raw.timestamps.len(), raw.values.len());
+    let mut out = Vec::with_capacity(16 + n * 4);
+    out.push(RAW_VERSION);
+    put_varint(&mut out, n as u64);
+    if n > 0 {
+        encode_timestamps_general(&raw.timestamps[..n], &mut out);
+        encode_values(&raw.values[..n], &mut out);
+    }
+    finish_crc(&mut out);
+    out
 }
 
-pub fn decode_raw(bytes: &[u8], block_size: i64, back_window: u64) -> Result<BoundTimeSerie, CodecError> {
-    let _ = (bytes, block_size, back_window);
-    unimplemented!()
+pub fn decode_raw(
+    bytes: &[u8],
+    block_size: i64,
+    back_window: u64,
+) -> Result<BoundTimeSerie, CodecError> {
+    let body = check_envelope(bytes, RAW_VERSION)?;
+    let mut r = Reader::new(body);
+    let n = r.varint()?;
+    // Every 64 points cost at least one byte of timestamp blocks.
+    if n > (r.remaining() as u64)
+        .saturating_mul(BLOCK as u64)
+        .saturating_add(2)
+    {
+        return corrupt("raw point count larger than the input allows");
+    }
+    let n = n as usize;
+    let cap = n.min(r.remaining().saturating_mul(4) + 16);
+    let mut timestamps = Vec::with_capacity(cap);
+    let mut values = Vec::with_capacity(cap);
+    if n > 0 {
+        decode_timestamps_general(&mut r, n, &mut timestamps)?;
+        decode_values(&mut r, n, &mut values)?;
+    }
+    if r.remaining() != 0 {
+        return corrupt("trailing bytes");
+    }
+    Ok(BoundTimeSerie {
+        timestamps,
+        values,
+        block_size,
+        back_window,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Envelope: version byte + body + CRC-32
+// ---------------------------------------------------------------------------
+
+fn finish_crc(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Check version and checksum; return the body between them.
+fn check_envelope(bytes: &[u8], version: u8) -> Result<&[u8]> {
+    if bytes.len() < 1 + CRC_LEN {
+        return corrupt("truncated");
+    }
+    let (data, crc) = bytes.split_at(bytes.len() - CRC_LEN);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32fast::hash(data) != stored {
+        return corrupt("checksum mismatch");
+    }
+    if data[0] != version {
+        return corrupt("unsupported format version");
+    }
+    Ok(&data[1..])
+}
+
+// ---------------------------------------------------------------------------
+// Byte-level helpers
+// ---------------------------------------------------------------------------
+
+#[inline]
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[inline]
+fn varint_len(v: u64) -> usize {
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+#[inline]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[inline]
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    #[inline]
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    #[inline]
+    fn u8(&mut self) -> Result<u8> {
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => corrupt("truncated"),
+        }
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        let mut shift = 0u32;
+        loop {
+            let b = self.u8()?;
+            if shift == 63 && b > 1 {
+                return corrupt("varint overflow");
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return corrupt("varint overflow");
+            }
+        }
+    }
+
+    #[inline]
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.remaining() {
+            return corrupt("truncated");
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u64_le(&mut self) -> Result<u64> {
+        let b = self.bytes(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+}
+
+/// LSB-first bit writer appending to a byte vector.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        BitWriter { out, acc: 0, n: 0 }
+    }
+
+    /// Append the low `w` bits of `v` (`w <= 64`, `v < 2^w`).
+    #[inline]
+    fn put(&mut self, v: u64, w: u32) {
+        if w == 0 {
+            return;
+        }
+        self.acc |= v << self.n;
+        let total = self.n + w;
+        if total >= 64 {
+            self.out.extend_from_slice(&self.acc.to_le_bytes());
+            self.acc = if self.n == 0 { 0 } else { v >> (64 - self.n) };
+            self.n = total - 64;
+        } else {
+            self.n = total;
+        }
+    }
+
+    fn finish(self) {
+        let bytes = self.n.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+    }
+}
+
+/// LSB-first bit reader; every read is bounds-checked.
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        BitReader {
+            data,
+            pos: 0,
+            end: data.len().saturating_mul(8),
+        }
+    }
+
+    #[inline]
+    fn window(&self, byte: usize) -> u128 {
+        if let Some(s) = self.data.get(byte..byte + 16) {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(s);
+            u128::from_le_bytes(a)
+        } else {
+            let mut a = [0u8; 16];
+            let s = self.data.get(byte..).unwrap_or(&[]);
+            a[..s.len()].copy_from_slice(s);
+            u128::from_le_bytes(a)
+        }
+    }
+
+    /// Read `w <= 64` bits.
+    #[inline]
+    fn get(&mut self, w: u32) -> Result<u64> {
+        if w == 0 {
+            return Ok(0);
+        }
+        if self.pos + w as usize > self.end {
+            return corrupt("truncated bit stream");
+        }
+        let word = self.window(self.pos >> 3) >> (self.pos & 7);
+        self.pos += w as usize;
+        Ok(word as u64 & mask(w))
+    }
+
+    /// Bytes consumed so far (partial last byte included).
+    fn consumed(&self) -> usize {
+        self.pos.div_ceil(8)
+    }
+}
+
+#[inline]
+fn mask(w: u32) -> u64 {
+    if w >= 64 { u64::MAX } else { (1u64 << w) - 1 }
+}
+
+// ---------------------------------------------------------------------------
+// Patched bit-packing of u64 streams ("PFOR"): blocks of 64 values.
+//
+// block = header(u8: width | 0x80 if exceptions) packed(ceil(len·width/8) bytes)
+//         [varint(count) count × (u8 index, varint(value >> width))]
+// ---------------------------------------------------------------------------
+
+fn pfor_encode(vals: &[u64], out: &mut Vec<u8>) {
+    for chunk in vals.chunks(BLOCK) {
+        pfor_encode_block(chunk, out);
+    }
+}
+
+fn pfor_encode_block(chunk: &[u64], out: &mut Vec<u8>) {
+    let len = chunk.len();
+    let mut hist = [0u32; 65];
+    for &v in chunk {
+        hist[(64 - v.leading_zeros()) as usize] += 1;
+    }
+    let maxbl = (0..=64).rev().find(|&b| hist[b] != 0).unwrap_or(0);
+    // Cost in bits of width w: len·w + exceptions.
+    let mut best_w = maxbl;
+    let mut best_cost = len * maxbl;
+    let mut exc = 0usize;
+    for w in (0..maxbl).rev() {
+        exc += hist[w + 1] as usize;
+        if exc > len / 2 {
+            break;
+        }
+        let mut cost = len * w + 8 * varint_len(exc as u64);
+        for (b, &h) in hist.iter().enumerate().skip(w + 1) {
+            if h != 0 {
+                cost += h as usize * (8 + 8 * (b - w).div_ceil(7));
+            }
+        }
+        if cost < best_cost {
+            best_cost = cost;
+            best_w = w;
+        }
+    }
+    let w = best_w as u32;
+    let has_exc = chunk.iter().any(|&v| (64 - v.leading_zeros()) > w);
+    out.push(w as u8 | if has_exc { 0x80 } else { 0 });
+    if w > 0 {
+        let m = mask(w);
+        let mut bw = BitWriter::new(out);
+        for &v in chunk {
+            bw.put(v & m, w);
+        }
+        bw.finish();
+    }
+    if has_exc {
+        let count = chunk
+            .iter()
+            .filter(|&&v| (64 - v.leading_zeros()) > w)
+            .count();
+        put_varint(out, count as u64);
+        for (i, &v) in chunk.iter().enumerate() {
+            if (64 - v.leading_zeros()) > w {
+                out.push(i as u8);
+                put_varint(out, v >> w);
+            }
+        }
+    }
+}
+
+/// Decode `n` values, appending to `out`.
+fn pfor_decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result<()> {
+    if n.div_ceil(BLOCK) > r.remaining() {
+        return corrupt("truncated packed stream");
+    }
+    out.reserve(n);
+    let mut left = n;
+    while left > 0 {
+        let len = left.min(BLOCK);
+        pfor_decode_block(r, len, out)?;
+        left -= len;
+    }
+    Ok(())
+}
+
+fn pfor_decode_block(r: &mut Reader<'_>, len: usize, out: &mut Vec<u64>) -> Result<()> {
+    let header = r.u8()?;
+    let w = u32::from(header & 0x7f);
+    if w > 64 {
+        return corrupt("bad packed width");
+    }
+    let base = out.len();
+    let data = r.bytes((len * w as usize).div_ceil(8))?;
+    unpack(data, w, len, out);
+    if header & 0x80 != 0 {
+        if w == 64 {
+            return corrupt("exception in a 64-bit block");
+        }
+        let count = r.varint()?;
+        if count == 0 || count > len as u64 {
+            return corrupt("bad exception count");
+        }
+        for _ in 0..count {
+            let idx = r.u8()? as usize;
+            let hi = r.varint()?;
+            if idx >= len || hi == 0 || (hi >> (64 - w)) != 0 {
+                return corrupt("bad exception");
+            }
+            out[base + idx] |= hi << w;
+        }
+    }
+    Ok(())
+}
+
+/// Unpack `len <= 64` values of `w` bits from `data` (exactly `ceil(len·w/8)` bytes).
+#[inline]
+fn unpack(data: &[u8], w: u32, len: usize, out: &mut Vec<u64>) {
+    if w == 0 {
+        out.resize(out.len() + len, 0);
+        return;
+    }
+    let mut buf = [0u8; BLOCK * 8 + 16];
+    buf[..data.len()].copy_from_slice(data);
+    let m = mask(w);
+    let w = w as usize;
+    if w <= 56 {
+        for i in 0..len {
+            let bit = i * w;
+            let byte = bit >> 3;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&buf[byte..byte + 8]);
+            out.push((u64::from_le_bytes(a) >> (bit & 7)) & m);
+        }
+    } else {
+        for i in 0..len {
+            let bit = i * w;
+            let byte = bit >> 3;
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&buf[byte..byte + 16]);
+            out.push((u128::from_le_bytes(a) >> (bit & 7)) as u64 & m);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Split timestamps: slots as runs or bitmap, or explicit when out of contract
+// ---------------------------------------------------------------------------
+
+fn encode_split_timestamps(key: SplitKey, ts: &[Timestamp], out: &mut Vec<u8>) {
+    let g = key.granularity;
+    let mut slots: Vec<u32> = Vec::with_capacity(ts.len());
+    let mut ok = g > 0 && ts.len() <= SPLIT_POINTS;
+    if ok {
+        for &t in ts {
+            let Some(off) = t.checked_sub(key.start) else {
+                ok = false;
+                break;
+            };
+            if off < 0 || off % g != 0 || off / g >= POINTS_PER_SPLIT {
+                ok = false;
+                break;
+            }
+            let s = (off / g) as u32;
+            if slots.last().is_some_and(|&p| p >= s) {
+                ok = false;
+                break;
+            }
+            slots.push(s);
+        }
+    }
+    if !ok {
+        out.push(TS_EXPLICIT);
+        encode_timestamps_general(ts, out);
+        return;
+    }
+    // Runs of consecutive slots.
+    let mut runs_size = 0usize;
+    let mut nruns = 0u64;
+    let mut prev_end = 0u32;
+    let mut i = 0;
+    while i < slots.len() {
+        let start = slots[i];
+        let mut j = i + 1;
+        while j < slots.len() && slots[j] == slots[j - 1] + 1 {
+            j += 1;
+        }
+        runs_size += varint_len(u64::from(start - prev_end)) + varint_len((j - i - 1) as u64);
+        nruns += 1;
+        prev_end = slots[j - 1] + 1;
+        i = j;
+    }
+    runs_size += varint_len(nruns);
+    let first = slots[0];
+    let span = slots[slots.len() - 1] - first + 1;
+    let bitmap_size =
+        varint_len(u64::from(first)) + varint_len(u64::from(span)) + (span as usize).div_ceil(8);
+    if runs_size <= bitmap_size {
+        out.push(TS_RUNS);
+        put_varint(out, nruns);
+        let mut prev_end = 0u32;
+        let mut i = 0;
+        while i < slots.len() {
+            let start = slots[i];
+            let mut j = i + 1;
+            while j < slots.len() && slots[j] == slots[j - 1] + 1 {
+                j += 1;
+            }
+            put_varint(out, u64::from(start - prev_end));
+            put_varint(out, (j - i - 1) as u64);
+            prev_end = slots[j - 1] + 1;
+            i = j;
+        }
+    } else {
+        out.push(TS_BITMAP);
+        put_varint(out, u64::from(first));
+        put_varint(out, u64::from(span));
+        let base = out.len();
+        out.resize(base + (span as usize).div_ceil(8), 0);
+        for &s in &slots {
+            let b = (s - first) as usize;
+            out[base + b / 8] |= 1 << (b % 8);
+        }
+    }
+}
+
+fn decode_split_timestamps(
+    key: SplitKey,
+    r: &mut Reader<'_>,
+    n: usize,
+    out: &mut Vec<Timestamp>,
+) -> Result<()> {
+    let g = key.granularity;
+    let slot_ts = |s: u64| key.start.wrapping_add((s as i64).wrapping_mul(g));
+    match r.u8()? {
+        TS_RUNS => {
+            let nruns = r.varint()?;
+            if nruns == 0 || nruns > n as u64 {
+                return corrupt("bad run count");
+            }
+            let mut pos = 0u64;
+            for _ in 0..nruns {
+                let gap = r.varint()?;
+                let len = r.varint()?.saturating_add(1);
+                let start = pos.saturating_add(gap);
+                let end = start.saturating_add(len);
+                if end > SPLIT_POINTS as u64 || out.len() as u64 + len > n as u64 {
+                    return corrupt("run out of split");
+                }
+                out.extend((start..end).map(slot_ts));
+                pos = end;
+            }
+        }
+        TS_BITMAP => {
+            let first = r.varint()?;
+            let span = r.varint()?;
+            if span == 0 || first.saturating_add(span) > SPLIT_POINTS as u64 {
+                return corrupt("bitmap out of split");
+            }
+            let bytes = r.bytes((span as usize).div_ceil(8))?;
+            for (bi, &byte) in bytes.iter().enumerate() {
+                let mut b = byte;
+                while b != 0 {
+                    let bit = b.trailing_zeros() as u64;
+                    b &= b - 1;
+                    let idx = bi as u64 * 8 + bit;
+                    if idx >= span || out.len() >= n {
+                        return corrupt("bitmap bits out of span");
+                    }
+                    out.push(slot_ts(first + idx));
+                }
+            }
+        }
+        TS_EXPLICIT => return decode_timestamps_general(r, n, out),
+        _ => return corrupt("unknown timestamp mode"),
+    }
+    if out.len() != n {
+        return corrupt("timestamp count mismatch");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// General timestamps (raw buffers): t0, unit = gcd of deltas, first delta,
+// then delta-of-delta in units, zigzag, bit-packed.
+// ---------------------------------------------------------------------------
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+fn encode_timestamps_general(ts: &[Timestamp], out: &mut Vec<u8>) {
+    put_varint(out, zigzag(ts[0]));
+    if ts.len() < 2 {
+        return;
+    }
+    let mut unit = 0u64;
+    for w in ts.windows(2) {
+        unit = gcd(unit, (w[1] as u64).wrapping_sub(w[0] as u64));
+        if unit == 1 {
+            break;
+        }
+    }
+    let unit = unit.max(1);
+    put_varint(out, unit);
+    let mut prev = (ts[1] as u64).wrapping_sub(ts[0] as u64) / unit;
+    put_varint(out, prev);
+    let mut dods = Vec::with_capacity(ts.len() - 2);
+    for w in ts[1..].windows(2) {
+        let k = (w[1] as u64).wrapping_sub(w[0] as u64) / unit;
+        dods.push(zigzag(k.wrapping_sub(prev) as i64));
+        prev = k;
+    }
+    pfor_encode(&dods, out);
+}
+
+fn decode_timestamps_general(r: &mut Reader<'_>, n: usize, out: &mut Vec<Timestamp>) -> Result<()> {
+    let mut t = unzigzag(r.varint()?);
+    out.push(t);
+    if n < 2 {
+        return Ok(());
+    }
+    let unit = r.varint()?;
+    if unit == 0 {
+        return corrupt("zero timestamp unit");
+    }
+    let mut k = r.varint()?;
+    let step = k.wrapping_mul(unit) as i64;
+    let next = t.wrapping_add(step);
+    if next <= t {
+        return corrupt("timestamps not increasing");
+    }
+    t = next;
+    out.push(t);
+    let mut dods = Vec::new();
+    pfor_decode(r, n - 2, &mut dods)?;
+    for &d in &dods {
+        k = k.wrapping_add(unzigzag(d) as u64);
+        let next = t.wrapping_add(k.wrapping_mul(unit) as i64);
+        if next <= t {
+            return corrupt("timestamps not increasing");
+        }
+        t = next;
+        out.push(t);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------
+
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+/// Largest decimal exponent tried.
+const MAX_DECIMALS: usize = 12;
+/// |p| beyond this is not exactly representable as f64.
+const EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
+/// Corrections larger than this (in ulps) mark a point as an outlier of the scaled model.
+const MAX_CORRECTION: i64 = 1 << 20;
+/// Tolerance (ulps) when checking a known multiplier.
+const FIT_ULPS: i64 = 1 << 12;
+/// Tolerance (ulps) when discovering a new multiplier.
+const DISCOVER_ULPS: i64 = 64;
+/// Largest multiplier tried by the rational search.
+const MAX_MULTIPLIER: u64 = 1 << 24;
+
+fn encode_values(values: &[f64], out: &mut Vec<u8>) {
+    let n = values.len();
+    let first = values[0].to_bits();
+    if values.iter().all(|v| v.to_bits() == first) {
+        out.push(V_CONST);
+        out.extend_from_slice(&first.to_le_bytes());
+        return;
+    }
+    let raw_len = 1 + 8 * n;
+    let mut best: Option<Vec<u8>> = None;
+    let mut best_len = raw_len;
+    let consider = |buf: Vec<u8>, best: &mut Option<Vec<u8>>, best_len: &mut usize| {
+        if buf.len() < *best_len {
+            *best_len = buf.len();
+            *best = Some(buf);
+        }
+    };
+    let mut scratch = Scratch::default();
+    let mut decimal_exact = false;
+    if let Some((d, exact)) = decimal_exponent(values) {
+        let mut buf = Vec::with_capacity(n * 2 + 16);
+        encode_scaled(values, POW10[d] as u64, None, false, &mut scratch, &mut buf);
+        consider(buf, &mut best, &mut best_len);
+        decimal_exact = exact;
+    }
+    if !decimal_exact {
+        let mut mults = Vec::new();
+        if rational_multipliers(values, &mut mults) {
+            let mut buf = Vec::with_capacity(n * 3 + 16);
+            encode_scaled(values, 1, Some(&mults), false, &mut scratch, &mut buf);
+            consider(buf, &mut best, &mut best_len);
+        }
+        if best_len > n * 3 {
+            let mut buf = Vec::with_capacity(n * 8 + 16);
+            encode_xor(values, &mut buf);
+            consider(buf, &mut best, &mut best_len);
+            let mut buf = Vec::with_capacity(n * 8 + 16);
+            encode_intdelta(values, &mut scratch, &mut buf);
+            consider(buf, &mut best, &mut best_len);
+        }
+    }
+    match best {
+        Some(buf) => out.extend_from_slice(&buf),
+        None => {
+            out.push(V_RAW);
+            for v in values {
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+        }
+    }
+}
+
+fn decode_values(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
+    match r.u8()? {
+        V_RAW => {
+            let data = r.bytes(
+                n.checked_mul(8)
+                    .ok_or(CodecError::Corrupt("too many values"))?,
+            )?;
+            out.extend(data.chunks_exact(8).map(|c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                f64::from_bits(u64::from_le_bytes(a))
+            }));
+            Ok(())
+        }
+        V_CONST => {
+            let v = f64::from_bits(r.u64_le()?);
+            out.resize(out.len() + n, v);
+            Ok(())
+        }
+        V_XOR => decode_xor(r, n, out),
+        V_SCALED => decode_scaled(r, n, out),
+        V_INTDELTA => decode_intdelta(r, n, out),
+        _ => corrupt("unknown value mode"),
+    }
+}
+
+#[derive(Default)]
+struct Scratch {
+    p: Vec<i64>,
+    e: Vec<i64>,
+    u: Vec<u64>,
+    best: Vec<u8>,
+    tmp: Vec<u8>,
+}
+
+/// Reconstruction of the scaled model: `p / q`, or its square root.
+#[inline]
+fn scaled_value(p: i64, q: u64, sqrt: bool) -> f64 {
+    let r = p as f64 / q as f64;
+    if sqrt { r.sqrt() } else { r }
+}
+
+/// The integer prediction of `p` from `p_prev` when the multiplier changes.
+#[inline]
+fn rescale(p_prev: i64, m_prev: u64, m: u64) -> i64 {
+    if m_prev == m {
+        p_prev
+    } else {
+        (i128::from(p_prev) * i128::from(m) / i128::from(m_prev)) as i64
+    }
+}
+
+#[inline]
+fn predict(order: u8, i: usize, p: &[i64], m: Option<&[u64]>) -> i64 {
+    match order {
+        0 => 0,
+        1 => match m {
+            None => p[i - 1],
+            Some(m) => rescale(p[i - 1], m[i - 1], m[i]),
+        },
+        _ => match m {
+            None if i >= 2 => p[i - 1].wrapping_mul(2).wrapping_sub(p[i - 2]),
+            Some(m) if i >= 2 && m[i] == m[i - 1] && m[i - 1] == m[i - 2] => {
+                p[i - 1].wrapping_mul(2).wrapping_sub(p[i - 2])
+            }
+            None => p[i - 1],
+            Some(m) => rescale(p[i - 1], m[i - 1], m[i]),
+        },
+    }
+}
+
+/// Smallest decimal exponent `d` such that (most) values are `p / 10^d` exactly.
+/// Returns `(d, all_exact)`, `None` when the values do not look decimal.
+fn decimal_exponent(values: &[f64]) -> Option<(usize, bool)> {
+    let n = values.len();
+    let mut d = 0usize;
+    let mut exact = 0usize;
+    let mut misses = 0usize;
+    let is_exact = |v: f64, d: usize| {
+        let s = (v * POW10[d]).round();
+        s.abs() < EXACT_INT && ((s as i64) as f64 / POW10[d]).to_bits() == v.to_bits()
+    };
+    for (i, &v) in values.iter().enumerate() {
+        if is_exact(v, d) {
+            exact += 1;
+        } else if let Some(nd) = (d + 1..=MAX_DECIMALS).find(|&nd| is_exact(v, nd)) {
+            d = nd;
+            exact += 1;
+        } else {
+            misses += 1;
+            if misses > n / 2 + 4 || (i >= 32 && exact < 8) {
+                return None;
+            }
+        }
+    }
+    if exact == 0 {
+        return None;
+    }
+    Some((d, misses == 0))
+}
+
+/// Correction (in ulps, as a wrapping difference of bit patterns) from `r` to `v`.
+#[inline]
+fn correction(v: f64, r: f64) -> i64 {
+    v.to_bits().wrapping_sub(r.to_bits()) as i64
+}
+
+/// Does `v` round-trip as `p / m` within `tol` ulps?
+#[inline]
+fn fits(v: f64, m: u64, tol: i64) -> bool {
+    let s = (v * m as f64).round();
+    if !(s.abs() < EXACT_INT) {
+        return false;
+    }
+    correction(v, scaled_value(s as i64, m, false)).abs() <= tol
+}
+
+/// Continued-fraction search for the smallest multiplier `m` such that `v·m` is
+/// (nearly) an integer; prefers one that also fits `next`.
+fn discover_multiplier(v: f64, next: Option<f64>) -> Option<u64> {
+    let mut x = v.abs();
+    if !x.is_finite() || x == 0.0 {
+        return None;
+    }
+    let (mut k1, mut k2) = (0f64, 1f64);
+    let mut first_fit = None;
+    for _ in 0..24 {
+        let a = x.floor();
+        let k = a * k1 + k2;
+        if k > MAX_MULTIPLIER as f64 {
+            break;
+        }
+        let m = k as u64;
+        if m >= 1 && fits(v, m, DISCOVER_ULPS) {
+            match next {
+                Some(nv) if fits(nv, m, FIT_ULPS) => return Some(m),
+                None => return Some(m),
+                _ => {
+                    if first_fit.is_none() {
+                        first_fit = Some(m);
+                    }
+                }
+            }
+        }
+        (k2, k1) = (k1, k);
+        let frac = x - a;
+        if frac < 1e-300 {
+            break;
+        }
+        x = 1.0 / frac;
+    }
+    first_fit
+}
+
+/// Per-point multipliers `m` such that `v·m` is nearly an integer (means of
+/// decimals: `m = count·10^d`). Returns false when the values are not rational enough.
+fn rational_multipliers(values: &[f64], out: &mut Vec<u64>) -> bool {
+    let n = values.len();
+    out.clear();
+    let mut prev = 0u64;
+    let mut misses = 0usize;
+    for (i, &v) in values.iter().enumerate() {
+        if prev != 0 && fits(v, prev, FIT_ULPS) {
+            out.push(prev);
+            continue;
+        }
+        match discover_multiplier(v, values.get(i + 1).copied()) {
+            Some(m) => {
+                out.push(m);
+                prev = m;
+            }
+            None => {
+                misses += 1;
+                if misses > n / 4 + 4 {
+                    return false;
+                }
+                out.push(prev.max(1));
+            }
+        }
+    }
+    // The first points may precede the first discovery.
+    if let Some(&first) = out.iter().find(|&&m| m != 1) {
+        for m in out.iter_mut() {
+            if *m == 1 {
+                *m = first;
+            } else {
+                break;
+            }
+        }
+    }
+    true
+}
+
+/// Scaled mode: `v = sqrt?(p / (base·m)) + e ulps`.
+fn encode_scaled(
+    values: &[f64],
+    base: u64,
+    mults: Option<&[u64]>,
+    sqrt: bool,
+    s: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
+    let n = values.len();
+    // With a constant multiplier, fold it into the base.
+    let (base, mults) = match mults {
+        Some(m) if m.iter().all(|&x| x == m[0]) => (base.wrapping_mul(m[0]), None),
+        other => (base, other),
+    };
+    let q_of = |i: usize| match mults {
+        Some(m) => base.wrapping_mul(m[i]),
+        None => base,
+    };
+    s.p.clear();
+    s.e.clear();
+    let mut any_e = false;
+    for (i, &v) in values.iter().enumerate() {
+        let q = q_of(i);
+        let t = if sqrt { v * v } else { v };
+        let sc = (t * q as f64).round();
+        let mut p = if sc.abs() < EXACT_INT { sc as i64 } else { 0 };
+        let mut e = correction(v, scaled_value(p, q, sqrt));
+        if !(sc.abs() < EXACT_INT) || e.unsigned_abs() > MAX_CORRECTION as u64 {
+            // Outlier: predict it (residual 0) and store the full correction.
+            p = if i == 0 {
+                0
+            } else {
+                predict(1, i, &s.p, mults)
+            };
+            e = correction(v, scaled_value(p, q, sqrt));
+        }
+        any_e |= e != 0;
+        s.p.push(p);
+        s.e.push(e);
+    }
+    let mut flags = 0u8;
+    if mults.is_some() {
+        flags |= SF_MULTIPLIERS;
+    }
+    if any_e {
+        flags |= SF_CORRECTIONS;
+    }
+    if sqrt {
+        flags |= SF_SQRT;
+    }
+    // Pick the best prediction order.
+    s.best.clear();
+    let mut best_order = 0u8;
+    let mut best_gcd = 1u64;
+    for order in 0..=2u8 {
+        if order == 2 && n < 3 {
+            break;
+        }
+        s.u.clear();
+        let mut g = 0u64;
+        for i in 1..n {
+            let r = s.p[i].wrapping_sub(predict(order, i, &s.p, mults));
+            g = gcd(g, r.unsigned_abs());
+            s.u.push(r as u64);
+        }
+        let g = if g <= 1 { 1 } else { g };
+        for u in s.u.iter_mut() {
+            *u = zigzag((*u as i64) / g as i64);
+        }
+        s.tmp.clear();
+        pfor_encode(&s.u, &mut s.tmp);
+        let size = s.tmp.len() + if g > 1 { varint_len(g) } else { 0 };
+        if order == 0
+            || size
+                < s.best.len()
+                    + if best_gcd > 1 {
+                        varint_len(best_gcd)
+                    } else {
+                        0
+                    }
+        {
+            std::mem::swap(&mut s.best, &mut s.tmp);
+            best_order = order;
+            best_gcd = g;
+        }
+    }
+    if best_gcd > 1 {
+        flags |= SF_GCD;
+    }
+    flags |= best_order;
+    out.push(V_SCALED);
+    out.push(flags);
+    put_varint(out, base);
+    if let Some(m) = mults {
+        put_varint(out, m[0]);
+        s.u.clear();
+        s.u.extend(m.windows(2).map(|w| zigzag(w[1].wrapping_sub(w[0]) as i64)));
+        pfor_encode(&s.u, out);
+    }
+    put_varint(out, zigzag(s.p[0]));
+    if best_gcd > 1 {
+        put_varint(out, best_gcd);
+    }
+    out.extend_from_slice(&s.best);
+    if any_e {
+        s.u.clear();
+        s.u.extend(s.e.iter().map(|&e| zigzag(e)));
+        pfor_encode(&s.u, out);
+    }
+}
+
+fn decode_scaled(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
+    let flags = r.u8()?;
+    if flags & !SF_KNOWN != 0 {
+        return corrupt("unknown scaled flags");
+    }
+    let order = flags & SF_ORDER_MASK;
+    if order > 2 {
+        return corrupt("bad prediction order");
+    }
+    let sqrt = flags & SF_SQRT != 0;
+    let base = r.varint()?;
+    if base == 0 {
+        return corrupt("zero scale");
+    }
+    let mut mults: Vec<u64> = Vec::new();
+    if flags & SF_MULTIPLIERS != 0 {
+        let mut m = r.varint()?;
+        pfor_decode(r, n - 1, &mut mults)?;
+        for d in mults.iter_mut() {
+            let cur = m;
+            m = m.wrapping_add(unzigzag(*d) as u64);
+            *d = cur;
+        }
+        mults.push(m);
+        if mults.contains(&0) {
+            return corrupt("zero multiplier");
+        }
+    }
+    let m = if mults.is_empty() {
+        None
+    } else {
+        Some(&mults[..])
+    };
+    let p0 = unzigzag(r.varint()?);
+    let g = if flags & SF_GCD != 0 {
+        let g = r.varint()?;
+        if g == 0 {
+            return corrupt("zero gcd");
+        }
+        g as i64
+    } else {
+        1
+    };
+    let mut res: Vec<u64> = Vec::new();
+    pfor_decode(r, n - 1, &mut res)?;
+    let mut p: Vec<i64> = Vec::with_capacity(n);
+    p.push(p0);
+    for (i, &u) in res.iter().enumerate() {
+        let i = i + 1;
+        let pred = predict(order, i, &p, m);
+        p.push(pred.wrapping_add(unzigzag(u).wrapping_mul(g)));
+    }
+    let start = out.len();
+    match m {
+        None => {
+            let q = base;
+            out.extend(p.iter().map(|&p| scaled_value(p, q, sqrt)));
+        }
+        Some(m) => {
+            out.extend(
+                p.iter()
+                    .zip(m)
+                    .map(|(&p, &m)| scaled_value(p, base.wrapping_mul(m), sqrt)),
+            );
+        }
+    }
+    if flags & SF_CORRECTIONS != 0 {
+        res.clear();
+        pfor_decode(r, n, &mut res)?;
+        for (v, &e) in out[start..].iter_mut().zip(&res) {
+            *v = f64::from_bits(v.to_bits().wrapping_add(unzigzag(e) as u64));
+        }
+    }
+    Ok(())
+}
+
+/// Gorilla XOR: `0` same value; `10` + bits within the previous window;
+/// `11` + 5-bit leading zeros + 6-bit (length − 1) + bits.
+fn encode_xor(values: &[f64], out: &mut Vec<u8>) {
+    out.push(V_XOR);
+    let mut w = BitWriter::new(out);
+    let mut prev = values[0].to_bits();
+    w.put(prev, 64);
+    let (mut wlz, mut wtz) = (u32::MAX, 0u32);
+    for v in &values[1..] {
+        let b = v.to_bits();
+        let x = b ^ prev;
+        prev = b;
+        if x == 0 {
+            w.put(0, 1);
+            continue;
+        }
+        let lz = x.leading_zeros().min(31);
+        let tz = x.trailing_zeros();
+        if wlz != u32::MAX && lz >= wlz && tz >= wtz {
+            w.put(0b01, 2);
+            w.put(x >> wtz, 64 - wlz - wtz);
+        } else {
+            let sig = 64 - lz - tz;
+            w.put(0b11, 2);
+            w.put(u64::from(lz), 5);
+            w.put(u64::from(sig - 1), 6);
+            w.put(x >> tz, sig);
+            wlz = lz;
+            wtz = tz;
+        }
+    }
+    w.finish();
+}
+
+fn decode_xor(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
+    let mut br = BitReader::new(r.rest());
+    let mut prev = br.get(64)?;
+    out.push(f64::from_bits(prev));
+    let (mut wlz, mut wtz) = (u32::MAX, 0u32);
+    for _ in 1..n {
+        if br.get(1)? != 0 {
+            let x = if br.get(1)? == 0 {
+                if wlz == u32::MAX {
+                    return corrupt("xor window used before being set");
+                }
+                br.get(64 - wlz - wtz)? << wtz
+            } else {
+                let lz = br.get(5)? as u32;
+                let sig = br.get(6)? as u32 + 1;
+                if lz + sig > 64 {
+                    return corrupt("bad xor window");
+                }
+                let tz = 64 - lz - sig;
+                wlz = lz;
+                wtz = tz;
+                br.get(sig)? << tz
+            };
+            prev ^= x;
+        }
+        out.push(f64::from_bits(prev));
+    }
+    let used = br.consumed();
+    r.bytes(used)?;
+    Ok(())
+}
+
+/// Integer delta of the bit patterns, zigzag, bit-packed.
+fn encode_intdelta(values: &[f64], s: &mut Scratch, out: &mut Vec<u8>) {
+    out.push(V_INTDELTA);
+    out.extend_from_slice(&values[0].to_bits().to_le_bytes());
+    s.u.clear();
+    s.u.extend(
+        values
+            .windows(2)
+            .map(|w| zigzag(w[1].to_bits().wrapping_sub(w[0].to_bits()) as i64)),
+    );
+    pfor_encode(&s.u, out);
+}
+
+fn decode_intdelta(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
+    let mut prev = r.u64_le()?;
+    out.push(f64::from_bits(prev));
+    let mut d = Vec::new();
+    pfor_decode(r, n - 1, &mut d)?;
+    for &u in &d {
+        prev = prev.wrapping_add(unzigzag(u) as u64);
+        out.push(f64::from_bits(prev));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_and_zigzag() {
+        for v in [0u64, 1, 127, 128, 300, u64::MAX, 1 << 63] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v));
+            assert_eq!(Reader::new(&b).varint().unwrap(), v);
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    #[test]
+    fn pfor_roundtrip() {
+        let vals: Vec<u64> = (0..200u64)
+            .map(|i| if i % 17 == 0 { u64::MAX - i } else { i % 5 })
+            .collect();
+        let mut b = Vec::new();
+        pfor_encode(&vals, &mut b);
+        let mut r = Reader::new(&b);
+        let mut out = Vec::new();
+        pfor_decode(&mut r, vals.len(), &mut out).unwrap();
+        assert_eq!(out, vals);
+        assert_eq!(r.remaining(), 0);
+    }
 }

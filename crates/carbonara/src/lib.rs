@@ -25,8 +25,8 @@ pub mod policy;
 pub mod process;
 pub mod time;
 
-pub use aggregated::{AggregatedTimeSerie, SplitKey, POINTS_PER_SPLIT};
+pub use aggregated::{AggregatedTimeSerie, POINTS_PER_SPLIT, SplitKey};
 pub use bound::BoundTimeSerie;
 pub use method::Method;
 pub use policy::{ArchivePolicy, ArchivePolicyItem, PolicyError};
-pub use time::{Timestamp, NS_PER_SEC};
+pub use time::{NS_PER_SEC, Timestamp};

@@ -1,11 +1,24 @@
 //! Applying one batch of measures to one metric: the pure heart of metricd.
 //!
-//! INTERFACE (implementation to be filled in): keep these signatures.
+//! Deliberate deviations from upstream, where its behaviour depends on how
+//! measures happen to be batched:
+//!
+//! - upstream derives `rate:` series only from points at or after
+//!   `start − granularity`, so with sparse points (e.g. 1 s buckets, one point
+//!   every 10 s) the first point of a batch loses its difference; we diff against
+//!   the previous point of the raw buffer, whatever its age;
+//! - upstream starts recomputing at `max(buffer first, batch first)` where the
+//!   batch first may be a point the back window refused; we start at the oldest
+//!   *accepted* point (upstream only recomputes more, identical buckets);
+//! - percentile positions are computed per bucket (`(n − 1)·q/100`), not offset by
+//!   the bucket's index in the recomputed range as upstream does, which only moves
+//!   the last bits of interpolated values.
 
+use crate::aggregate::{bucket_bounds, decompose, derive, floor_sat, reduce_buckets};
 use crate::aggregated::AggregatedTimeSerie;
 use crate::bound::BoundTimeSerie;
-use crate::method::Method;
-use crate::policy::ArchivePolicy;
+use crate::method::{BaseMethod, Method};
+use crate::policy::{ArchivePolicy, ArchivePolicyItem};
 use crate::time::Timestamp;
 
 /// One recomputed (method, granularity) series: every bucket from the first
@@ -23,7 +36,7 @@ impl ComputedAggregate {
     /// Points at or before this are out of retention (`last - timespan`), if limited.
     pub fn oldest_point_to_keep(&self) -> Option<Timestamp> {
         match (self.timespan, self.serie.last()) {
-            (Some(span), Some(last)) => Some(last - span),
+            (Some(span), Some(last)) => Some(last.saturating_sub(span)),
             _ => None,
         }
     }
@@ -39,17 +52,115 @@ pub struct MetricUpdate {
 /// Merge `measures` into the metric's raw buffer (`None`: never processed) and
 /// recompute every (method, granularity) of `policy` from the first changed bucket.
 /// Returns `None` when the back window refused every measure.
+///
+/// The buffer's `block_size` and `back_window` are always taken from the policy
+/// (as upstream, which rebuilds the buffer with the current policy's values).
+/// For each granularity `g`, buckets from `floor(oldest accepted point, g)` to the
+/// newest are recomputed from the whole buffer, so they are complete whenever `g`
+/// divides the block size. `rate:` methods diff each point against its predecessor
+/// in the buffer, so the first point of a batch diffs against the last point of
+/// the previous one.
 pub fn apply_measures(
     raw: Option<BoundTimeSerie>,
     policy: &ArchivePolicy,
     measures: &mut [(Timestamp, f64)],
 ) -> Option<MetricUpdate> {
-    let _ = (raw, policy, measures);
-    unimplemented!()
+    let block_size = policy.max_block_size();
+    let back_window = raw_back_window(policy);
+    let mut raw = match raw {
+        Some(mut r) => {
+            r.block_size = block_size;
+            r.back_window = back_window;
+            r
+        }
+        None => BoundTimeSerie::new(block_size, back_window),
+    };
+    let oldest = raw.merge(measures)?;
+    // The buffer's first point is never after the oldest accepted one.
+    let first_changed = raw.timestamps.first().map_or(oldest, |&f| f.max(oldest));
+
+    let aggregates = compute_aggregates(&raw, policy, first_changed);
+    raw.truncate();
+    Some(MetricUpdate { raw, aggregates })
+}
+
+fn compute_aggregates(
+    raw: &BoundTimeSerie,
+    policy: &ArchivePolicy,
+    first_changed: Timestamp,
+) -> Vec<ComputedAggregate> {
+    let n = raw.timestamps.len().min(raw.values.len());
+    let (ts, vals) = (&raw.timestamps[..n], &raw.values[..n]);
+    let methods: Vec<(Method, bool, BaseMethod)> = policy
+        .aggregation_methods
+        .iter()
+        .map(|&m| {
+            let (rate, base) = decompose(m);
+            (m, rate, base)
+        })
+        .collect();
+    let any_plain = methods.iter().any(|m| !m.1);
+    let any_rate = methods.iter().any(|m| m.1);
+    let items: Vec<&ArchivePolicyItem> = policy
+        .definition
+        .iter()
+        .filter(|d| d.granularity > 0)
+        .collect();
+
+    // The derived series, computed once from the earliest start over all granularities:
+    // the point just before that start is its base.
+    let (dts, dvals) = if any_rate {
+        let dstart = items
+            .iter()
+            .map(|d| floor_sat(first_changed, d.granularity))
+            .min()
+            .unwrap_or(first_changed);
+        let base = ts.partition_point(|&t| t < dstart).saturating_sub(1);
+        derive(&ts[base..], &vals[base..])
+    } else {
+        (Vec::new(), Vec::new())
+    };
+
+    let mut out = Vec::with_capacity(items.len() * methods.len());
+    let mut plain_buckets = Vec::new();
+    let mut rate_buckets = Vec::new();
+    let mut scratch = Vec::new();
+    for item in items {
+        let g = item.granularity;
+        let start = floor_sat(first_changed, g);
+        let plain_from = ts.partition_point(|&t| t < start);
+        let rate_from = dts.partition_point(|&t| t < start);
+        if any_plain {
+            bucket_bounds(&ts[plain_from..], g, &mut plain_buckets);
+        }
+        if any_rate {
+            bucket_bounds(&dts[rate_from..], g, &mut rate_buckets);
+        }
+        for &(method, rate, base) in &methods {
+            let (buckets, pvals) = if rate {
+                (&rate_buckets, &dvals[rate_from..])
+            } else {
+                (&plain_buckets, &vals[plain_from..])
+            };
+            let mut serie = AggregatedTimeSerie::empty(g);
+            reduce_buckets(buckets, pvals, base, &mut scratch, &mut serie);
+            if !serie.is_empty() {
+                out.push(ComputedAggregate {
+                    method,
+                    granularity: g,
+                    timespan: item.timespan,
+                    serie,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The back window in blocks the raw buffer keeps for this policy
 /// (one more when a `rate:` method needs the previous point).
 pub fn raw_back_window(policy: &ArchivePolicy) -> u64 {
-    policy.back_window + u64::from(policy.aggregation_methods.iter().any(|m| m.is_rate()))
+    policy.back_window.saturating_add(u64::from(
+        policy.aggregation_methods.iter().any(|m| m.is_rate()),
+    ))
 }

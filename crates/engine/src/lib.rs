@@ -1,1 +1,85 @@
-//! metricd.
+//! The engine: metricd and the read path.
+//!
+//! [`Engine`] owns the three backends (index, incoming, aggregates) and does the
+//! work between them: it takes the measures waiting in a sack, merges them into
+//! each metric's raw buffer and aggregates with `carbonara`, writes the changed
+//! splits in one batch, and only then deletes the measures from the sack
+//! ([`Engine::process_sack`]). [`Engine::run`] is the metricd loop,
+//! [`Engine::refresh_metric`] the synchronous path behind `refresh=true`,
+//! [`Engine::read_measures`] the read path, [`Engine::run_janitor`] the
+//! asynchronous deletion of metrics.
+//!
+//! Invariants: measures leave a sack only after their aggregates are durably
+//! written (a crash in between reprocesses them, which is idempotent); a sack is
+//! processed by one task at a time (per-sack mutex); CPU-bound carbonara work runs
+//! on the blocking pool, never on the async executor.
+
+mod error;
+mod metricd;
+mod read;
+
+pub use error::EngineError;
+pub use read::{MeasuresQuery, ReadError};
+
+use gnocchi_index::Indexer;
+use gnocchi_storage::{Aggregates, Incoming};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Tunables of metricd, from `[metricd]` in gnocchi.conf.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sacks processed concurrently.
+    pub workers: usize,
+    /// Full scan of every sack at least this often, even without notification.
+    pub processing_delay: Duration,
+    /// How often the janitor purges deleted metrics.
+    pub cleanup_delay: Duration,
+    /// Metrics purged per janitor pass.
+    pub cleanup_batch_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            processing_delay: Duration::from_secs(60),
+            cleanup_delay: Duration::from_secs(300),
+            cleanup_batch_size: 10_000,
+        }
+    }
+}
+
+pub struct Engine {
+    pub indexer: Arc<dyn Indexer>,
+    pub incoming: Arc<dyn Incoming>,
+    pub aggregates: Arc<dyn Aggregates>,
+    pub config: EngineConfig,
+    /// One lock per sack: the background loop and `refresh=true` never process
+    /// the same sack at once.
+    sack_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Engine {
+    pub fn new(
+        indexer: Arc<dyn Indexer>,
+        incoming: Arc<dyn Incoming>,
+        aggregates: Arc<dyn Aggregates>,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        let sack_locks = (0..incoming.sacks())
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Arc::new(Engine {
+            indexer,
+            incoming,
+            aggregates,
+            config,
+            sack_locks,
+        })
+    }
+}

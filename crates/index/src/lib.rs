@@ -9,8 +9,12 @@
 //! Invariants: the index never touches measures or splits; every write is one
 //! transaction; errors are [`IndexError`] variants named in the caller's terms.
 
+mod bind;
+mod codec;
 mod error;
 mod model;
+mod query;
+mod schema;
 pub mod sqlite;
 
 pub use error::IndexError;
@@ -51,7 +55,11 @@ pub trait Indexer: Send + Sync + 'static {
     async fn list_archive_policy_rules(&self) -> Result<Vec<ArchivePolicyRule>>;
     async fn get_archive_policy_rule(&self, name: &str) -> Result<Option<ArchivePolicyRule>>;
     /// `ArchivePolicyRuleNotFound`, `ArchivePolicyRuleAlreadyExists` (new name taken).
-    async fn rename_archive_policy_rule(&self, name: &str, new_name: &str) -> Result<ArchivePolicyRule>;
+    async fn rename_archive_policy_rule(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> Result<ArchivePolicyRule>;
     async fn delete_archive_policy_rule(&self, name: &str) -> Result<()>;
 
     // -- metrics --

@@ -1,17 +1,653 @@
 //! The embedded SQLite indexer (the all-in-one default).
 //!
-//! INTERFACE (implementation to be filled in): keep these signatures.
+//! Connections:
+//! - one writer connection behind an async mutex: every write of this process goes
+//!   through it, so writers never fight over SQLite's lock (a contended SQLite lock
+//!   means busy-handler sleeps of milliseconds); multi-statement writes run in
+//!   `BEGIN IMMEDIATE` transactions, so another process writing the same file waits on
+//!   `busy_timeout` instead of failing on a lock upgrade;
+//! - a pool of reader connections: WAL lets them read a consistent snapshot while the
+//!   writer commits.
+//!
+//! `:memory:` uses one private connection for everything (the database lives exactly
+//! as long as that connection, i.e. as long as the indexer).
+//!
+//! Durability: WAL with `synchronous=NORMAL`. A committed transaction is in the WAL
+//! file (the OS has it) before the call returns, so it survives the process being
+//! killed (kill -9, panic, OOM); the WAL is fsynced at checkpoints, so a power loss
+//! or kernel crash may lose the last transactions, never corrupt the database.
+//!
+//! Statements are built with sea-query ([`crate::query`]) and rendered with
+//! [`SqliteQueryBuilder`]; sqlx keeps them prepared per connection (statement cache).
 
-use crate::Result;
+use crate::bind::bind_values;
+use crate::codec;
+use crate::model::{ArchivePolicyRule, Metric, MetricQuery, NewMetric};
+use crate::query;
+use crate::schema;
+use crate::{IndexError, Indexer, Result};
+use async_trait::async_trait;
+use carbonara::{ArchivePolicy, ArchivePolicyItem};
+use sea_query::{
+    DeleteStatement, InsertStatement, SelectStatement, SqliteQueryBuilder, UpdateStatement, Values,
+};
+use sqlx::error::ErrorKind;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite};
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Mutex, MutexGuard};
+use uuid::Uuid;
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+/// Ids per statement in batched id lookups and deletes.
+const ID_CHUNK: usize = 500;
+/// SQLite's extended result code for a PRIMARY KEY violation.
+const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
 
 pub struct SqliteIndexer {
-    _private: (),
+    writer: Mutex<SqliteConnection>,
+    /// `None` for `:memory:`: reads use the writer connection.
+    readers: Option<SqlitePool>,
+    policies: PolicyCache,
 }
 
 impl SqliteIndexer {
     /// Open (creating if needed) the database at `path` (a file path or `:memory:`).
+    /// Does not touch the schema: call [`Indexer::upgrade`] first.
     pub async fn open(path: &str) -> Result<Self> {
-        let _ = path;
-        unimplemented!()
+        let base = SqliteConnectOptions::new()
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .statement_cache_capacity(STATEMENT_CACHE)
+            .disable_statement_logging();
+        if path == ":memory:" {
+            let writer = base.filename(":memory:").connect().await?;
+            return Ok(Self {
+                writer: Mutex::new(writer),
+                readers: None,
+                policies: PolicyCache::default(),
+            });
+        }
+
+        if let Some(parent) = Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    IndexError::Backend(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+        }
+        let base = base.filename(path).synchronous(SqliteSynchronous::Normal);
+        // The writer first: it creates the file and switches it to WAL (a persistent
+        // setting, so readers need not, and must not race for the exclusive lock).
+        let writer = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(reader_count())
+            .min_connections(0)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .connect_with(base)
+            .await?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers: Some(readers),
+            policies: PolicyCache::default(),
+        })
+    }
+
+    async fn read(&self) -> Result<ReadConn<'_>> {
+        Ok(match &self.readers {
+            Some(pool) => ReadConn::Pooled(pool.acquire().await?),
+            None => ReadConn::Shared(self.writer.lock().await),
+        })
+    }
+
+    async fn write(&self) -> MutexGuard<'_, SqliteConnection> {
+        self.writer.lock().await
+    }
+
+    /// The policy named `name`, from the cache or the database.
+    async fn policy(&self, name: &str) -> Result<Option<Arc<ArchivePolicy>>> {
+        if let Some(p) = self.policies.get(name) {
+            return Ok(Some(p));
+        }
+        let rows = fetch_all(
+            &mut *self.read().await?,
+            query::select_archive_policies(Some(name)).render(),
+        )
+        .await?;
+        rows.first().map(|r| self.policy_from_row(r, 0)).transpose()
+    }
+
+    /// Policy columns (name, back_window, definition, methods) starting at `at`,
+    /// resolved through the cache: only a policy changed since it was cached is parsed.
+    fn policy_from_row(&self, row: &SqliteRow, at: usize) -> Result<Arc<ArchivePolicy>> {
+        let name: &str = row.try_get(at)?;
+        let back_window: i64 = row.try_get(at + 1)?;
+        let definition: &str = row.try_get(at + 2)?;
+        let methods: &str = row.try_get(at + 3)?;
+        self.policies
+            .resolve(name, back_window, definition, methods)
+    }
+
+    fn metric_from_row(&self, row: &SqliteRow) -> Result<Metric> {
+        Ok(Metric {
+            id: parse_uuid(row.try_get(0)?)?,
+            name: row.try_get(1)?,
+            unit: row.try_get(2)?,
+            resource_id: row
+                .try_get::<Option<&str>, _>(3)?
+                .map(parse_uuid)
+                .transpose()?,
+            creator: row.try_get(4)?,
+            archive_policy: self.policy_from_row(row, 5)?,
+        })
+    }
+
+    async fn fetch_metrics(
+        &self,
+        conn: &mut SqliteConnection,
+        ids: &[Uuid],
+    ) -> Result<Vec<Metric>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ID_CHUNK) {
+            for row in fetch_all(conn, query::get_metrics(chunk).render()).await? {
+                out.push(self.metric_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn reader_count() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+    (cpus * 2).clamp(2, 16)
+}
+
+enum ReadConn<'a> {
+    Pooled(PoolConnection<Sqlite>),
+    Shared(MutexGuard<'a, SqliteConnection>),
+}
+
+impl Deref for ReadConn<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            ReadConn::Pooled(c) => c,
+            ReadConn::Shared(c) => c,
+        }
+    }
+}
+
+impl DerefMut for ReadConn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            ReadConn::Pooled(c) => &mut *c,
+            ReadConn::Shared(c) => &mut *c,
+        }
+    }
+}
+
+// ------------------------------------------------------------------ execution helpers
+
+/// Render a statement for SQLite. Consumes it: sea-query statements are not `Send`,
+/// so none may live across an `.await`.
+trait Render {
+    fn render(self) -> (String, Values);
+}
+
+macro_rules! render {
+    ($($t:ty),*) => {$(
+        impl Render for $t {
+            fn render(self) -> (String, Values) {
+                self.build(SqliteQueryBuilder)
+            }
+        }
+    )*};
+}
+render!(
+    SelectStatement,
+    InsertStatement,
+    UpdateStatement,
+    DeleteStatement
+);
+
+async fn fetch_all(
+    conn: &mut SqliteConnection,
+    (sql, values): (String, Values),
+) -> sqlx::Result<Vec<SqliteRow>> {
+    bind_values(sqlx::query(&sql), &values)
+        .fetch_all(conn)
+        .await
+}
+
+/// Rows affected.
+async fn execute(
+    conn: &mut SqliteConnection,
+    (sql, values): (String, Values),
+) -> sqlx::Result<u64> {
+    Ok(bind_values(sqlx::query(&sql), &values)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+fn kind(e: &sqlx::Error) -> Option<ErrorKind> {
+    e.as_database_error().map(|d| d.kind())
+}
+
+fn is_primary_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| IndexError::Backend(format!("bad id {s:?} in the index: {e}")))
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn rule_from_row(row: &SqliteRow) -> Result<ArchivePolicyRule> {
+    Ok(ArchivePolicyRule {
+        name: row.try_get(0)?,
+        metric_pattern: row.try_get(1)?,
+        archive_policy_name: row.try_get(2)?,
+    })
+}
+
+// ------------------------------------------------------------------ policy cache
+
+/// Parsed policies by name, with the stored text they were parsed from. Reads join the
+/// policy row and compare: a policy changed by another process (or connection) is
+/// re-parsed, an unchanged one is shared (`Arc`) without touching JSON.
+#[derive(Default)]
+struct PolicyCache(RwLock<HashMap<String, Arc<CachedPolicy>>>);
+
+struct CachedPolicy {
+    back_window: i64,
+    definition: String,
+    methods: String,
+    policy: Arc<ArchivePolicy>,
+}
+
+impl PolicyCache {
+    fn get(&self, name: &str) -> Option<Arc<ArchivePolicy>> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|c| c.policy.clone())
+    }
+
+    fn resolve(
+        &self,
+        name: &str,
+        back_window: i64,
+        definition: &str,
+        methods: &str,
+    ) -> Result<Arc<ArchivePolicy>> {
+        if let Some(c) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+            if c.back_window == back_window && c.definition == definition && c.methods == methods {
+                return Ok(c.policy.clone());
+            }
+        }
+        let policy = Arc::new(codec::decode_policy(
+            name,
+            back_window,
+            definition,
+            methods,
+        )?);
+        let entry = CachedPolicy {
+            back_window,
+            definition: definition.to_owned(),
+            methods: methods.to_owned(),
+            policy: policy.clone(),
+        };
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), Arc::new(entry));
+        Ok(policy)
+    }
+
+    fn invalidate(&self, name: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+}
+
+// ------------------------------------------------------------------ the trait
+
+#[async_trait]
+impl Indexer for SqliteIndexer {
+    async fn upgrade(&self) -> Result<()> {
+        let mut w = self.write().await;
+        let sql = schema::schema_version_table().build(SqliteQueryBuilder);
+        sqlx::query(&sql).persistent(false).execute(&mut *w).await?;
+        let latest = schema::latest_version();
+        for migration in schema::MIGRATIONS {
+            // One transaction per migration, the version re-read under the write lock:
+            // concurrent upgraders (other processes) apply each migration once.
+            let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
+            let rows = fetch_all(&mut tx, query::select_schema_version().render()).await?;
+            let current: i64 = rows
+                .first()
+                .map(|r| r.try_get::<Option<i64>, _>(0))
+                .transpose()?
+                .flatten()
+                .unwrap_or(0);
+            if current > latest {
+                return Err(IndexError::Backend(format!(
+                    "the index schema is at version {current}, newer than this program's {latest}: upgrade the program"
+                )));
+            }
+            if migration.version <= current {
+                tx.commit().await?;
+                continue;
+            }
+            tracing::info!(
+                version = migration.version,
+                description = migration.description,
+                "index migration"
+            );
+            let steps: Vec<String> = (migration.steps)()
+                .iter()
+                .map(|s| s.to_sql(&SqliteQueryBuilder))
+                .collect();
+            for sql in &steps {
+                sqlx::query(sql).persistent(false).execute(&mut *tx).await?;
+            }
+            execute(
+                &mut tx,
+                query::insert_schema_version(migration.version, migration.description, now_ns())
+                    .render(),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    // -- archive policies --
+
+    async fn create_archive_policy(&self, ap: &ArchivePolicy) -> Result<()> {
+        let back_window = codec::back_window_to_db(ap.back_window)?;
+        let definition = codec::encode_definition(&ap.definition);
+        let methods = codec::encode_methods(&ap.aggregation_methods);
+        let stmt = query::insert_archive_policy(
+            &ap.name,
+            back_window,
+            definition.clone(),
+            methods.clone(),
+        )
+        .render();
+        match execute(&mut *self.write().await, stmt).await {
+            Ok(_) => {}
+            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => {
+                return Err(IndexError::ArchivePolicyAlreadyExists(ap.name.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.policies.invalidate(&ap.name);
+        self.policies
+            .resolve(&ap.name, back_window, &definition, &methods)?;
+        Ok(())
+    }
+
+    async fn list_archive_policies(&self) -> Result<Vec<ArchivePolicy>> {
+        let rows = fetch_all(
+            &mut *self.read().await?,
+            query::select_archive_policies(None).render(),
+        )
+        .await?;
+        rows.iter()
+            .map(|r| Ok((*self.policy_from_row(r, 0)?).clone()))
+            .collect()
+    }
+
+    async fn get_archive_policy(&self, name: &str) -> Result<Option<ArchivePolicy>> {
+        let rows = fetch_all(
+            &mut *self.read().await?,
+            query::select_archive_policies(Some(name)).render(),
+        )
+        .await?;
+        match rows.first() {
+            Some(r) => Ok(Some((*self.policy_from_row(r, 0)?).clone())),
+            None => {
+                self.policies.invalidate(name);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn update_archive_policy(
+        &self,
+        name: &str,
+        definition: &[ArchivePolicyItem],
+        back_window: Option<u64>,
+    ) -> Result<ArchivePolicy> {
+        let back_window = back_window.map(codec::back_window_to_db).transpose()?;
+        let stmt =
+            query::update_archive_policy(name, codec::encode_definition(definition), back_window)
+                .render();
+        let mut w = self.write().await;
+        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
+        self.policies.invalidate(name);
+        if execute(&mut tx, stmt).await? == 0 {
+            return Err(IndexError::ArchivePolicyNotFound(name.to_owned()));
+        }
+        let rows = fetch_all(&mut tx, query::select_archive_policies(Some(name)).render()).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| IndexError::ArchivePolicyNotFound(name.to_owned()))?;
+        // Parse before committing: never commit a policy we cannot read back.
+        let ap = codec::decode_policy(name, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?;
+        tx.commit().await?;
+        self.policies.invalidate(name);
+        Ok(ap)
+    }
+
+    async fn delete_archive_policy(&self, name: &str) -> Result<()> {
+        let result = execute(
+            &mut *self.write().await,
+            query::delete_archive_policy(name).render(),
+        )
+        .await;
+        self.policies.invalidate(name);
+        match result {
+            Ok(0) => Err(IndexError::ArchivePolicyNotFound(name.to_owned())),
+            Ok(_) => Ok(()),
+            // The RESTRICT foreign keys of metric (active or deleted) and rule rows.
+            Err(e) if kind(&e) == Some(ErrorKind::ForeignKeyViolation) => {
+                Err(IndexError::ArchivePolicyInUse(name.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // -- archive policy rules --
+
+    async fn create_archive_policy_rule(&self, rule: &ArchivePolicyRule) -> Result<()> {
+        let stmt = query::insert_rule(&rule.name, &rule.metric_pattern, &rule.archive_policy_name)
+            .render();
+        match execute(&mut *self.write().await, stmt).await {
+            Ok(_) => Ok(()),
+            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => Err(
+                IndexError::ArchivePolicyRuleAlreadyExists(rule.name.clone()),
+            ),
+            Err(e) if kind(&e) == Some(ErrorKind::ForeignKeyViolation) => Err(
+                IndexError::ArchivePolicyNotFound(rule.archive_policy_name.clone()),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_archive_policy_rules(&self) -> Result<Vec<ArchivePolicyRule>> {
+        let rows = fetch_all(&mut *self.read().await?, query::select_rules(None).render()).await?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    async fn get_archive_policy_rule(&self, name: &str) -> Result<Option<ArchivePolicyRule>> {
+        let rows = fetch_all(
+            &mut *self.read().await?,
+            query::select_rules(Some(name)).render(),
+        )
+        .await?;
+        rows.first().map(rule_from_row).transpose()
+    }
+
+    async fn rename_archive_policy_rule(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> Result<ArchivePolicyRule> {
+        let mut w = self.write().await;
+        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
+        match execute(&mut tx, query::rename_rule(name, new_name).render()).await {
+            Ok(0) => return Err(IndexError::ArchivePolicyRuleNotFound(name.to_owned())),
+            Ok(_) => {}
+            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => {
+                return Err(IndexError::ArchivePolicyRuleAlreadyExists(
+                    new_name.to_owned(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let rows = fetch_all(&mut tx, query::select_rules(Some(new_name)).render()).await?;
+        let rule = rows
+            .first()
+            .map(rule_from_row)
+            .transpose()?
+            .ok_or_else(|| IndexError::ArchivePolicyRuleNotFound(name.to_owned()))?;
+        tx.commit().await?;
+        Ok(rule)
+    }
+
+    async fn delete_archive_policy_rule(&self, name: &str) -> Result<()> {
+        match execute(&mut *self.write().await, query::delete_rule(name).render()).await? {
+            0 => Err(IndexError::ArchivePolicyRuleNotFound(name.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    // -- metrics --
+
+    async fn create_metric(&self, metric: &NewMetric) -> Result<Metric> {
+        let not_found = || IndexError::ArchivePolicyNotFound(metric.archive_policy_name.clone());
+        let archive_policy = self
+            .policy(&metric.archive_policy_name)
+            .await?
+            .ok_or_else(not_found)?;
+        let stmt = query::insert_metric(metric, now_ns()).render();
+        // One statement: atomic on its own, no BEGIN/COMMIT round trips.
+        match execute(&mut *self.write().await, stmt).await {
+            Ok(_) => {}
+            Err(e) if kind(&e) == Some(ErrorKind::ForeignKeyViolation) => {
+                // The policy went away since we cached it.
+                self.policies.invalidate(&metric.archive_policy_name);
+                return Err(not_found());
+            }
+            Err(e) if is_primary_key_violation(&e) => {
+                return Err(IndexError::Backend(format!(
+                    "metric {} already exists",
+                    metric.id
+                )));
+            }
+            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => {
+                return Err(IndexError::NamedMetricAlreadyExists(
+                    metric.name.clone().unwrap_or_default(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Metric {
+            id: metric.id,
+            name: metric.name.clone(),
+            unit: metric.unit.clone(),
+            resource_id: metric.resource_id,
+            creator: metric.creator.clone(),
+            archive_policy,
+        })
+    }
+
+    async fn get_metrics(&self, ids: &[Uuid]) -> Result<Vec<Metric>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.fetch_metrics(&mut *self.read().await?, ids).await
+    }
+
+    async fn list_metrics(&self, q: &MetricQuery) -> Result<Vec<Metric>> {
+        // Sort keys are checked before any I/O (and before the marker).
+        query::list_metrics(q, None)?;
+        let mut conn = self.read().await?;
+        let marker = match &q.marker {
+            None => None,
+            Some(m) => {
+                let invalid = || IndexError::InvalidMarker(m.clone());
+                let id = Uuid::parse_str(m).map_err(|_| invalid())?;
+                Some(
+                    self.fetch_metrics(&mut conn, &[id])
+                        .await?
+                        .pop()
+                        .ok_or_else(invalid)?,
+                )
+            }
+        };
+        let stmt = query::list_metrics(q, marker.as_ref())?;
+        let rows = fetch_all(&mut conn, stmt.render()).await?;
+        rows.iter().map(|r| self.metric_from_row(r)).collect()
+    }
+
+    async fn delete_metric(&self, id: Uuid) -> Result<()> {
+        match execute(&mut *self.write().await, query::delete_metric(&id).render()).await? {
+            0 => Err(IndexError::MetricNotFound(id)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list_deleted_metrics(&self, limit: usize) -> Result<Vec<Uuid>> {
+        let rows = fetch_all(
+            &mut *self.read().await?,
+            query::list_deleted_metrics(limit).render(),
+        )
+        .await?;
+        rows.iter().map(|r| parse_uuid(r.try_get(0)?)).collect()
+    }
+
+    async fn expunge_metrics(&self, ids: &[Uuid]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.write().await;
+        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in ids.chunks(ID_CHUNK) {
+            execute(&mut tx, query::expunge_metrics(chunk).render()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

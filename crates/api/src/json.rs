@@ -1,0 +1,197 @@
+//! JSON output shaped like upstream's (Python's `json` module): `", "` and `": "`
+//! separators, floats in Python `repr` form (`60.0`, `1e+16`), and the bare
+//! `NaN` / `Infinity` / `-Infinity` tokens that clients of upstream rely on.
+//!
+//! Documents are built as `serde_json::Value` and written with [`PyFormatter`];
+//! measure series, which may hold non-finite floats and are the hot read path,
+//! are written directly with [`write_measures`].
+
+use carbonara::AggregatedTimeSerie;
+use serde_json::Value;
+use std::io;
+
+/// serde_json formatter with Python's separators and float repr.
+pub(crate) struct PyFormatter;
+
+impl serde_json::ser::Formatter for PyFormatter {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        let mut s = String::new();
+        py_float(value, &mut s);
+        w.write_all(s.as_bytes())
+    }
+    fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
+        self.write_f64(w, f64::from(value))
+    }
+}
+
+/// Serialize a document the way upstream does.
+pub(crate) fn to_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
+    // Writing into a Vec cannot fail, and a Value is always serializable.
+    let _ = serde::Serialize::serialize(value, &mut ser);
+    out
+}
+
+/// Python `repr(float)`, with JSON's non-finite tokens as Python's json emits them.
+pub(crate) fn py_float(f: f64, out: &mut String) {
+    if f.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if f.is_infinite() {
+        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
+        return;
+    }
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(f);
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (mantissa, exp) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (s, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // Shortest round-trip digits and the position of the decimal point.
+    let mut digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+    let mut point = int_part.len() as i32 + exp;
+    while digits.len() > 1 && digits[0] == b'0' {
+        digits.remove(0);
+        point -= 1;
+    }
+    while digits.len() > 1 && digits[digits.len() - 1] == b'0' {
+        digits.pop();
+    }
+    if neg {
+        out.push('-');
+    }
+    if digits == b"0" {
+        out.push_str("0.0");
+        return;
+    }
+    let sci_exp = point - 1;
+    let digits = std::str::from_utf8(&digits).unwrap_or("0");
+    if !(-4..16).contains(&sci_exp) {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if sci_exp < 0 { '-' } else { '+' });
+        let e = sci_exp.unsigned_abs();
+        if e < 10 {
+            out.push('0');
+        }
+        out.push_str(&e.to_string());
+    } else if point <= 0 {
+        out.push_str("0.");
+        for _ in 0..(-point) {
+            out.push('0');
+        }
+        out.push_str(digits);
+    } else if point as usize >= digits.len() {
+        out.push_str(digits);
+        for _ in 0..(point as usize - digits.len()) {
+            out.push('0');
+        }
+        out.push_str(".0");
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+}
+
+/// Granularity in seconds as upstream renders it in measures (`60.0`).
+pub(crate) fn seconds(ns: i64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Write `[[timestamp, granularity, value], ...]` for several series, in order.
+pub(crate) fn write_measures<'a>(
+    series: impl IntoIterator<Item = &'a AggregatedTimeSerie>,
+    out: &mut String,
+) {
+    out.push('[');
+    let mut first = true;
+    for serie in series {
+        let mut gran = String::new();
+        py_float(seconds(serie.granularity), &mut gran);
+        for (ts, v) in serie.timestamps.iter().zip(&serie.values) {
+            if !first {
+                out.push_str(", ");
+            }
+            first = false;
+            out.push_str("[\"");
+            carbonara::time::format_measure_timestamp(*ts, out);
+            out.push_str("\", ");
+            out.push_str(&gran);
+            out.push_str(", ");
+            py_float(*v, out);
+            out.push(']');
+        }
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repr(f: f64) -> String {
+        let mut s = String::new();
+        py_float(f, &mut s);
+        s
+    }
+
+    #[test]
+    fn floats_render_like_python_repr() {
+        assert_eq!(repr(60.0), "60.0");
+        assert_eq!(repr(43.1), "43.1");
+        assert_eq!(repr(137.70499999999998), "137.70499999999998");
+        assert_eq!(repr(0.0), "0.0");
+        assert_eq!(repr(-0.0), "-0.0");
+        assert_eq!(repr(1e16), "1e+16");
+        assert_eq!(repr(1.5e16), "1.5e+16");
+        assert_eq!(repr(1e15), "1000000000000000.0");
+        assert_eq!(repr(0.0001), "0.0001");
+        assert_eq!(repr(0.00001), "1e-05");
+        assert_eq!(repr(1.5e-7), "1.5e-07");
+        assert_eq!(repr(3.6), "3.6");
+        assert_eq!(repr(-2.5), "-2.5");
+        assert_eq!(repr(1.2345678901234568e17), "1.2345678901234568e+17");
+        assert_eq!(repr(f64::NAN), "NaN");
+        assert_eq!(repr(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(repr(5e-324), "5e-324");
+        assert_eq!(repr(1.7976931348623157e308), "1.7976931348623157e+308");
+    }
+
+    #[test]
+    fn documents_use_python_separators() {
+        let v = serde_json::json!({"a": [1, 2.0], "b": "x"});
+        assert_eq!(
+            String::from_utf8(to_vec(&v)).unwrap(),
+            r#"{"a": [1, 2.0], "b": "x"}"#
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! `/v1/metric`: create, list, show and delete metrics.
+
+use crate::AppState;
+use crate::archive_policy;
+use crate::auth::Creds;
+use crate::error::{ApiError, ApiResult};
+use crate::fnmatch::fnmatch;
+use crate::http::{Ctx, created, json_body, no_content, ok_json};
+use crate::pagination;
+use crate::policy::{Target, flatten};
+use crate::validate::{self, Path};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use gnocchi_index::{IndexError, Metric, MetricQuery, NewMetric};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/metric", get(list).post(create))
+        .route("/metric/{id}", get(show).delete(delete))
+}
+
+/// `creator` split at the first `:` (basic auth has no project: `""`).
+fn created_by(creator: &Option<String>) -> (Value, Value) {
+    match creator {
+        None => (Value::Null, Value::Null),
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (json!(u), json!(p)),
+            None => (json!(c), json!("")),
+        },
+    }
+}
+
+/// The shape of a metric right after creation.
+pub(crate) fn to_json_created(m: &Metric) -> Value {
+    let (user, project) = created_by(&m.creator);
+    json!({
+        "id": m.id,
+        "creator": m.creator,
+        "name": m.name,
+        "unit": m.unit,
+        "resource_id": m.resource_id,
+        "archive_policy_name": m.archive_policy.name,
+        "created_by_user_id": user,
+        "created_by_project_id": project,
+    })
+}
+
+/// The shape in listings: the archive policy in full.
+pub(crate) fn to_json_listed(m: &Metric) -> Value {
+    let (user, project) = created_by(&m.creator);
+    json!({
+        "id": m.id,
+        "creator": m.creator,
+        "name": m.name,
+        "unit": m.unit,
+        "resource_id": m.resource_id,
+        "archive_policy": archive_policy::to_json(&m.archive_policy),
+        "created_by_user_id": user,
+        "created_by_project_id": project,
+    })
+}
+
+/// The shape of `GET /v1/metric/ID`: the resource and archive policy in full.
+pub(crate) fn to_json_shown(m: &Metric) -> Value {
+    let (user, project) = created_by(&m.creator);
+    json!({
+        "id": m.id,
+        "creator": m.creator,
+        "name": m.name,
+        "unit": m.unit,
+        "resource": Value::Null,
+        "archive_policy": archive_policy::to_json(&m.archive_policy),
+        "created_by_user_id": user,
+        "created_by_project_id": project,
+    })
+}
+
+/// What the policy rules see of a metric.
+pub(crate) fn policy_target(m: &Metric) -> Target {
+    flatten(&to_json_shown(m))
+}
+
+/// The active metric with this id, or upstream's 404.
+pub(crate) async fn find(state: &AppState, id: &str) -> ApiResult<Metric> {
+    let not_found = || ApiError::not_found(format!("Metric {id} does not exist"));
+    let uuid = Uuid::parse_str(id).map_err(|_| not_found())?;
+    state
+        .indexer
+        .get_metrics(&[uuid])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(not_found)
+}
+
+/// The archive policy a metric gets when none is named: the first rule whose
+/// pattern matches the metric name (rules come in upstream's match order).
+pub(crate) async fn policy_from_rules(state: &AppState, name: Option<&str>) -> ApiResult<String> {
+    let name = name.unwrap_or("");
+    let rules = state.indexer.list_archive_policy_rules().await?;
+    rules.into_iter().find(|r| fnmatch(name, &r.metric_pattern)).map(|r| r.archive_policy_name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "No archive policy name specified and no archive policy rule found matching the metric name {name}"
+        ))
+    })
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    state
+        .policy
+        .enforce("create metric", &creds, &Target::new())?;
+    let body = json_body(&headers, &body)?;
+    let root = Path::root();
+    let map = validate::object(
+        &body,
+        &root,
+        &["archive_policy_name", "name", "unit", "resource_id"],
+        &[],
+    )?;
+    let name = validate::opt_string(map.get("name"), &root.key("name"), Some(255))?;
+    let unit = validate::opt_string(map.get("unit"), &root.key("unit"), Some(31))?;
+    let ap_name = validate::opt_string(
+        map.get("archive_policy_name"),
+        &root.key("archive_policy_name"),
+        None,
+    )?;
+    let resource_id = validate::opt_string(map.get("resource_id"), &root.key("resource_id"), None)?;
+    if name.as_deref().is_some_and(|n| n.contains('/')) {
+        return Err(ApiError::bad_request("'/' is not supported in metric name"));
+    }
+    if let Some(rid) = resource_id {
+        if name.is_none() {
+            return Err(ApiError::bad_request(json!({
+                "cause": "Attribute value error",
+                "detail": "name",
+                "reason": "Name cannot be null if resource_id is not null",
+            })));
+        }
+        // Resources are indexed by a later part of the API; until then none exists.
+        return Err(ApiError::bad_request(format!(
+            "Resource {rid} does not exist"
+        )));
+    }
+    let ap_name = match ap_name {
+        Some(n) => n,
+        None => policy_from_rules(&state, name.as_deref()).await?,
+    };
+    let new = NewMetric {
+        id: Uuid::new_v4(),
+        name,
+        unit,
+        resource_id: None,
+        creator: Some(creds.creator()),
+        archive_policy_name: ap_name,
+    };
+    let metric = match state.indexer.create_metric(&new).await {
+        Err(IndexError::ArchivePolicyNotFound(ap)) => {
+            return Err(ApiError::bad_request(format!(
+                "Archive policy {ap} does not exist"
+            )));
+        }
+        other => other?,
+    };
+    let location = ctx.url(&format!("/v1/metric/{}", metric.id));
+    Ok(created(location, &to_json_created(&metric)))
+}
+
+async fn list(State(state): State<Arc<AppState>>, _creds: Creds, ctx: Ctx) -> ApiResult<Response> {
+    // In basic and remoteuser modes every user may list every metric, as upstream.
+    let page = pagination::parse(&ctx, state.config.max_limit, &["id:asc"])?;
+    let mut query = MetricQuery {
+        name: ctx.param("name").map(str::to_string),
+        unit: ctx.param("unit").map(str::to_string),
+        archive_policy_name: ctx.param("archive_policy_name").map(str::to_string),
+        creator: ctx.param("creator").map(str::to_string),
+        sort: page.sort.clone(),
+        limit: Some(page.limit),
+        marker: page.marker.clone(),
+        ..Default::default()
+    };
+    for id in ctx.params_all("id") {
+        match Uuid::parse_str(id) {
+            Ok(u) => query.ids.push(u),
+            // An id that cannot exist matches nothing.
+            Err(_) => return Ok(ok_json(&json!([]))),
+        }
+    }
+    if let Some(user) = ctx.param("user_id") {
+        let project = ctx.param("project_id").unwrap_or("");
+        query.creator = Some(format!("{user}:{project}"));
+    }
+    if let Some(status) = ctx.param("status") {
+        if status != "active" {
+            return Ok(ok_json(&json!([])));
+        }
+    }
+    let metrics = state.indexer.list_metrics(&query).await?;
+    let mut resp = ok_json(&Value::Array(metrics.iter().map(to_json_listed).collect()));
+    pagination::add_next_link(
+        &mut resp,
+        &ctx,
+        &page,
+        metrics.len(),
+        metrics.last().map(|m| m.id.to_string()),
+    );
+    Ok(resp)
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
+    let metric = find(&state, &id).await?;
+    state
+        .policy
+        .enforce("get metric", &creds, &policy_target(&metric))?;
+    Ok(ok_json(&to_json_shown(&metric)))
+}
+
+async fn delete(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
+    let metric = find(&state, &id).await?;
+    state
+        .policy
+        .enforce("delete metric", &creds, &policy_target(&metric))?;
+    state.indexer.delete_metric(metric.id).await?;
+    Ok(no_content())
+}

@@ -1,0 +1,206 @@
+//! gnocchi.conf: upstream's INI sections and option names, plus our own few
+//! (`[storage] data_dir`-style defaults for the embedded mode).
+//!
+//! Precedence: command-line flags > environment (`GNOCCHI_*` where upstream has
+//! one) > the config file > defaults.
+
+use gnocchi_api::{ApiConfig, AuthMode};
+use gnocchi_engine::EngineConfig;
+use ini::Ini;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("invalid value for [{section}] {key}: {message}")]
+    Invalid {
+        section: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Everything the binary needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// `sqlite:///path` or a plain path; empty means `<data_dir>/index.sqlite`.
+    pub indexer_url: String,
+    pub sacks: u32,
+    pub api: ApiConfig,
+    pub engine: EngineConfig,
+}
+
+struct Source {
+    ini: Option<Ini>,
+}
+
+impl Source {
+    fn get(&self, section: &str, key: &str) -> Option<String> {
+        let ini = self.ini.as_ref()?;
+        let section = if section == "DEFAULT" {
+            None
+        } else {
+            Some(section)
+        };
+        ini.get_from(section, key)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        section: &str,
+        key: &str,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(section, key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                section: section.into(),
+                key: key.into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn boolean(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(section, key) {
+            None => Ok(default),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    section: section.into(),
+                    key: key.into(),
+                    message: format!("`{v}' is not a boolean"),
+                }),
+            },
+        }
+    }
+
+    fn seconds(&self, section: &str, key: &str, default: f64) -> Result<Duration, ConfigError> {
+        let s: f64 = self.parse(section, key, default)?;
+        Duration::try_from_secs_f64(s.max(0.0)).map_err(|e| ConfigError::Invalid {
+            section: section.into(),
+            key: key.into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let ini = match file {
+            Some(path) => Some(Ini::load_from_file(path).map_err(|e| ConfigError::Read {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let src = Source { ini };
+
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| src.get("storage", "file_basepath").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("gnocchi-data"));
+        let indexer_url = std::env::var("GNOCCHI_INDEXER_URL")
+            .ok()
+            .or_else(|| src.get("indexer", "url"))
+            .unwrap_or_default();
+
+        let auth_mode: AuthMode = src.parse("api", "auth_mode", AuthMode::Basic)?;
+        let methods = match src.get("archive_policy", "default_aggregation_methods") {
+            None => carbonara::policy::default_aggregation_methods(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    out.push(carbonara::Method::parse(name).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            section: "archive_policy".into(),
+                            key: "default_aggregation_methods".into(),
+                            message: format!("unknown aggregation method `{name}'"),
+                        }
+                    })?);
+                }
+                out.sort();
+                out.dedup();
+                out
+            }
+        };
+        let max_limit: usize = src.parse("api", "max_limit", 1000)?;
+        let api = ApiConfig {
+            auth_mode,
+            max_limit: max_limit.max(1),
+            enable_proxy_headers_parsing: src.boolean(
+                "api",
+                "enable_proxy_headers_parsing",
+                false,
+            )?,
+            cors_allowed_origins: src
+                .get("cors", "allowed_origin")
+                .map(|s| {
+                    s.split(',')
+                        .map(|o| o.trim().to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            default_aggregation_methods: methods,
+            operation_timeout: src.seconds("api", "operation_timeout", 10.0)?,
+            max_body_size: src.parse("api", "max_body_size", 128 * 1024 * 1024)?,
+            processors: Vec::new(),
+        };
+        let defaults = EngineConfig::default();
+        let engine = EngineConfig {
+            workers: src.parse("metricd", "workers", defaults.workers)?.max(1),
+            processing_delay: src.seconds("metricd", "metric_processing_delay", 60.0)?,
+            cleanup_delay: src.seconds("metricd", "metric_cleanup_delay", 300.0)?,
+            cleanup_batch_size: src.parse("metricd", "cleanup_batch_size", 10_000)?,
+        };
+        Ok(Config {
+            host: overrides
+                .host
+                .clone()
+                .or_else(|| src.get("api", "host"))
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            port: match overrides.port {
+                Some(p) => p,
+                None => src.parse("api", "port", 8041)?,
+            },
+            data_dir,
+            indexer_url,
+            sacks: src.parse("incoming", "sacks", 128)?,
+            api,
+            engine,
+        })
+    }
+
+    /// Where the SQLite index lives.
+    pub fn sqlite_path(&self) -> String {
+        let url = self.indexer_url.as_str();
+        if url.is_empty() {
+            return self.data_dir.join("index.sqlite").display().to_string();
+        }
+        url.strip_prefix("sqlite:///")
+            .map(str::to_string)
+            .or_else(|| url.strip_prefix("sqlite://").map(str::to_string))
+            .unwrap_or_else(|| url.to_string())
+    }
+}
