@@ -234,7 +234,11 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
         Ok(Ctx {
             params,
             base_url: base_url(&parts.headers, state.config.enable_proxy_headers_parsing),
-            path: parts.uri.path().to_string(),
+            // Nested routers see a path without their prefix; links need the whole one.
+            path: parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_string(), |u| u.0.path().to_string()),
         })
     }
 }

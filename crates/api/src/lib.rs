@@ -97,7 +97,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/healthcheck",
             get(root::healthcheck).head(root::healthcheck),
         )
-        .route("/v1", get(root::v1_links))
         .nest("/v1", v1)
         .layer(axum::middleware::from_fn(http::require_json_accept))
         .layer(axum::middleware::from_fn(error::render_errors))

@@ -19,7 +19,7 @@
 //! Every f64 bit pattern and every timestamp round-trips exactly. Decoding
 //! never panics and never allocates more than the input can justify.
 
-use crate::aggregated::{AggregatedTimeSerie, POINTS_PER_SPLIT, SplitKey};
+use crate::aggregated::{AggregatedTimeSerie, SplitKey, POINTS_PER_SPLIT};
 use crate::bound::BoundTimeSerie;
 use crate::time::Timestamp;
 
@@ -59,7 +59,8 @@ const SF_MULTIPLIERS: u8 = 1 << 2;
 const SF_CORRECTIONS: u8 = 1 << 3;
 const SF_SQRT: u8 = 1 << 4;
 const SF_GCD: u8 = 1 << 5;
-const SF_KNOWN: u8 = SF_ORDER_MASK | SF_MULTIPLIERS | SF_CORRECTIONS | SF_SQRT | SF_GCD;
+const SF_PGCD: u8 = 1 << 6;
+const SF_MFIRST: u8 = 1 << 7;
 
 /// Values per bit-packed block.
 const BLOCK: usize = 64;
@@ -72,10 +73,7 @@ const BLOCK: usize = 64;
 pub fn encode_split(key: SplitKey, serie: &AggregatedTimeSerie) -> Vec<u8> {
     let n = serie.timestamps.len().min(serie.values.len());
     debug_assert_eq!(serie.timestamps.len(), serie.values.len());
-    debug_assert!(
-        n <= SPLIT_POINTS,
-        "a split holds at most {SPLIT_POINTS} points"
-    );
+    debug_assert!(n <= SPLIT_POINTS, "a split holds at most {SPLIT_POINTS} points");
     let mut out = Vec::with_capacity(16 + n * 2);
     out.push(SPLIT_VERSION);
     put_varint(&mut out, n as u64);
@@ -104,11 +102,7 @@ pub fn decode_split(key: SplitKey, bytes: &[u8]) -> Result<AggregatedTimeSerie, 
     if r.remaining() != 0 {
         return corrupt("trailing bytes");
     }
-    Ok(AggregatedTimeSerie {
-        granularity: key.granularity,
-        timestamps,
-        values,
-    })
+    Ok(AggregatedTimeSerie { granularity: key.granularity, timestamps, values })
 }
 
 /// Encode a raw buffer (block_size and back_window are not stored: they come from the policy).
@@ -126,19 +120,12 @@ pub fn encode_raw(raw: &BoundTimeSerie) -> Vec<u8> {
     out
 }
 
-pub fn decode_raw(
-    bytes: &[u8],
-    block_size: i64,
-    back_window: u64,
-) -> Result<BoundTimeSerie, CodecError> {
+pub fn decode_raw(bytes: &[u8], block_size: i64, back_window: u64) -> Result<BoundTimeSerie, CodecError> {
     let body = check_envelope(bytes, RAW_VERSION)?;
     let mut r = Reader::new(body);
     let n = r.varint()?;
     // Every 64 points cost at least one byte of timestamp blocks.
-    if n > (r.remaining() as u64)
-        .saturating_mul(BLOCK as u64)
-        .saturating_add(2)
-    {
+    if n > (r.remaining() as u64).saturating_mul(BLOCK as u64).saturating_add(2) {
         return corrupt("raw point count larger than the input allows");
     }
     let n = n as usize;
@@ -152,12 +139,7 @@ pub fn decode_raw(
     if r.remaining() != 0 {
         return corrupt("trailing bytes");
     }
-    Ok(BoundTimeSerie {
-        timestamps,
-        values,
-        block_size,
-        back_window,
-    })
+    Ok(BoundTimeSerie { timestamps, values, block_size, back_window })
 }
 
 // ---------------------------------------------------------------------------
@@ -326,11 +308,7 @@ struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     fn new(data: &'a [u8]) -> Self {
-        BitReader {
-            data,
-            pos: 0,
-            end: data.len().saturating_mul(8),
-        }
+        BitReader { data, pos: 0, end: data.len().saturating_mul(8) }
     }
 
     #[inline]
@@ -424,10 +402,7 @@ fn pfor_encode_block(chunk: &[u64], out: &mut Vec<u8>) {
         bw.finish();
     }
     if has_exc {
-        let count = chunk
-            .iter()
-            .filter(|&&v| (64 - v.leading_zeros()) > w)
-            .count();
+        let count = chunk.iter().filter(|&&v| (64 - v.leading_zeros()) > w).count();
         put_varint(out, count as u64);
         for (i, &v) in chunk.iter().enumerate() {
             if (64 - v.leading_zeros()) > w {
@@ -473,7 +448,7 @@ fn pfor_decode_block(r: &mut Reader<'_>, len: usize, out: &mut Vec<u64>) -> Resu
         for _ in 0..count {
             let idx = r.u8()? as usize;
             let hi = r.varint()?;
-            if idx >= len || hi == 0 || (hi >> (64 - w)) != 0 {
+            if idx >= len || hi == 0 || (w > 0 && (hi >> (64 - w)) != 0) {
                 return corrupt("bad exception");
             }
             out[base + idx] |= hi << w;
@@ -562,8 +537,7 @@ fn encode_split_timestamps(key: SplitKey, ts: &[Timestamp], out: &mut Vec<u8>) {
     runs_size += varint_len(nruns);
     let first = slots[0];
     let span = slots[slots.len() - 1] - first + 1;
-    let bitmap_size =
-        varint_len(u64::from(first)) + varint_len(u64::from(span)) + (span as usize).div_ceil(8);
+    let bitmap_size = varint_len(u64::from(first)) + varint_len(u64::from(span)) + (span as usize).div_ceil(8);
     if runs_size <= bitmap_size {
         out.push(TS_RUNS);
         put_varint(out, nruns);
@@ -593,12 +567,7 @@ fn encode_split_timestamps(key: SplitKey, ts: &[Timestamp], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_split_timestamps(
-    key: SplitKey,
-    r: &mut Reader<'_>,
-    n: usize,
-    out: &mut Vec<Timestamp>,
-) -> Result<()> {
+fn decode_split_timestamps(key: SplitKey, r: &mut Reader<'_>, n: usize, out: &mut Vec<Timestamp>) -> Result<()> {
     let g = key.granularity;
     let slot_ts = |s: u64| key.start.wrapping_add((s as i64).wrapping_mul(g));
     match r.u8()? {
@@ -739,6 +708,11 @@ const FIT_ULPS: i64 = 1 << 12;
 const DISCOVER_ULPS: i64 = 64;
 /// Largest multiplier tried by the rational search.
 const MAX_MULTIPLIER: u64 = 1 << 24;
+/// Largest bucket size tried when looking for the structure of a sample
+/// standard deviation.
+const MAX_STD_COUNT: u64 = 4096;
+/// Decimal digits of the inputs tried for standard deviations.
+const MAX_STD_DECIMALS: u32 = 3;
 
 fn encode_values(values: &[f64], out: &mut Vec<u8>) {
     let n = values.len();
@@ -748,28 +722,35 @@ fn encode_values(values: &[f64], out: &mut Vec<u8>) {
         out.extend_from_slice(&first.to_le_bytes());
         return;
     }
-    let raw_len = 1 + 8 * n;
     let mut best: Option<Vec<u8>> = None;
-    let mut best_len = raw_len;
+    let mut best_len = 1 + 8 * n; // raw
     let consider = |buf: Vec<u8>, best: &mut Option<Vec<u8>>, best_len: &mut usize| {
         if buf.len() < *best_len {
             *best_len = buf.len();
             *best = Some(buf);
         }
     };
-    let mut scratch = Scratch::default();
+    let mut s = Scratch::default();
     let mut decimal_exact = false;
     if let Some((d, exact)) = decimal_exponent(values) {
         let mut buf = Vec::with_capacity(n * 2 + 16);
-        encode_scaled(values, POW10[d] as u64, None, false, &mut scratch, &mut buf);
+        encode_scaled(values, POW10[d] as u64, None, false, &mut s, &mut buf);
         consider(buf, &mut best, &mut best_len);
         decimal_exact = exact;
     }
     if !decimal_exact {
-        let mut mults = Vec::new();
-        if rational_multipliers(values, &mut mults) {
+        let mut ks = Vec::new();
+        if rational_multipliers(values, &mut ks) {
             let mut buf = Vec::with_capacity(n * 3 + 16);
-            encode_scaled(values, 1, Some(&mults), false, &mut scratch, &mut buf);
+            encode_scaled(values, 1, Some(&ks), false, &mut s, &mut buf);
+            consider(buf, &mut best, &mut best_len);
+        }
+        if best_len > n * 3
+            && n >= 8
+            && let Some(d) = std_counts(values, &mut ks)
+        {
+            let mut buf = Vec::with_capacity(n * 6 + 16);
+            encode_scaled(values, 100u64.pow(d), Some(&ks), true, &mut s, &mut buf);
             consider(buf, &mut best, &mut best_len);
         }
         if best_len > n * 3 {
@@ -777,7 +758,7 @@ fn encode_values(values: &[f64], out: &mut Vec<u8>) {
             encode_xor(values, &mut buf);
             consider(buf, &mut best, &mut best_len);
             let mut buf = Vec::with_capacity(n * 8 + 16);
-            encode_intdelta(values, &mut scratch, &mut buf);
+            encode_intdelta(values, &mut s, &mut buf);
             consider(buf, &mut best, &mut best_len);
         }
     }
@@ -795,10 +776,7 @@ fn encode_values(values: &[f64], out: &mut Vec<u8>) {
 fn decode_values(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
     match r.u8()? {
         V_RAW => {
-            let data = r.bytes(
-                n.checked_mul(8)
-                    .ok_or(CodecError::Corrupt("too many values"))?,
-            )?;
+            let data = r.bytes(n.checked_mul(8).ok_or(CodecError::Corrupt("too many values"))?)?;
             out.extend(data.chunks_exact(8).map(|c| {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(c);
@@ -822,6 +800,7 @@ fn decode_values(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()>
 struct Scratch {
     p: Vec<i64>,
     e: Vec<i64>,
+    m: Vec<u64>,
     u: Vec<u64>,
     best: Vec<u8>,
     tmp: Vec<u8>,
@@ -834,6 +813,13 @@ fn scaled_value(p: i64, q: u64, sqrt: bool) -> f64 {
     if sqrt { r.sqrt() } else { r }
 }
 
+/// The effective multiplier of a stored one: itself, or `k·(k−1)` for
+/// standard deviations (`k` is then the bucket size).
+#[inline]
+fn effective_multiplier(k: u64, sqrt: bool) -> u64 {
+    if sqrt { k.wrapping_mul(k.wrapping_sub(1)) } else { k }
+}
+
 /// The integer prediction of `p` from `p_prev` when the multiplier changes.
 #[inline]
 fn rescale(p_prev: i64, m_prev: u64, m: u64) -> i64 {
@@ -844,22 +830,18 @@ fn rescale(p_prev: i64, m_prev: u64, m: u64) -> i64 {
     }
 }
 
+/// Prediction of `p[i]` (`i >= 1`): 0 = the first value, 1 = the previous one
+/// (rescaled when the multiplier changes), 2 = linear extrapolation.
 #[inline]
 fn predict(order: u8, i: usize, p: &[i64], m: Option<&[u64]>) -> i64 {
-    match order {
-        0 => 0,
-        1 => match m {
-            None => p[i - 1],
-            Some(m) => rescale(p[i - 1], m[i - 1], m[i]),
-        },
-        _ => match m {
-            None if i >= 2 => p[i - 1].wrapping_mul(2).wrapping_sub(p[i - 2]),
-            Some(m) if i >= 2 && m[i] == m[i - 1] && m[i - 1] == m[i - 2] => {
-                p[i - 1].wrapping_mul(2).wrapping_sub(p[i - 2])
-            }
-            None => p[i - 1],
-            Some(m) => rescale(p[i - 1], m[i - 1], m[i]),
-        },
+    match (order, m) {
+        (0, _) => p[0],
+        (2, None) if i >= 2 => p[i - 1].wrapping_mul(2).wrapping_sub(p[i - 2]),
+        (2, Some(m)) if i >= 2 && m[i] == m[i - 1] && m[i - 1] == m[i - 2] => {
+            p[i - 1].wrapping_mul(2).wrapping_sub(p[i - 2])
+        }
+        (_, None) => p[i - 1],
+        (_, Some(m)) => rescale(p[i - 1], m[i - 1], m[i]),
     }
 }
 
@@ -902,64 +884,73 @@ fn correction(v: f64, r: f64) -> i64 {
 /// Does `v` round-trip as `p / m` within `tol` ulps?
 #[inline]
 fn fits(v: f64, m: u64, tol: i64) -> bool {
-    let s = (v * m as f64).round();
-    if !(s.abs() < EXACT_INT) {
+    let x = v * m as f64;
+    let s = x.round();
+    // `v·m` must be an integer to well within the spacing of the candidates.
+    if !(s.abs() < EXACT_INT && (x - s).abs() <= 1.0 / 1024.0) {
         return false;
     }
-    correction(v, scaled_value(s as i64, m, false)).abs() <= tol
+    correction(v, scaled_value(s as i64, m, false)).unsigned_abs() <= tol as u64
 }
 
-/// Continued-fraction search for the smallest multiplier `m` such that `v·m` is
-/// (nearly) an integer; prefers one that also fits `next`.
-fn discover_multiplier(v: f64, next: Option<f64>) -> Option<u64> {
-    let mut x = v.abs();
-    if !x.is_finite() || x == 0.0 {
+/// Exact continued-fraction expansion of `|v|` (a dyadic rational): the first
+/// convergent denominator `k <= MAX_MULTIPLIER` such that `v·k` is nearly an integer.
+fn reduced_denominator(v: f64) -> Option<u64> {
+    if !v.is_finite() || v == 0.0 {
         return None;
     }
-    let (mut k1, mut k2) = (0f64, 1f64);
-    let mut first_fit = None;
-    for _ in 0..24 {
-        let a = x.floor();
-        let k = a * k1 + k2;
-        if k > MAX_MULTIPLIER as f64 {
-            break;
+    let bits = v.abs().to_bits();
+    let biased = (bits >> 52) as i64;
+    let frac = bits & ((1u64 << 52) - 1);
+    let (mut mant, exp) = if biased == 0 { (frac, -1074) } else { (frac | (1 << 52), biased - 1075) };
+    if exp >= 0 {
+        return fits(v, 1, DISCOVER_ULPS).then_some(1);
+    }
+    let mut shift = (-exp) as u32;
+    if shift > 120 {
+        let drop = shift - 120;
+        if drop >= 53 {
+            return None;
         }
-        let m = k as u64;
-        if m >= 1 && fits(v, m, DISCOVER_ULPS) {
-            match next {
-                Some(nv) if fits(nv, m, FIT_ULPS) => return Some(m),
-                None => return Some(m),
-                _ => {
-                    if first_fit.is_none() {
-                        first_fit = Some(m);
-                    }
-                }
-            }
+        mant >>= drop;
+        shift = 120;
+    }
+    let (mut num, mut den) = (u128::from(mant), 1u128 << shift);
+    let (mut k1, mut k2) = (0u128, 1u128);
+    while den != 0 {
+        let a = num / den;
+        let k = a.checked_mul(k1).and_then(|x| x.checked_add(k2))?;
+        if k > u128::from(MAX_MULTIPLIER) {
+            return None;
+        }
+        if fits(v, k as u64, DISCOVER_ULPS) {
+            return Some(k as u64);
         }
         (k2, k1) = (k1, k);
-        let frac = x - a;
-        if frac < 1e-300 {
-            break;
-        }
-        x = 1.0 / frac;
+        (num, den) = (den, num - a * den);
     }
-    first_fit
+    None
 }
 
-/// Per-point multipliers `m` such that `v·m` is nearly an integer (means of
-/// decimals: `m = count·10^d`). Returns false when the values are not rational enough.
+/// Per-point multipliers `m` such that `v·m` is nearly an integer: means of
+/// decimals (`m = count·10^d`). The multiplier is kept close to the previous
+/// one (a multiple of the reduced denominator), so that it follows the bucket
+/// size and the numerators stay in the same units. Returns false when the
+/// values are not rational enough.
 fn rational_multipliers(values: &[f64], out: &mut Vec<u64>) -> bool {
     let n = values.len();
     out.clear();
-    let mut prev = 0u64;
+    let mut prev = values.iter().take(8).filter_map(|&v| reduced_denominator(v)).max().unwrap_or(0);
     let mut misses = 0usize;
-    for (i, &v) in values.iter().enumerate() {
+    for &v in values {
         if prev != 0 && fits(v, prev, FIT_ULPS) {
             out.push(prev);
             continue;
         }
-        match discover_multiplier(v, values.get(i + 1).copied()) {
-            Some(m) => {
+        match reduced_denominator(v) {
+            Some(q) => {
+                let t = ((prev + q / 2) / q).max(1);
+                let m = q.checked_mul(t).filter(|&m| m <= MAX_MULTIPLIER && fits(v, m, FIT_ULPS)).unwrap_or(q);
                 out.push(m);
                 prev = m;
             }
@@ -972,63 +963,190 @@ fn rational_multipliers(values: &[f64], out: &mut Vec<u64>) -> bool {
             }
         }
     }
-    // The first points may precede the first discovery.
-    if let Some(&first) = out.iter().find(|&&m| m != 1) {
-        for m in out.iter_mut() {
-            if *m == 1 {
-                *m = first;
-            } else {
-                break;
-            }
-        }
-    }
     true
 }
 
-/// Scaled mode: `v = sqrt?(p / (base·m)) + e ulps`.
-fn encode_scaled(
-    values: &[f64],
-    base: u64,
-    mults: Option<&[u64]>,
-    sqrt: bool,
-    s: &mut Scratch,
-    out: &mut Vec<u8>,
-) {
+/// Does `v` round-trip as `sqrt(p / m)` within `tol` ulps?
+#[inline]
+fn sqrt_fits(v: f64, m: u64, tol: i64) -> bool {
+    let x = v * v * m as f64;
+    let s = x.round();
+    if !(s.abs() < EXACT_INT && (x - s).abs() <= 0.25) {
+        return false;
+    }
+    correction(v, scaled_value(s as i64, m, true)).unsigned_abs() <= tol as u64
+}
+
+/// The multiplier of a sample variance of `n` points with `d` decimals:
+/// `n·(n−1)·10^(2d)`, so that `variance·m` is an integer.
+#[inline]
+fn std_multiplier(n: u64, d: u32) -> u64 {
+    n * (n - 1) * 100u64.pow(d)
+}
+
+/// Bucket sizes `n` (into `out`) and decimals `d` such that `v² · n(n−1)·10^(2d)`
+/// is nearly an integer and its square root reproduces `v` within a few ulps:
+/// sample standard deviations of decimal inputs. `None` when the values do not
+/// have that structure.
+fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
+    let len = values.len();
+    out.clear();
+    let mut budget = 64 * len + 40_000;
+    let mut cur: Option<(u64, u32)> = None;
+    let mut misses = 0usize;
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() || v <= 0.0 {
+            out.push(cur.map_or(2, |c| c.0));
+            if v != 0.0 {
+                misses += 1;
+            }
+            continue;
+        }
+        let mut found = None;
+        if let Some((n, d)) = cur {
+            // The bucket size usually stays the same or moves a little.
+            for k in [0i64, -1, 1, -2, 2, -3, 3, -4, 4, -6, 6, -8, 8] {
+                let nn = n as i64 + k;
+                if nn >= 2 && nn as u64 <= MAX_STD_COUNT && sqrt_fits(v, std_multiplier(nn as u64, d), FIT_ULPS) {
+                    found = Some((nn as u64, d));
+                    break;
+                }
+            }
+        }
+        if found.is_none() && budget > 0 {
+            let x = v * v;
+            let next: &[f64] = values.get(i + 1..(i + 3).min(len)).unwrap_or(&[]);
+            // For each decimal count, the smallest confirmed bucket size; then
+            // the smallest multiplier (larger ones are often its multiples).
+            let ds = match cur {
+                Some((_, d)) => d..=d,
+                None => 0..=MAX_STD_DECIMALS,
+            };
+            for d in ds {
+                for n in 2..=MAX_STD_COUNT {
+                    if budget == 0 {
+                        break;
+                    }
+                    budget -= 1;
+                    let m = std_multiplier(n, d);
+                    if found.is_some_and(|(fnn, fd)| std_multiplier(fnn, fd) <= m) {
+                        break;
+                    }
+                    let xm = x * m as f64;
+                    // Also false for NaN.
+                    if xm.partial_cmp(&EXACT_INT) != Some(std::cmp::Ordering::Less) {
+                        break;
+                    }
+                    let tol = xm * (n as f64 + 8.0) * f64::EPSILON;
+                    if (xm - xm.round()).abs() > tol.max(1e-9) || !sqrt_fits(v, m, DISCOVER_ULPS) {
+                        continue;
+                    }
+                    // Confirm on the next points (whose bucket size may differ a little).
+                    let confirmed = next.iter().all(|&nv| {
+                        (n.saturating_sub(3).max(2)..=n + 3).any(|nn| sqrt_fits(nv, std_multiplier(nn, d), FIT_ULPS))
+                    });
+                    if confirmed {
+                        found = Some((n, d));
+                        break;
+                    }
+                }
+            }
+        }
+        match found {
+            Some(f) => {
+                cur = Some(f);
+                out.push(f.0);
+            }
+            None => {
+                misses += 1;
+                if misses > len / 4 + 4 {
+                    return None;
+                }
+                out.push(cur.map_or(2, |c| c.0));
+            }
+        }
+    }
+    let (first, d) = cur?;
+    // Points before the first discovery take its bucket size.
+    let head = values.iter().position(|&v| v.is_finite() && v > 0.0).unwrap_or(0);
+    let found_at = out.iter().zip(values).position(|(&k, &v)| k == first && v > 0.0).unwrap_or(head);
+    for k in &mut out[..found_at] {
+        *k = first;
+    }
+    Some(d)
+}
+
+/// Scaled mode: `v = f(p·pg / (base·m)) + e ulps`, `f` = identity or square root,
+/// `m` = the stored multiplier `k` (or `k·(k−1)` for square roots).
+///
+/// ```text
+/// flags(u8) varint(base) [varint(k0) packed(k deltas)] [varint(pg)] varint(zigzag p0)
+/// [varint(g)] packed(residuals / g) [packed(corrections)]
+/// ```
+fn encode_scaled(values: &[f64], base: u64, ks: Option<&[u64]>, sqrt: bool, s: &mut Scratch, out: &mut Vec<u8>) {
     let n = values.len();
     // With a constant multiplier, fold it into the base.
-    let (base, mults) = match mults {
-        Some(m) if m.iter().all(|&x| x == m[0]) => (base.wrapping_mul(m[0]), None),
+    let (base, ks) = match ks {
+        Some(k) if k.iter().all(|&x| x == k[0]) => (base.wrapping_mul(effective_multiplier(k[0], sqrt)), None),
         other => (base, other),
     };
+    s.m.clear();
+    if let Some(k) = ks {
+        s.m.extend(k.iter().map(|&k| effective_multiplier(k, sqrt)));
+    }
+    let mults: Option<&[u64]> = if ks.is_some() { Some(&s.m) } else { None };
     let q_of = |i: usize| match mults {
         Some(m) => base.wrapping_mul(m[i]),
         None => base,
     };
     s.p.clear();
     s.e.clear();
-    let mut any_e = false;
+    // Pass 1: the numerators of the points the model fits; outliers marked.
+    const OUTLIER: i64 = i64::MIN;
+    let mut pg = 0u64;
+    let mut outliers = false;
     for (i, &v) in values.iter().enumerate() {
         let q = q_of(i);
         let t = if sqrt { v * v } else { v };
         let sc = (t * q as f64).round();
-        let mut p = if sc.abs() < EXACT_INT { sc as i64 } else { 0 };
-        let mut e = correction(v, scaled_value(p, q, sqrt));
-        if !(sc.abs() < EXACT_INT) || e.unsigned_abs() > MAX_CORRECTION as u64 {
-            // Outlier: predict it (residual 0) and store the full correction.
-            p = if i == 0 {
-                0
-            } else {
-                predict(1, i, &s.p, mults)
-            };
-            e = correction(v, scaled_value(p, q, sqrt));
+        let mut p = OUTLIER;
+        let mut e = 0;
+        if sc.abs() < EXACT_INT {
+            let e0 = correction(v, scaled_value(sc as i64, q, sqrt));
+            if e0.unsigned_abs() <= MAX_CORRECTION as u64 {
+                p = sc as i64;
+                e = e0;
+                if pg != 1 {
+                    pg = gcd(pg, p.unsigned_abs());
+                }
+            }
         }
-        any_e |= e != 0;
+        outliers |= p == OUTLIER;
         s.p.push(p);
         s.e.push(e);
     }
+    // Common factor of the numerators (memory sizes in KiB...).
+    let pg = if pg <= 1 { 1 } else { pg as i64 };
+    // Pass 2: outliers get the predicted numerator (residual 0) and a full correction.
+    if outliers {
+        for (i, &v) in values.iter().enumerate() {
+            if s.p[i] == OUTLIER {
+                let pred = if i == 0 { 0 } else { predict(1, i, &s.p, mults) };
+                let p = pred / pg * pg;
+                s.p[i] = p;
+                s.e[i] = correction(v, scaled_value(p, q_of(i), sqrt));
+            }
+        }
+    }
+    let any_e = s.e.iter().any(|&e| e != 0);
+    if pg > 1 {
+        for p in s.p.iter_mut() {
+            *p /= pg;
+        }
+    }
     let mut flags = 0u8;
-    if mults.is_some() {
-        flags |= SF_MULTIPLIERS;
+    if pg > 1 {
+        flags |= SF_PGCD;
     }
     if any_e {
         flags |= SF_CORRECTIONS;
@@ -1048,25 +1166,21 @@ fn encode_scaled(
         let mut g = 0u64;
         for i in 1..n {
             let r = s.p[i].wrapping_sub(predict(order, i, &s.p, mults));
-            g = gcd(g, r.unsigned_abs());
+            if g != 1 {
+                g = gcd(g, r.unsigned_abs());
+            }
             s.u.push(r as u64);
         }
-        let g = if g <= 1 { 1 } else { g };
+        let g = if g <= 1 || g > i64::MAX as u64 { 1 } else { g };
         for u in s.u.iter_mut() {
             *u = zigzag((*u as i64) / g as i64);
         }
         s.tmp.clear();
+        if g > 1 {
+            put_varint(&mut s.tmp, g);
+        }
         pfor_encode(&s.u, &mut s.tmp);
-        let size = s.tmp.len() + if g > 1 { varint_len(g) } else { 0 };
-        if order == 0
-            || size
-                < s.best.len()
-                    + if best_gcd > 1 {
-                        varint_len(best_gcd)
-                    } else {
-                        0
-                    }
-        {
+        if order == 0 || s.tmp.len() < s.best.len() {
             std::mem::swap(&mut s.best, &mut s.tmp);
             best_order = order;
             best_gcd = g;
@@ -1076,19 +1190,34 @@ fn encode_scaled(
         flags |= SF_GCD;
     }
     flags |= best_order;
+    // The multiplier stream: deltas from the previous one or from the first.
+    s.tmp.clear();
+    if let Some(k) = ks {
+        s.u.clear();
+        s.u.extend(k.windows(2).map(|w| zigzag(w[1].wrapping_sub(w[0]) as i64)));
+        pfor_encode(&s.u, &mut s.tmp);
+        let by_prev = s.tmp.len();
+        s.u.clear();
+        s.u.extend(k[1..].iter().map(|&x| zigzag(x.wrapping_sub(k[0]) as i64)));
+        let mut alt = Vec::new();
+        pfor_encode(&s.u, &mut alt);
+        if alt.len() < by_prev {
+            s.tmp = alt;
+            flags |= SF_MFIRST;
+        }
+        flags |= SF_MULTIPLIERS;
+    }
     out.push(V_SCALED);
     out.push(flags);
     put_varint(out, base);
-    if let Some(m) = mults {
-        put_varint(out, m[0]);
-        s.u.clear();
-        s.u.extend(m.windows(2).map(|w| zigzag(w[1].wrapping_sub(w[0]) as i64)));
-        pfor_encode(&s.u, out);
+    if let Some(k) = ks {
+        put_varint(out, k[0]);
+        out.extend_from_slice(&s.tmp);
+    }
+    if pg > 1 {
+        put_varint(out, pg as u64);
     }
     put_varint(out, zigzag(s.p[0]));
-    if best_gcd > 1 {
-        put_varint(out, best_gcd);
-    }
     out.extend_from_slice(&s.best);
     if any_e {
         s.u.clear();
@@ -1099,9 +1228,6 @@ fn encode_scaled(
 
 fn decode_scaled(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
     let flags = r.u8()?;
-    if flags & !SF_KNOWN != 0 {
-        return corrupt("unknown scaled flags");
-    }
     let order = flags & SF_ORDER_MASK;
     if order > 2 {
         return corrupt("bad prediction order");
@@ -1113,55 +1239,42 @@ fn decode_scaled(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()>
     }
     let mut mults: Vec<u64> = Vec::new();
     if flags & SF_MULTIPLIERS != 0 {
-        let mut m = r.varint()?;
+        let k0 = r.varint()?;
+        mults.push(k0);
         pfor_decode(r, n - 1, &mut mults)?;
-        for d in mults.iter_mut() {
-            let cur = m;
-            m = m.wrapping_add(unzigzag(*d) as u64);
-            *d = cur;
+        let mut prev = k0;
+        for k in mults[1..].iter_mut() {
+            let from = if flags & SF_MFIRST != 0 { k0 } else { prev };
+            *k = from.wrapping_add(unzigzag(*k) as u64);
+            prev = *k;
         }
-        mults.push(m);
-        if mults.contains(&0) {
-            return corrupt("zero multiplier");
+        for k in mults.iter_mut() {
+            *k = effective_multiplier(*k, sqrt);
+            if *k == 0 {
+                return corrupt("zero multiplier");
+            }
         }
+    } else if flags & SF_MFIRST != 0 {
+        return corrupt("multiplier flag without multipliers");
     }
-    let m = if mults.is_empty() {
-        None
-    } else {
-        Some(&mults[..])
-    };
+    let m = if mults.is_empty() { None } else { Some(&mults[..]) };
+    let pg = if flags & SF_PGCD != 0 { nonzero(r.varint()?)? as i64 } else { 1 };
     let p0 = unzigzag(r.varint()?);
-    let g = if flags & SF_GCD != 0 {
-        let g = r.varint()?;
-        if g == 0 {
-            return corrupt("zero gcd");
-        }
-        g as i64
-    } else {
-        1
-    };
+    let g = if flags & SF_GCD != 0 { nonzero(r.varint()?)? as i64 } else { 1 };
     let mut res: Vec<u64> = Vec::new();
     pfor_decode(r, n - 1, &mut res)?;
     let mut p: Vec<i64> = Vec::with_capacity(n);
     p.push(p0);
     for (i, &u) in res.iter().enumerate() {
-        let i = i + 1;
-        let pred = predict(order, i, &p, m);
+        let pred = predict(order, i + 1, &p, m);
         p.push(pred.wrapping_add(unzigzag(u).wrapping_mul(g)));
     }
     let start = out.len();
     match m {
-        None => {
-            let q = base;
-            out.extend(p.iter().map(|&p| scaled_value(p, q, sqrt)));
-        }
-        Some(m) => {
-            out.extend(
-                p.iter()
-                    .zip(m)
-                    .map(|(&p, &m)| scaled_value(p, base.wrapping_mul(m), sqrt)),
-            );
-        }
+        None => out.extend(p.iter().map(|&p| scaled_value(p.wrapping_mul(pg), base, sqrt))),
+        Some(m) => out.extend(
+            p.iter().zip(m).map(|(&p, &m)| scaled_value(p.wrapping_mul(pg), base.wrapping_mul(m), sqrt)),
+        ),
     }
     if flags & SF_CORRECTIONS != 0 {
         res.clear();
@@ -1171,6 +1284,11 @@ fn decode_scaled(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()>
         }
     }
     Ok(())
+}
+
+#[inline]
+fn nonzero(v: u64) -> Result<u64> {
+    if v == 0 || v > i64::MAX as u64 { corrupt("bad factor") } else { Ok(v) }
 }
 
 /// Gorilla XOR: `0` same value; `10` + bits within the previous window;
@@ -1244,11 +1362,7 @@ fn encode_intdelta(values: &[f64], s: &mut Scratch, out: &mut Vec<u8>) {
     out.push(V_INTDELTA);
     out.extend_from_slice(&values[0].to_bits().to_le_bytes());
     s.u.clear();
-    s.u.extend(
-        values
-            .windows(2)
-            .map(|w| zigzag(w[1].to_bits().wrapping_sub(w[0].to_bits()) as i64)),
-    );
+    s.u.extend(values.windows(2).map(|w| zigzag(w[1].to_bits().wrapping_sub(w[0].to_bits()) as i64)));
     pfor_encode(&s.u, out);
 }
 
@@ -1283,9 +1397,7 @@ mod tests {
 
     #[test]
     fn pfor_roundtrip() {
-        let vals: Vec<u64> = (0..200u64)
-            .map(|i| if i % 17 == 0 { u64::MAX - i } else { i % 5 })
-            .collect();
+        let vals: Vec<u64> = (0..200u64).map(|i| if i % 17 == 0 { u64::MAX - i } else { i % 5 }).collect();
         let mut b = Vec::new();
         pfor_encode(&vals, &mut b);
         let mut r = Reader::new(&b);

@@ -22,7 +22,7 @@ use crate::{Aggregates, Result, SplitRef, StorageError, WriteBatch};
 use async_trait::async_trait;
 use carbonara::method::BaseMethod;
 use carbonara::{Method, SplitKey};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;

@@ -1,0 +1,47 @@
+//! The number of sacks is stored at the first open and the stored value wins;
+//! a directory is used by one process (one open store) at a time.
+
+mod common;
+
+use common::*;
+use gnocchi_storage::local_incoming::LocalIncoming;
+use gnocchi_storage::{Incoming, StorageError, sack_of};
+
+#[tokio::test]
+async fn stored_sack_count_wins() {
+    let dir = TempDir::new("sacks");
+    {
+        let inc = LocalIncoming::open(dir.path(), 8).unwrap();
+        assert_eq!(inc.sacks(), 8);
+        inc.add_measures(batch(&[metric(13)], 0, 2)).await.unwrap();
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config, serde_json::json!({"sacks": 8}));
+
+    let inc = LocalIncoming::open(dir.path(), 128).unwrap();
+    assert_eq!(inc.sacks(), 8);
+    let taken = inc.take(sack_of(metric(13), 8)).await.unwrap();
+    assert_eq!(taken.measures[&metric(13)], points(0, 2));
+}
+
+#[test]
+fn invalid_sack_counts_are_refused() {
+    let dir = TempDir::new("sacks-invalid");
+    assert!(LocalIncoming::open(dir.path(), 0).is_err());
+    assert!(LocalIncoming::open(dir.path(), 65536).is_err());
+    assert!(!dir.path().join("config.json").exists());
+}
+
+#[test]
+fn directory_is_locked_while_open() {
+    let dir = TempDir::new("locked");
+    let inc = LocalIncoming::open(dir.path(), 4).unwrap();
+    match LocalIncoming::open(dir.path(), 4) {
+        Err(StorageError::Locked(_)) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("opened twice"),
+    }
+    drop(inc);
+    LocalIncoming::open(dir.path(), 4).unwrap();
+}
