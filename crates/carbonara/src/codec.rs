@@ -19,7 +19,7 @@
 //! Every f64 bit pattern and every timestamp round-trips exactly. Decoding
 //! never panics and never allocates more than the input can justify.
 
-use crate::aggregated::{AggregatedTimeSerie, SplitKey, POINTS_PER_SPLIT};
+use crate::aggregated::{AggregatedTimeSerie, POINTS_PER_SPLIT, SplitKey};
 use crate::bound::BoundTimeSerie;
 use crate::time::Timestamp;
 
@@ -45,6 +45,10 @@ const SPLIT_POINTS: usize = POINTS_PER_SPLIT as usize;
 const TS_RUNS: u8 = 0;
 const TS_BITMAP: u8 = 1;
 const TS_EXPLICIT: u8 = 2;
+
+// Orders of general timestamps.
+const TS_BY_FIRST: u8 = 0;
+const TS_BY_PREVIOUS: u8 = 1;
 
 // Value modes.
 const V_RAW: u8 = 0;
@@ -73,7 +77,10 @@ const BLOCK: usize = 64;
 pub fn encode_split(key: SplitKey, serie: &AggregatedTimeSerie) -> Vec<u8> {
     let n = serie.timestamps.len().min(serie.values.len());
     debug_assert_eq!(serie.timestamps.len(), serie.values.len());
-    debug_assert!(n <= SPLIT_POINTS, "a split holds at most {SPLIT_POINTS} points");
+    debug_assert!(
+        n <= SPLIT_POINTS,
+        "a split holds at most {SPLIT_POINTS} points"
+    );
     let mut out = Vec::with_capacity(16 + n * 2);
     out.push(SPLIT_VERSION);
     put_varint(&mut out, n as u64);
@@ -102,7 +109,11 @@ pub fn decode_split(key: SplitKey, bytes: &[u8]) -> Result<AggregatedTimeSerie, 
     if r.remaining() != 0 {
         return corrupt("trailing bytes");
     }
-    Ok(AggregatedTimeSerie { granularity: key.granularity, timestamps, values })
+    Ok(AggregatedTimeSerie {
+        granularity: key.granularity,
+        timestamps,
+        values,
+    })
 }
 
 /// Encode a raw buffer (block_size and back_window are not stored: they come from the policy).
@@ -120,12 +131,19 @@ pub fn encode_raw(raw: &BoundTimeSerie) -> Vec<u8> {
     out
 }
 
-pub fn decode_raw(bytes: &[u8], block_size: i64, back_window: u64) -> Result<BoundTimeSerie, CodecError> {
+pub fn decode_raw(
+    bytes: &[u8],
+    block_size: i64,
+    back_window: u64,
+) -> Result<BoundTimeSerie, CodecError> {
     let body = check_envelope(bytes, RAW_VERSION)?;
     let mut r = Reader::new(body);
     let n = r.varint()?;
     // Every 64 points cost at least one byte of timestamp blocks.
-    if n > (r.remaining() as u64).saturating_mul(BLOCK as u64).saturating_add(2) {
+    if n > (r.remaining() as u64)
+        .saturating_mul(BLOCK as u64)
+        .saturating_add(2)
+    {
         return corrupt("raw point count larger than the input allows");
     }
     let n = n as usize;
@@ -139,7 +157,12 @@ pub fn decode_raw(bytes: &[u8], block_size: i64, back_window: u64) -> Result<Bou
     if r.remaining() != 0 {
         return corrupt("trailing bytes");
     }
-    Ok(BoundTimeSerie { timestamps, values, block_size, back_window })
+    Ok(BoundTimeSerie {
+        timestamps,
+        values,
+        block_size,
+        back_window,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -308,7 +331,11 @@ struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     fn new(data: &'a [u8]) -> Self {
-        BitReader { data, pos: 0, end: data.len().saturating_mul(8) }
+        BitReader {
+            data,
+            pos: 0,
+            end: data.len().saturating_mul(8),
+        }
     }
 
     #[inline]
@@ -402,7 +429,10 @@ fn pfor_encode_block(chunk: &[u64], out: &mut Vec<u8>) {
         bw.finish();
     }
     if has_exc {
-        let count = chunk.iter().filter(|&&v| (64 - v.leading_zeros()) > w).count();
+        let count = chunk
+            .iter()
+            .filter(|&&v| (64 - v.leading_zeros()) > w)
+            .count();
         put_varint(out, count as u64);
         for (i, &v) in chunk.iter().enumerate() {
             if (64 - v.leading_zeros()) > w {
@@ -537,7 +567,8 @@ fn encode_split_timestamps(key: SplitKey, ts: &[Timestamp], out: &mut Vec<u8>) {
     runs_size += varint_len(nruns);
     let first = slots[0];
     let span = slots[slots.len() - 1] - first + 1;
-    let bitmap_size = varint_len(u64::from(first)) + varint_len(u64::from(span)) + (span as usize).div_ceil(8);
+    let bitmap_size =
+        varint_len(u64::from(first)) + varint_len(u64::from(span)) + (span as usize).div_ceil(8);
     if runs_size <= bitmap_size {
         out.push(TS_RUNS);
         put_varint(out, nruns);
@@ -567,7 +598,12 @@ fn encode_split_timestamps(key: SplitKey, ts: &[Timestamp], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_split_timestamps(key: SplitKey, r: &mut Reader<'_>, n: usize, out: &mut Vec<Timestamp>) -> Result<()> {
+fn decode_split_timestamps(
+    key: SplitKey,
+    r: &mut Reader<'_>,
+    n: usize,
+    out: &mut Vec<Timestamp>,
+) -> Result<()> {
     let g = key.granularity;
     let slot_ts = |s: u64| key.start.wrapping_add((s as i64).wrapping_mul(g));
     match r.u8()? {
@@ -646,15 +682,32 @@ fn encode_timestamps_general(ts: &[Timestamp], out: &mut Vec<u8>) {
     }
     let unit = unit.max(1);
     put_varint(out, unit);
-    let mut prev = (ts[1] as u64).wrapping_sub(ts[0] as u64) / unit;
-    put_varint(out, prev);
-    let mut dods = Vec::with_capacity(ts.len() - 2);
+    let k1 = (ts[1] as u64).wrapping_sub(ts[0] as u64) / unit;
+    put_varint(out, k1);
+    if ts.len() < 3 {
+        return;
+    }
+    // Deltas relative to the first one (jittered clocks), or delta of deltas
+    // (drifting ones): whichever packs smaller.
+    let mut by_first = Vec::with_capacity(ts.len() - 2);
+    let mut by_prev = Vec::with_capacity(ts.len() - 2);
+    let mut prev = k1;
     for w in ts[1..].windows(2) {
         let k = (w[1] as u64).wrapping_sub(w[0] as u64) / unit;
-        dods.push(zigzag(k.wrapping_sub(prev) as i64));
+        by_first.push(zigzag(k.wrapping_sub(k1) as i64));
+        by_prev.push(zigzag(k.wrapping_sub(prev) as i64));
         prev = k;
     }
-    pfor_encode(&dods, out);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    pfor_encode(&by_first, &mut a);
+    pfor_encode(&by_prev, &mut b);
+    if a.len() <= b.len() {
+        out.push(TS_BY_FIRST);
+        out.extend_from_slice(&a);
+    } else {
+        out.push(TS_BY_PREVIOUS);
+        out.extend_from_slice(&b);
+    }
 }
 
 fn decode_timestamps_general(r: &mut Reader<'_>, n: usize, out: &mut Vec<Timestamp>) -> Result<()> {
@@ -675,10 +728,19 @@ fn decode_timestamps_general(r: &mut Reader<'_>, n: usize, out: &mut Vec<Timesta
     }
     t = next;
     out.push(t);
-    let mut dods = Vec::new();
-    pfor_decode(r, n - 2, &mut dods)?;
-    for &d in &dods {
-        k = k.wrapping_add(unzigzag(d) as u64);
+    if n < 3 {
+        return Ok(());
+    }
+    let by_first = match r.u8()? {
+        TS_BY_FIRST => true,
+        TS_BY_PREVIOUS => false,
+        _ => return corrupt("unknown timestamp order"),
+    };
+    let k1 = k;
+    let mut res = Vec::new();
+    pfor_decode(r, n - 2, &mut res)?;
+    for &d in &res {
+        k = if by_first { k1 } else { k }.wrapping_add(unzigzag(d) as u64);
         let next = t.wrapping_add(k.wrapping_mul(unit) as i64);
         if next <= t {
             return corrupt("timestamps not increasing");
@@ -745,10 +807,12 @@ fn encode_values(values: &[f64], out: &mut Vec<u8>) {
             encode_scaled(values, 1, Some(&ks), false, &mut s, &mut buf);
             consider(buf, &mut best, &mut best_len);
         }
-        if best_len > n * 3
-            && n >= 8
-            && let Some(d) = std_counts(values, &mut ks)
-        {
+        let std_decimals = if best_len > n * 3 && n >= 8 {
+            std_counts(values, &mut ks)
+        } else {
+            None
+        };
+        if let Some(d) = std_decimals {
             let mut buf = Vec::with_capacity(n * 6 + 16);
             encode_scaled(values, 100u64.pow(d), Some(&ks), true, &mut s, &mut buf);
             consider(buf, &mut best, &mut best_len);
@@ -776,7 +840,10 @@ fn encode_values(values: &[f64], out: &mut Vec<u8>) {
 fn decode_values(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
     match r.u8()? {
         V_RAW => {
-            let data = r.bytes(n.checked_mul(8).ok_or(CodecError::Corrupt("too many values"))?)?;
+            let data = r.bytes(
+                n.checked_mul(8)
+                    .ok_or(CodecError::Corrupt("too many values"))?,
+            )?;
             out.extend(data.chunks_exact(8).map(|c| {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(c);
@@ -817,7 +884,11 @@ fn scaled_value(p: i64, q: u64, sqrt: bool) -> f64 {
 /// standard deviations (`k` is then the bucket size).
 #[inline]
 fn effective_multiplier(k: u64, sqrt: bool) -> u64 {
-    if sqrt { k.wrapping_mul(k.wrapping_sub(1)) } else { k }
+    if sqrt {
+        k.wrapping_mul(k.wrapping_sub(1))
+    } else {
+        k
+    }
 }
 
 /// The integer prediction of `p` from `p_prev` when the multiplier changes.
@@ -902,7 +973,11 @@ fn reduced_denominator(v: f64) -> Option<u64> {
     let bits = v.abs().to_bits();
     let biased = (bits >> 52) as i64;
     let frac = bits & ((1u64 << 52) - 1);
-    let (mut mant, exp) = if biased == 0 { (frac, -1074) } else { (frac | (1 << 52), biased - 1075) };
+    let (mut mant, exp) = if biased == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1 << 52), biased - 1075)
+    };
     if exp >= 0 {
         return fits(v, 1, DISCOVER_ULPS).then_some(1);
     }
@@ -940,7 +1015,12 @@ fn reduced_denominator(v: f64) -> Option<u64> {
 fn rational_multipliers(values: &[f64], out: &mut Vec<u64>) -> bool {
     let n = values.len();
     out.clear();
-    let mut prev = values.iter().take(8).filter_map(|&v| reduced_denominator(v)).max().unwrap_or(0);
+    let mut prev = values
+        .iter()
+        .take(8)
+        .filter_map(|&v| reduced_denominator(v))
+        .max()
+        .unwrap_or(0);
     let mut misses = 0usize;
     for &v in values {
         if prev != 0 && fits(v, prev, FIT_ULPS) {
@@ -950,7 +1030,10 @@ fn rational_multipliers(values: &[f64], out: &mut Vec<u64>) -> bool {
         match reduced_denominator(v) {
             Some(q) => {
                 let t = ((prev + q / 2) / q).max(1);
-                let m = q.checked_mul(t).filter(|&m| m <= MAX_MULTIPLIER && fits(v, m, FIT_ULPS)).unwrap_or(q);
+                let m = q
+                    .checked_mul(t)
+                    .filter(|&m| m <= MAX_MULTIPLIER && fits(v, m, FIT_ULPS))
+                    .unwrap_or(q);
                 out.push(m);
                 prev = m;
             }
@@ -991,7 +1074,7 @@ fn std_multiplier(n: u64, d: u32) -> u64 {
 fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
     let len = values.len();
     out.clear();
-    let mut budget = 64 * len + 40_000;
+    let mut budget = 16 * len + 16_384;
     let mut cur: Option<(u64, u32)> = None;
     let mut misses = 0usize;
     for (i, &v) in values.iter().enumerate() {
@@ -1007,7 +1090,10 @@ fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
             // The bucket size usually stays the same or moves a little.
             for k in [0i64, -1, 1, -2, 2, -3, 3, -4, 4, -6, 6, -8, 8] {
                 let nn = n as i64 + k;
-                if nn >= 2 && nn as u64 <= MAX_STD_COUNT && sqrt_fits(v, std_multiplier(nn as u64, d), FIT_ULPS) {
+                if nn >= 2
+                    && nn as u64 <= MAX_STD_COUNT
+                    && sqrt_fits(v, std_multiplier(nn as u64, d), FIT_ULPS)
+                {
                     found = Some((nn as u64, d));
                     break;
                 }
@@ -1043,7 +1129,8 @@ fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
                     }
                     // Confirm on the next points (whose bucket size may differ a little).
                     let confirmed = next.iter().all(|&nv| {
-                        (n.saturating_sub(3).max(2)..=n + 3).any(|nn| sqrt_fits(nv, std_multiplier(nn, d), FIT_ULPS))
+                        (n.saturating_sub(3).max(2)..=n + 3)
+                            .any(|nn| sqrt_fits(nv, std_multiplier(nn, d), FIT_ULPS))
                     });
                     if confirmed {
                         found = Some((n, d));
@@ -1068,8 +1155,15 @@ fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
     }
     let (first, d) = cur?;
     // Points before the first discovery take its bucket size.
-    let head = values.iter().position(|&v| v.is_finite() && v > 0.0).unwrap_or(0);
-    let found_at = out.iter().zip(values).position(|(&k, &v)| k == first && v > 0.0).unwrap_or(head);
+    let head = values
+        .iter()
+        .position(|&v| v.is_finite() && v > 0.0)
+        .unwrap_or(0);
+    let found_at = out
+        .iter()
+        .zip(values)
+        .position(|(&k, &v)| k == first && v > 0.0)
+        .unwrap_or(head);
     for k in &mut out[..found_at] {
         *k = first;
     }
@@ -1083,11 +1177,20 @@ fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
 /// flags(u8) varint(base) [varint(k0) packed(k deltas)] [varint(pg)] varint(zigzag p0)
 /// [varint(g)] packed(residuals / g) [packed(corrections)]
 /// ```
-fn encode_scaled(values: &[f64], base: u64, ks: Option<&[u64]>, sqrt: bool, s: &mut Scratch, out: &mut Vec<u8>) {
+fn encode_scaled(
+    values: &[f64],
+    base: u64,
+    ks: Option<&[u64]>,
+    sqrt: bool,
+    s: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
     let n = values.len();
     // With a constant multiplier, fold it into the base.
     let (base, ks) = match ks {
-        Some(k) if k.iter().all(|&x| x == k[0]) => (base.wrapping_mul(effective_multiplier(k[0], sqrt)), None),
+        Some(k) if k.iter().all(|&x| x == k[0]) => {
+            (base.wrapping_mul(effective_multiplier(k[0], sqrt)), None)
+        }
         other => (base, other),
     };
     s.m.clear();
@@ -1131,7 +1234,11 @@ fn encode_scaled(values: &[f64], base: u64, ks: Option<&[u64]>, sqrt: bool, s: &
     if outliers {
         for (i, &v) in values.iter().enumerate() {
             if s.p[i] == OUTLIER {
-                let pred = if i == 0 { 0 } else { predict(1, i, &s.p, mults) };
+                let pred = if i == 0 {
+                    0
+                } else {
+                    predict(1, i, &s.p, mults)
+                };
                 let p = pred / pg * pg;
                 s.p[i] = p;
                 s.e[i] = correction(v, scaled_value(p, q_of(i), sqrt));
@@ -1257,10 +1364,22 @@ fn decode_scaled(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()>
     } else if flags & SF_MFIRST != 0 {
         return corrupt("multiplier flag without multipliers");
     }
-    let m = if mults.is_empty() { None } else { Some(&mults[..]) };
-    let pg = if flags & SF_PGCD != 0 { nonzero(r.varint()?)? as i64 } else { 1 };
+    let m = if mults.is_empty() {
+        None
+    } else {
+        Some(&mults[..])
+    };
+    let pg = if flags & SF_PGCD != 0 {
+        nonzero(r.varint()?)? as i64
+    } else {
+        1
+    };
     let p0 = unzigzag(r.varint()?);
-    let g = if flags & SF_GCD != 0 { nonzero(r.varint()?)? as i64 } else { 1 };
+    let g = if flags & SF_GCD != 0 {
+        nonzero(r.varint()?)? as i64
+    } else {
+        1
+    };
     let mut res: Vec<u64> = Vec::new();
     pfor_decode(r, n - 1, &mut res)?;
     let mut p: Vec<i64> = Vec::with_capacity(n);
@@ -1271,9 +1390,14 @@ fn decode_scaled(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()>
     }
     let start = out.len();
     match m {
-        None => out.extend(p.iter().map(|&p| scaled_value(p.wrapping_mul(pg), base, sqrt))),
+        None => out.extend(
+            p.iter()
+                .map(|&p| scaled_value(p.wrapping_mul(pg), base, sqrt)),
+        ),
         Some(m) => out.extend(
-            p.iter().zip(m).map(|(&p, &m)| scaled_value(p.wrapping_mul(pg), base.wrapping_mul(m), sqrt)),
+            p.iter()
+                .zip(m)
+                .map(|(&p, &m)| scaled_value(p.wrapping_mul(pg), base.wrapping_mul(m), sqrt)),
         ),
     }
     if flags & SF_CORRECTIONS != 0 {
@@ -1288,7 +1412,11 @@ fn decode_scaled(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()>
 
 #[inline]
 fn nonzero(v: u64) -> Result<u64> {
-    if v == 0 || v > i64::MAX as u64 { corrupt("bad factor") } else { Ok(v) }
+    if v == 0 || v > i64::MAX as u64 {
+        corrupt("bad factor")
+    } else {
+        Ok(v)
+    }
 }
 
 /// Gorilla XOR: `0` same value; `10` + bits within the previous window;
@@ -1362,7 +1490,11 @@ fn encode_intdelta(values: &[f64], s: &mut Scratch, out: &mut Vec<u8>) {
     out.push(V_INTDELTA);
     out.extend_from_slice(&values[0].to_bits().to_le_bytes());
     s.u.clear();
-    s.u.extend(values.windows(2).map(|w| zigzag(w[1].to_bits().wrapping_sub(w[0].to_bits()) as i64)));
+    s.u.extend(
+        values
+            .windows(2)
+            .map(|w| zigzag(w[1].to_bits().wrapping_sub(w[0].to_bits()) as i64)),
+    );
     pfor_encode(&s.u, out);
 }
 
@@ -1397,7 +1529,9 @@ mod tests {
 
     #[test]
     fn pfor_roundtrip() {
-        let vals: Vec<u64> = (0..200u64).map(|i| if i % 17 == 0 { u64::MAX - i } else { i % 5 }).collect();
+        let vals: Vec<u64> = (0..200u64)
+            .map(|i| if i % 17 == 0 { u64::MAX - i } else { i % 5 })
+            .collect();
         let mut b = Vec::new();
         pfor_encode(&vals, &mut b);
         let mut r = Reader::new(&b);

@@ -1,7 +1,7 @@
 //! Round trips and corruption handling of the split and raw-buffer codec.
 
-use carbonara::codec::{decode_raw, decode_split, encode_raw, encode_split, CodecError};
-use carbonara::{AggregatedTimeSerie, BoundTimeSerie, SplitKey, NS_PER_SEC, POINTS_PER_SPLIT};
+use carbonara::codec::{CodecError, decode_raw, decode_split, encode_raw, encode_split};
+use carbonara::{AggregatedTimeSerie, BoundTimeSerie, NS_PER_SEC, POINTS_PER_SPLIT, SplitKey};
 use proptest::prelude::*;
 
 const N: usize = POINTS_PER_SPLIT as usize;
@@ -13,7 +13,10 @@ fn same_bits(a: &[f64], b: &[f64]) -> bool {
 fn split(key: SplitKey, slots: &[usize], values: &[f64]) -> AggregatedTimeSerie {
     AggregatedTimeSerie {
         granularity: key.granularity,
-        timestamps: slots.iter().map(|&s| key.start + s as i64 * key.granularity).collect(),
+        timestamps: slots
+            .iter()
+            .map(|&s| key.start + s as i64 * key.granularity)
+            .collect(),
         values: values.to_vec(),
     }
 }
@@ -32,7 +35,10 @@ fn assert_raw_roundtrip(raw: &BoundTimeSerie) -> Vec<u8> {
     let back = decode_raw(&bytes, raw.block_size, raw.back_window).expect("valid encoding decodes");
     assert_eq!(back.timestamps, raw.timestamps);
     assert!(same_bits(&back.values, &raw.values), "values differ");
-    assert_eq!((back.block_size, back.back_window), (raw.block_size, raw.back_window));
+    assert_eq!(
+        (back.block_size, back.back_window),
+        (raw.block_size, raw.back_window)
+    );
     bytes
 }
 
@@ -110,7 +116,10 @@ fn series(len: usize) -> impl Strategy<Value = Vec<f64>> {
     });
     let arbitrary = prop::collection::vec(any_value(), len);
     let constant = any_value().prop_map(move |v| vec![v; len]);
-    (prop_oneof![4 => walk, 2 => arbitrary, 1 => constant], prop::collection::vec((0..len.max(1), special()), 0..4))
+    (
+        prop_oneof![4 => walk, 2 => arbitrary, 1 => constant],
+        prop::collection::vec((0..len.max(1), special()), 0..4),
+    )
         .prop_map(|(mut v, sprinkle)| {
             for (i, s) in sprinkle {
                 if i < v.len() {
@@ -132,7 +141,10 @@ fn key() -> impl Strategy<Value = SplitKey> {
     ];
     (g, any::<u32>()).prop_map(|(g, k)| {
         let span = g * POINTS_PER_SPLIT;
-        SplitKey { start: (i64::from(k) % (i64::MAX / span / 2)) * span, granularity: g }
+        SplitKey {
+            start: (i64::from(k) % (i64::MAX / span / 2)) * span,
+            granularity: g,
+        }
     })
 }
 
@@ -308,18 +320,37 @@ proptest! {
 
 #[test]
 fn empty_split() {
-    let key = SplitKey { start: 0, granularity: 60 * NS_PER_SEC };
+    let key = SplitKey {
+        start: 0,
+        granularity: 60 * NS_PER_SEC,
+    };
     let bytes = assert_split_roundtrip(
         key,
-        &AggregatedTimeSerie { granularity: key.granularity, timestamps: vec![], values: vec![] },
+        &AggregatedTimeSerie {
+            granularity: key.granularity,
+            timestamps: vec![],
+            values: vec![],
+        },
     );
     assert!(bytes.len() <= 6, "{} bytes", bytes.len());
 }
 
 #[test]
 fn single_point() {
-    let key = SplitKey { start: 3600 * 60 * NS_PER_SEC, granularity: 60 * NS_PER_SEC };
-    for v in [0.0, -0.0, 42.5, f64::NAN, f64::INFINITY, f64::from_bits(1), 1e300, 0.1 + 0.2] {
+    let key = SplitKey {
+        start: 3600 * 60 * NS_PER_SEC,
+        granularity: 60 * NS_PER_SEC,
+    };
+    for v in [
+        0.0,
+        -0.0,
+        42.5,
+        f64::NAN,
+        f64::INFINITY,
+        f64::from_bits(1),
+        1e300,
+        0.1 + 0.2,
+    ] {
         for slot in [0usize, 1, 1799, N - 1] {
             assert_split_roundtrip(key, &split(key, &[slot], &[v]));
         }
@@ -328,7 +359,10 @@ fn single_point() {
 
 #[test]
 fn full_regular_split_is_tiny() {
-    let key = SplitKey { start: 0, granularity: NS_PER_SEC };
+    let key = SplitKey {
+        start: 0,
+        granularity: NS_PER_SEC,
+    };
     let slots: Vec<usize> = (0..N).collect();
     // Constant: header + runs + one value.
     let bytes = assert_split_roundtrip(key, &split(key, &slots, &[1.0; N]));
@@ -338,14 +372,19 @@ fn full_regular_split_is_tiny() {
     let bytes = assert_split_roundtrip(key, &split(key, &slots, &values));
     assert!(bytes.len() < 100, "{} bytes", bytes.len());
     // Two-decimal gauge: well under 2 bytes per point.
-    let values: Vec<f64> = (0..N).map(|i| ((i * 7919) % 10_000) as f64 / 100.0).collect();
+    let values: Vec<f64> = (0..N)
+        .map(|i| ((i * 7919) % 10_000) as f64 / 100.0)
+        .collect();
     let bytes = assert_split_roundtrip(key, &split(key, &slots, &values));
     assert!(bytes.len() < 2 * N, "{} bytes", bytes.len());
 }
 
 #[test]
 fn all_3600_special_and_arbitrary() {
-    let key = SplitKey { start: 0, granularity: 300 * NS_PER_SEC };
+    let key = SplitKey {
+        start: 0,
+        granularity: 300 * NS_PER_SEC,
+    };
     let slots: Vec<usize> = (0..N).collect();
     let mut s = 0x1234_5678_9abc_def1u64;
     let values: Vec<f64> = (0..N)
@@ -371,7 +410,10 @@ fn all_3600_special_and_arbitrary() {
 fn means_and_stds_of_decimals_compress() {
     // Means and sample standard deviations of 2-decimal inputs, 6 per bucket,
     // sometimes 5: far below the 8 bytes of a raw double.
-    let key = SplitKey { start: 0, granularity: 60 * NS_PER_SEC };
+    let key = SplitKey {
+        start: 0,
+        granularity: 60 * NS_PER_SEC,
+    };
     let slots: Vec<usize> = (0..N).collect();
     let mut s = 99u64;
     let mut x = 5000i64;
@@ -401,13 +443,24 @@ fn means_and_stds_of_decimals_compress() {
 
 #[test]
 fn truncated_and_wrong_version_are_errors() {
-    let key = SplitKey { start: 0, granularity: 60 * NS_PER_SEC };
+    let key = SplitKey {
+        start: 0,
+        granularity: 60 * NS_PER_SEC,
+    };
     let serie = split(key, &[0, 1, 2, 10], &[1.5, 2.5, 3.5, 4.5]);
     let bytes = encode_split(key, &serie);
     for cut in 0..bytes.len() {
-        assert!(matches!(decode_split(key, &bytes[..cut]), Err(CodecError::Corrupt(_))));
+        assert!(matches!(
+            decode_split(key, &bytes[..cut]),
+            Err(CodecError::Corrupt(_))
+        ));
     }
-    let raw = encode_raw(&BoundTimeSerie { timestamps: vec![1, 5, 9], values: vec![1.0, 2.0, 3.0], block_size: 1, back_window: 0 });
+    let raw = encode_raw(&BoundTimeSerie {
+        timestamps: vec![1, 5, 9],
+        values: vec![1.0, 2.0, 3.0],
+        block_size: 1,
+        back_window: 0,
+    });
     for cut in 0..raw.len() {
         assert!(decode_raw(&raw[..cut], 1, 0).is_err());
     }
@@ -423,11 +476,19 @@ fn truncated_and_wrong_version_are_errors() {
 #[test]
 fn huge_counts_are_rejected_without_allocating() {
     // n = u64::MAX-ish in a body with a valid checksum.
-    for body in [vec![1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], vec![1u8, 0x91, 0x1c]] {
+    for body in [
+        vec![
+            1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ],
+        vec![1u8, 0x91, 0x1c],
+    ] {
         let mut b = body.clone();
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_le_bytes());
-        let key = SplitKey { start: 0, granularity: 1 };
+        let key = SplitKey {
+            start: 0,
+            granularity: 1,
+        };
         assert!(decode_split(key, &b).is_err());
         assert!(decode_raw(&b, 1, 0).is_err());
     }
@@ -435,9 +496,25 @@ fn huge_counts_are_rejected_without_allocating() {
 
 #[test]
 fn raw_extremes() {
-    for timestamps in [vec![0], vec![i64::MAX], vec![0, i64::MAX], vec![0, 1, i64::MAX - 1, i64::MAX], vec![5, 6, 7, 8, 9]] {
+    for timestamps in [
+        vec![0],
+        vec![i64::MAX],
+        vec![0, i64::MAX],
+        vec![0, 1, i64::MAX - 1, i64::MAX],
+        vec![5, 6, 7, 8, 9],
+    ] {
         let values = vec![f64::NAN; timestamps.len()];
-        assert_raw_roundtrip(&BoundTimeSerie { timestamps, values, block_size: 1, back_window: 3 });
+        assert_raw_roundtrip(&BoundTimeSerie {
+            timestamps,
+            values,
+            block_size: 1,
+            back_window: 3,
+        });
     }
-    assert_raw_roundtrip(&BoundTimeSerie { timestamps: vec![], values: vec![], block_size: 1, back_window: 0 });
+    assert_raw_roundtrip(&BoundTimeSerie {
+        timestamps: vec![],
+        values: vec![],
+        block_size: 1,
+        back_window: 0,
+    });
 }

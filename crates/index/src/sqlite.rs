@@ -94,6 +94,7 @@ impl SqliteIndexer {
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .pragma("wal_autocheckpoint", "100000")
             .connect()
             .await?;
         let readers = SqlitePoolOptions::new()
