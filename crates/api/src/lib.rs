@@ -14,6 +14,7 @@
 mod archive_policy;
 mod archive_policy_rule;
 pub mod auth;
+mod cors;
 mod error;
 mod fnmatch;
 mod http;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::AuthMode;
+pub use cors::CorsConfig;
 
 /// The `[api]`, `[cors]` and `[archive_policy]` settings the API uses.
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ pub struct ApiConfig {
     pub max_limit: usize,
     /// Honour `Forwarded` / `X-Forwarded-*` for the URLs we return.
     pub enable_proxy_headers_parsing: bool,
-    pub cors_allowed_origins: Vec<String>,
+    pub cors: CorsConfig,
     /// Methods of archive policies created without `aggregation_methods`.
     pub default_aggregation_methods: Vec<Method>,
     /// How long `refresh=true` waits for a sack being processed.
@@ -62,7 +64,7 @@ impl Default for ApiConfig {
             auth_mode: AuthMode::Basic,
             max_limit: 1000,
             enable_proxy_headers_parsing: false,
-            cors_allowed_origins: Vec::new(),
+            cors: CorsConfig::default(),
             default_aggregation_methods: carbonara::policy::default_aggregation_methods(),
             operation_timeout: Duration::from_secs(10),
             max_body_size: 128 * 1024 * 1024,
@@ -100,6 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/v1", v1)
         .layer(axum::middleware::from_fn(http::require_json_accept))
         .layer(axum::middleware::from_fn(error::render_errors))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(state.config.cors.clone()), cors::cors))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

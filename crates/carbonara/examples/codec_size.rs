@@ -467,10 +467,15 @@ fn main() {
         pts / enc / 1e6,
         pts / decs / 1e6
     );
-    for (label, pick) in [("decimal-like", true), ("mean/std", false)] {
-        let sel: Vec<usize> = (0..cases.len())
-            .filter(|&i| matches!(cases[i].agg, Agg::Mean | Agg::Std) != pick)
-            .collect();
+    type Pick = fn(&Case) -> bool;
+    let groups: [(&str, Pick); 4] = [
+        ("decimal-like", |c| !matches!(c.agg, Agg::Mean | Agg::Std)),
+        ("mean/std", |c| matches!(c.agg, Agg::Mean | Agg::Std)),
+        ("partial splits", |c| !c.full),
+        ("60-point splits", |c| c.serie.timestamps.len() == 60),
+    ];
+    for (label, pick) in groups {
+        let sel: Vec<usize> = (0..cases.len()).filter(|&i| pick(&cases[i])).collect();
         let p: usize = sel
             .iter()
             .map(|&i| cases[i].serie.timestamps.len())

@@ -9,15 +9,19 @@
 //!
 //! - split timestamps are slots (`(ts - key.start) / granularity`), stored as runs
 //!   or as a bitmap, whichever is smaller (a full split costs 4 bytes);
-//! - raw timestamps are delta-of-delta in units of the gcd of the deltas;
-//! - values pick the smallest of: constant, *scaled* (every value is
-//!   `p / (base·m)` rounded, plus a per-point correction in units in the last
-//!   place: decimals, integers, means of decimals...), Gorilla XOR, XOR-free
-//!   integer delta of the bit patterns, raw;
-//! - integer streams are bit-packed by blocks of 64 with patched exceptions.
+//! - raw timestamps are deltas in units of their gcd, coded from the first
+//!   delta or as delta-of-delta;
+//! - values pick the smallest of: constant; *scaled* (every value is
+//!   `f(p / (base·m))` plus a per-point correction in ulps, `f` = identity or
+//!   square root: decimals, integers, sums, means and standard deviations of
+//!   decimal inputs); Gorilla XOR; integer delta of the bit patterns; raw;
+//! - integer streams go by blocks of 64, each bit-packed with patched
+//!   exceptions or Rice-coded, whichever is smaller.
 //!
 //! Every f64 bit pattern and every timestamp round-trips exactly. Decoding
-//! never panics and never allocates more than the input can justify.
+//! checks a CRC-32 first, never panics and never allocates more than the input
+//! can justify. Encoding only searches (for decimals, bucket sizes...): the
+//! decoder applies what is written.
 
 use crate::aggregated::{AggregatedTimeSerie, POINTS_PER_SPLIT, SplitKey};
 use crate::bound::BoundTimeSerie;
@@ -92,6 +96,7 @@ pub fn encode_split(key: SplitKey, serie: &AggregatedTimeSerie) -> Vec<u8> {
     out
 }
 
+/// Decode a split written by [`encode_split`] for the same `key`.
 pub fn decode_split(key: SplitKey, bytes: &[u8]) -> Result<AggregatedTimeSerie, CodecError> {
     let body = check_envelope(bytes, SPLIT_VERSION)?;
     let mut r = Reader::new(body);
@@ -131,6 +136,8 @@ pub fn encode_raw(raw: &BoundTimeSerie) -> Vec<u8> {
     out
 }
 
+/// Decode a raw buffer written by [`encode_raw`]; `block_size` and `back_window`
+/// are the policy's.
 pub fn decode_raw(
     bytes: &[u8],
     block_size: i64,
@@ -378,10 +385,12 @@ fn mask(w: u32) -> u64 {
 }
 
 // ---------------------------------------------------------------------------
-// Patched bit-packing of u64 streams ("PFOR"): blocks of 64 values.
+// Packing of u64 streams: blocks of 64 values, each either patched
+// bit-packing ("PFOR") or Rice coding, whichever is smaller.
 //
-// block = header(u8: width | 0x80 if exceptions) packed(ceil(len·width/8) bytes)
-//         [varint(count) count × (u8 index, varint(value >> width))]
+// PFOR block = header(u8: width 0..=64 | 0x80 if exceptions) packed(ceil(len·width/8) bytes)
+//              [varint(count) count × (u8 index, varint(value >> width))]
+// Rice block = header(u8: 65 + k) varint(byte length) bits
 // ---------------------------------------------------------------------------
 
 fn pfor_encode(vals: &[u64], out: &mut Vec<u8>) {
@@ -403,19 +412,52 @@ fn pfor_encode_block(chunk: &[u64], out: &mut Vec<u8>) {
     let mut exc = 0usize;
     for w in (0..maxbl).rev() {
         exc += hist[w + 1] as usize;
+        // Each exception costs at least 16 bits: past half the block a
+        // narrower width never pays.
         if exc > len / 2 {
             break;
         }
         let mut cost = len * w + 8 * varint_len(exc as u64);
-        for (b, &h) in hist.iter().enumerate().skip(w + 1) {
-            if h != 0 {
-                cost += h as usize * (8 + 8 * (b - w).div_ceil(7));
-            }
+        for (b, &h) in hist.iter().enumerate().take(maxbl + 1).skip(w + 1) {
+            cost += h as usize * (8 + 8 * (b - w).div_ceil(7));
         }
         if cost < best_cost {
             best_cost = cost;
             best_w = w;
         }
+    }
+    // Rice coding wins on peaked distributions (most residuals small, a tail).
+    let pfor_bytes = 1 + best_cost.div_ceil(8);
+    let sum: u128 = chunk.iter().map(|&v| u128::from(v)).sum();
+    let mean = (sum / len as u128) as u64;
+    let kb = (64 - mean.leading_zeros()) as usize;
+    let mut rice: Option<(u32, usize)> = None;
+    for k in kb.saturating_sub(2)..=(kb + 1).min(RICE_MAX_K as usize) {
+        let k = k as u32;
+        let bits: usize = chunk.iter().map(|&v| rice_bits(v, k)).sum();
+        let nbytes = bits.div_ceil(8);
+        let total = 1 + varint_len(nbytes as u64) + nbytes;
+        if total < rice.map_or(pfor_bytes, |(_, t)| t) {
+            rice = Some((k, total));
+        }
+    }
+    if let Some((k, _)) = rice {
+        let bits: usize = chunk.iter().map(|&v| rice_bits(v, k)).sum();
+        out.push(RICE_HEADER + k as u8);
+        put_varint(out, bits.div_ceil(8) as u64);
+        let mut bw = BitWriter::new(out);
+        for &v in chunk {
+            let q = v >> k;
+            if q < RICE_ESCAPE {
+                bw.put(mask(q as u32), q as u32 + 1);
+                bw.put(v & mask(k), k);
+            } else {
+                bw.put(mask(RICE_ESCAPE as u32), RICE_ESCAPE as u32);
+                bw.put(v, 64);
+            }
+        }
+        bw.finish();
+        return;
     }
     let w = best_w as u32;
     let has_exc = chunk.iter().any(|&v| (64 - v.leading_zeros()) > w);
@@ -443,6 +485,79 @@ fn pfor_encode_block(chunk: &[u64], out: &mut Vec<u8>) {
     }
 }
 
+/// Rice blocks: header `RICE_HEADER + k`, varint byte length, then per value
+/// `q = v >> k` ones, a zero and the `k` low bits; `q >= RICE_ESCAPE` is written
+/// as `RICE_ESCAPE` ones and the 64-bit value.
+const RICE_HEADER: u8 = 65;
+const RICE_MAX_K: u32 = 62;
+const RICE_ESCAPE: u64 = 40;
+
+#[inline]
+fn rice_bits(v: u64, k: u32) -> usize {
+    let q = v >> k;
+    if q < RICE_ESCAPE {
+        q as usize + 1 + k as usize
+    } else {
+        RICE_ESCAPE as usize + 64
+    }
+}
+
+/// Largest Rice block: 64 escaped values.
+const RICE_MAX_BYTES: usize = BLOCK * (RICE_ESCAPE as usize + 64) / 8;
+
+fn rice_decode_block(r: &mut Reader<'_>, k: u32, len: usize, out: &mut Vec<u64>) -> Result<()> {
+    let nbytes = r.varint()?;
+    if nbytes > RICE_MAX_BYTES as u64 {
+        return corrupt("rice block too long");
+    }
+    let data = r.bytes(nbytes as usize)?;
+    // Zero-padded copy: every 8-byte load below stays in bounds.
+    let mut buf = [0u8; RICE_MAX_BYTES + 24];
+    buf[..data.len()].copy_from_slice(data);
+    let end = data.len() * 8;
+    let km = mask(k);
+    let mut pos = 0usize;
+    for _ in 0..len {
+        if pos > end {
+            return corrupt("truncated rice block");
+        }
+        let load = |pos: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&buf[pos >> 3..(pos >> 3) + 8]);
+            u64::from_le_bytes(a) >> (pos & 7)
+        };
+        let w = load(pos);
+        let q = (!w).trailing_zeros();
+        let v = if u64::from(q) >= RICE_ESCAPE {
+            pos += RICE_ESCAPE as usize;
+            let lo = load(pos) & mask(32);
+            let hi = load(pos + 32) & mask(32);
+            pos += 64;
+            lo | hi << 32
+        } else if q + 1 + k <= 56 {
+            pos += q as usize + 1 + k as usize;
+            (u64::from(q) << k) | ((w >> (q + 1)) & km)
+        } else {
+            pos += q as usize + 1;
+            let low = if k > 32 {
+                let lo = load(pos) & mask(32);
+                lo | (load(pos + 32) & mask(k - 32)) << 32
+            } else {
+                load(pos) & km
+            };
+            pos += k as usize;
+            let hi = u128::from(q) << k;
+            u64::try_from(hi | u128::from(low))
+                .map_err(|_| CodecError::Corrupt("rice value overflow"))?
+        };
+        out.push(v);
+    }
+    if pos > end || pos.div_ceil(8) != data.len() {
+        return corrupt("rice block length mismatch");
+    }
+    Ok(())
+}
+
 /// Decode `n` values, appending to `out`.
 fn pfor_decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result<()> {
     if n.div_ceil(BLOCK) > r.remaining() {
@@ -460,6 +575,9 @@ fn pfor_decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result<()> {
 
 fn pfor_decode_block(r: &mut Reader<'_>, len: usize, out: &mut Vec<u64>) -> Result<()> {
     let header = r.u8()?;
+    if (RICE_HEADER..=RICE_HEADER + RICE_MAX_K as u8).contains(&header) {
+        return rice_decode_block(r, u32::from(header - RICE_HEADER), len, out);
+    }
     let w = u32::from(header & 0x7f);
     if w > 64 {
         return corrupt("bad packed width");
@@ -869,6 +987,7 @@ struct Scratch {
     e: Vec<i64>,
     m: Vec<u64>,
     u: Vec<u64>,
+    u2: Vec<u64>,
     best: Vec<u8>,
     tmp: Vec<u8>,
 }
@@ -924,7 +1043,7 @@ fn decimal_exponent(values: &[f64]) -> Option<(usize, bool)> {
     let mut exact = 0usize;
     let mut misses = 0usize;
     let is_exact = |v: f64, d: usize| {
-        let s = (v * POW10[d]).round();
+        let s = round(v * POW10[d]);
         s.abs() < EXACT_INT && ((s as i64) as f64 / POW10[d]).to_bits() == v.to_bits()
     };
     for (i, &v) in values.iter().enumerate() {
@@ -946,6 +1065,18 @@ fn decimal_exponent(values: &[f64]) -> Option<(usize, bool)> {
     Some((d, misses == 0))
 }
 
+/// Round to an integer (ties to even below 2^51, without a libm call). Only the
+/// encoder rounds: any nearby integer is correct, the decoder just uses it.
+#[inline]
+fn round(x: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+    if x.abs() < 2_251_799_813_685_248.0 {
+        (x + MAGIC) - MAGIC
+    } else {
+        x.round()
+    }
+}
+
 /// Correction (in ulps, as a wrapping difference of bit patterns) from `r` to `v`.
 #[inline]
 fn correction(v: f64, r: f64) -> i64 {
@@ -956,7 +1087,7 @@ fn correction(v: f64, r: f64) -> i64 {
 #[inline]
 fn fits(v: f64, m: u64, tol: i64) -> bool {
     let x = v * m as f64;
-    let s = x.round();
+    let s = round(x);
     // `v·m` must be an integer to well within the spacing of the candidates.
     if !(s.abs() < EXACT_INT && (x - s).abs() <= 1.0 / 1024.0) {
         return false;
@@ -1039,7 +1170,7 @@ fn rational_multipliers(values: &[f64], out: &mut Vec<u64>) -> bool {
             }
             None => {
                 misses += 1;
-                if misses > n / 4 + 4 {
+                if misses > n / 4 + 4 || (misses >= 8 && misses * 2 > out.len()) {
                     return false;
                 }
                 out.push(prev.max(1));
@@ -1053,7 +1184,7 @@ fn rational_multipliers(values: &[f64], out: &mut Vec<u64>) -> bool {
 #[inline]
 fn sqrt_fits(v: f64, m: u64, tol: i64) -> bool {
     let x = v * v * m as f64;
-    let s = x.round();
+    let s = round(x);
     if !(s.abs() < EXACT_INT && (x - s).abs() <= 0.25) {
         return false;
     }
@@ -1074,7 +1205,8 @@ fn std_multiplier(n: u64, d: u32) -> u64 {
 fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
     let len = values.len();
     out.clear();
-    let mut budget = 16 * len + 16_384;
+    // Small splits (rewritten on every batch) get a small search budget.
+    let mut budget = 16 * len + 8192;
     let mut cur: Option<(u64, u32)> = None;
     let mut misses = 0usize;
     for (i, &v) in values.iter().enumerate() {
@@ -1102,40 +1234,43 @@ fn std_counts(values: &[f64], out: &mut Vec<u64>) -> Option<u32> {
         if found.is_none() && budget > 0 {
             let x = v * v;
             let next: &[f64] = values.get(i + 1..(i + 3).min(len)).unwrap_or(&[]);
-            // For each decimal count, the smallest confirmed bucket size; then
-            // the smallest multiplier (larger ones are often its multiples).
-            let ds = match cur {
-                Some((_, d)) => d..=d,
-                None => 0..=MAX_STD_DECIMALS,
+            // Candidates in increasing multiplier order (a 4-way merge over the
+            // decimal counts): the first confirmed one is the smallest, larger
+            // ones are often its multiples.
+            let (dlo, dhi) = match cur {
+                Some((_, d)) => (d, d),
+                None => (0, MAX_STD_DECIMALS),
             };
-            for d in ds {
-                for n in 2..=MAX_STD_COUNT {
-                    if budget == 0 {
-                        break;
+            let mut next_n = [2u64; MAX_STD_DECIMALS as usize + 1];
+            while budget > 0 {
+                let mut pick: Option<(u64, u32)> = None;
+                for d in dlo..=dhi {
+                    let n = next_n[d as usize];
+                    if n <= MAX_STD_COUNT && pick.is_none_or(|(pm, _)| std_multiplier(n, d) < pm) {
+                        pick = Some((std_multiplier(n, d), d));
                     }
-                    budget -= 1;
-                    let m = std_multiplier(n, d);
-                    if found.is_some_and(|(fnn, fd)| std_multiplier(fnn, fd) <= m) {
-                        break;
-                    }
-                    let xm = x * m as f64;
-                    // Also false for NaN.
-                    if xm.partial_cmp(&EXACT_INT) != Some(std::cmp::Ordering::Less) {
-                        break;
-                    }
-                    let tol = xm * (n as f64 + 8.0) * f64::EPSILON;
-                    if (xm - xm.round()).abs() > tol.max(1e-9) || !sqrt_fits(v, m, DISCOVER_ULPS) {
-                        continue;
-                    }
-                    // Confirm on the next points (whose bucket size may differ a little).
-                    let confirmed = next.iter().all(|&nv| {
-                        (n.saturating_sub(3).max(2)..=n + 3)
-                            .any(|nn| sqrt_fits(nv, std_multiplier(nn, d), FIT_ULPS))
-                    });
-                    if confirmed {
-                        found = Some((n, d));
-                        break;
-                    }
+                }
+                let Some((m, d)) = pick else { break };
+                let n = next_n[d as usize];
+                next_n[d as usize] += 1;
+                budget -= 1;
+                let xm = x * m as f64;
+                // Also false for NaN.
+                if xm.partial_cmp(&EXACT_INT) != Some(std::cmp::Ordering::Less) {
+                    break;
+                }
+                let tol = xm * (n as f64 + 8.0) * f64::EPSILON;
+                if (xm - round(xm)).abs() > tol.max(1e-9) || !sqrt_fits(v, m, DISCOVER_ULPS) {
+                    continue;
+                }
+                // Confirm on the next points (whose bucket size may differ a little).
+                let confirmed = next.iter().all(|&nv| {
+                    (n.saturating_sub(3).max(2)..=n + 3)
+                        .any(|nn| sqrt_fits(nv, std_multiplier(nn, d), FIT_ULPS))
+                });
+                if confirmed {
+                    found = Some((n, d));
+                    break;
                 }
             }
         }
@@ -1211,7 +1346,7 @@ fn encode_scaled(
     for (i, &v) in values.iter().enumerate() {
         let q = q_of(i);
         let t = if sqrt { v * v } else { v };
-        let sc = (t * q as f64).round();
+        let sc = round(t * q as f64);
         let mut p = OUTLIER;
         let mut e = 0;
         if sc.abs() < EXACT_INT {
@@ -1261,10 +1396,11 @@ fn encode_scaled(
     if sqrt {
         flags |= SF_SQRT;
     }
-    // Pick the best prediction order.
-    s.best.clear();
+    // Pick the prediction order with the smallest residuals (sum of bit
+    // lengths: a cheap proxy of the packed size), then pack only that one.
     let mut best_order = 0u8;
     let mut best_gcd = 1u64;
+    let mut best_cost = u64::MAX;
     for order in 0..=2u8 {
         if order == 2 && n < 3 {
             break;
@@ -1279,20 +1415,23 @@ fn encode_scaled(
             s.u.push(r as u64);
         }
         let g = if g <= 1 || g > i64::MAX as u64 { 1 } else { g };
+        let mut cost = 0u64;
         for u in s.u.iter_mut() {
             *u = zigzag((*u as i64) / g as i64);
+            cost += u64::from(64 - u.leading_zeros());
         }
-        s.tmp.clear();
-        if g > 1 {
-            put_varint(&mut s.tmp, g);
-        }
-        pfor_encode(&s.u, &mut s.tmp);
-        if order == 0 || s.tmp.len() < s.best.len() {
-            std::mem::swap(&mut s.best, &mut s.tmp);
+        if cost < best_cost {
+            best_cost = cost;
+            std::mem::swap(&mut s.u, &mut s.u2);
             best_order = order;
             best_gcd = g;
         }
     }
+    s.best.clear();
+    if best_gcd > 1 {
+        put_varint(&mut s.best, best_gcd);
+    }
+    pfor_encode(&s.u2, &mut s.best);
     if best_gcd > 1 {
         flags |= SF_GCD;
     }
@@ -1525,6 +1664,64 @@ mod tests {
         for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
             assert_eq!(unzigzag(zigzag(v)), v);
         }
+    }
+
+    #[test]
+    fn packed_streams_roundtrip_both_block_kinds() {
+        let mut seed = 12345u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut rice, mut pfor) = (0, 0);
+        for shape in 0..8u32 {
+            for _ in 0..20 {
+                let n = (rnd() % 300) as usize;
+                let vals: Vec<u64> = (0..n)
+                    .map(|_| match shape {
+                        // Geometric-like: Rice territory.
+                        0 => rnd().trailing_zeros() as u64 * 3,
+                        1 => (rnd() % 1000) >> (rnd() % 10),
+                        // With huge escapes.
+                        2 => {
+                            if rnd() % 50 == 0 {
+                                rnd()
+                            } else {
+                                rnd() % 16
+                            }
+                        }
+                        3 => u64::MAX - rnd() % 3,
+                        4 => rnd() % 7,
+                        5 => 0,
+                        6 => rnd() >> (rnd() % 64),
+                        _ => rnd(),
+                    })
+                    .collect();
+                let mut b = Vec::new();
+                pfor_encode(&vals, &mut b);
+                let mut r = Reader::new(&b);
+                let mut out = Vec::new();
+                for chunk in vals.chunks(BLOCK) {
+                    if (RICE_HEADER..=RICE_HEADER + RICE_MAX_K as u8).contains(&r.rest()[0]) {
+                        rice += 1;
+                    } else {
+                        pfor += 1;
+                    }
+                    pfor_decode(&mut r, chunk.len(), &mut out).unwrap();
+                }
+                assert_eq!(out, vals);
+                assert_eq!(r.remaining(), 0);
+                // Any truncation fails without panicking.
+                for cut in 0..b.len() {
+                    let mut r = Reader::new(&b[..cut]);
+                    let mut out = Vec::new();
+                    assert!(pfor_decode(&mut r, vals.len(), &mut out).is_err());
+                }
+            }
+        }
+        assert!(rice > 0 && pfor > 0, "rice {rice} pfor {pfor}");
     }
 
     #[test]

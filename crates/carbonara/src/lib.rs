@@ -11,7 +11,9 @@
 //! - [`aggregate`]: grouping raw points into granularity buckets;
 //! - [`aggregated`]: regular aggregated series, split keys, truncation, resampling;
 //! - [`codec`]: the compact, lossless on-disk format of splits and raw buffers;
-//! - [`process`]: applying one batch of measures to one metric.
+//! - [`process`]: applying one batch of measures to one metric;
+//! - [`calendar`]: calendar groupings (`Y H Q M W`) for resampling;
+//! - [`ops`]: query-time operations across series (`/v1/aggregates`).
 //!
 //! Invariants: no function here performs I/O or blocks; data is columnar
 //! (timestamps and values in separate vectors) and nothing allocates per point.
@@ -19,8 +21,10 @@
 pub mod aggregate;
 pub mod aggregated;
 pub mod bound;
+pub mod calendar;
 pub mod codec;
 pub mod method;
+pub mod ops;
 pub mod policy;
 pub mod process;
 pub mod time;

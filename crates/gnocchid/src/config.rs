@@ -4,7 +4,7 @@
 //! Precedence: command-line flags > environment (`GNOCCHI_*` where upstream has
 //! one) > the config file > defaults.
 
-use gnocchi_api::{ApiConfig, AuthMode};
+use gnocchi_api::{ApiConfig, AuthMode, CorsConfig};
 use gnocchi_engine::EngineConfig;
 use ini::Ini;
 use std::path::{Path, PathBuf};
@@ -104,6 +104,26 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+fn list(value: Option<String>) -> Option<Vec<String>> {
+    value.map(|s| s.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect())
+}
+
+/// `[cors]`, with oslo.middleware's option names and Gnocchi's defaults.
+fn cors_config(src: &Source) -> Result<CorsConfig, ConfigError> {
+    let d = CorsConfig::default();
+    Ok(CorsConfig {
+        allowed_origins: list(src.get("cors", "allowed_origin")).unwrap_or(d.allowed_origins),
+        allow_credentials: src.boolean("cors", "allow_credentials", d.allow_credentials)?,
+        expose_headers: list(src.get("cors", "expose_headers")).unwrap_or(d.expose_headers),
+        max_age: match src.get("cors", "max_age") {
+            None => d.max_age,
+            Some(_) => Some(src.parse("cors", "max_age", 3600u64)?),
+        },
+        allow_methods: list(src.get("cors", "allow_methods")).unwrap_or(d.allow_methods),
+        allow_headers: list(src.get("cors", "allow_headers")).unwrap_or(d.allow_headers),
+    })
+}
+
 impl Config {
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let ini = match file {
@@ -153,15 +173,7 @@ impl Config {
                 "enable_proxy_headers_parsing",
                 false,
             )?,
-            cors_allowed_origins: src
-                .get("cors", "allowed_origin")
-                .map(|s| {
-                    s.split(',')
-                        .map(|o| o.trim().to_string())
-                        .filter(|o| !o.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            cors: cors_config(&src)?,
             default_aggregation_methods: methods,
             operation_timeout: src.seconds("api", "operation_timeout", 10.0)?,
             max_body_size: src.parse("api", "max_body_size", 128 * 1024 * 1024)?,
