@@ -12,6 +12,10 @@
 mod error;
 pub mod local_aggregates;
 pub mod local_incoming;
+pub mod redis_aggregates;
+pub mod redis_incoming;
+pub mod redis_url;
+pub mod s3_aggregates;
 
 pub use error::StorageError;
 

@@ -226,7 +226,7 @@ impl Aggregates for LocalAggregates {
                 .iter()
                 .map(|(s, v)| (split_key(s), v.as_slice()))
                 .collect();
-            splits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            splits.sort_unstable_by_key(|a| a.0);
             let tx = db.begin_write().map_err(backend)?;
             {
                 let mut table = tx.open_table(RAW).map_err(backend)?;

@@ -426,16 +426,18 @@ struct Scan {
     len: u64,
 }
 
-/// Call `f(kind, payload, position end)` for every valid record of a segment.
+/// Call `f(kind, payload, position end)` for every valid record of a segment
+/// (`report`: log where and why the valid records end early).
 fn scan_segment(
     path: &Path,
     is_last: bool,
+    report: bool,
     mut f: impl FnMut(u8, &[u8], u64) -> Result<()>,
 ) -> Result<Scan> {
     let data = std::fs::read(path)?;
     let len = data.len() as u64;
     if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
-        if !is_last {
+        if report && !is_last {
             tracing::error!(segment = %path.display(), "incoming log segment has no valid header, skipped");
         }
         return Ok(Scan { valid_end: 0, len });
@@ -443,6 +445,9 @@ fn scan_segment(
     let mut at = MAGIC.len();
     while at < data.len() {
         let bad = |why: &str| {
+            if !report {
+                return;
+            }
             if is_last {
                 tracing::info!(segment = %path.display(), offset = at, dropped = data.len() - at, "ignoring torn tail of the incoming log ({why})");
             } else {
@@ -520,18 +525,23 @@ fn load_or_store_sacks(dir: &Path, sacks: u32) -> Result<u32> {
                     "number of sacks must be 1..={MAX_SACKS}, not {sacks}"
                 )));
             }
-            let tmp = dir.join("config.json.tmp");
-            {
-                let mut f = File::create(&tmp)?;
-                f.write_all(serde_json::json!({ "sacks": sacks }).to_string().as_bytes())?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(dir)?;
+            store_sacks(dir, sacks)?;
             Ok(sacks)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn store_sacks(dir: &Path, sacks: u32) -> Result<()> {
+    let tmp = dir.join("config.json.tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(serde_json::json!({ "sacks": sacks }).to_string().as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join("config.json"))?;
+    sync_dir(dir)?;
+    Ok(())
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<u64>> {
@@ -560,95 +570,7 @@ impl LocalIncoming {
         std::fs::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
         let nsacks = load_or_store_sacks(dir, sacks)?;
-        let seqs = list_segments(dir)?;
-
-        // Pass 1: commit positions, from the newest segment back to the newest checkpoint.
-        let mut commits: Vec<Pos> = vec![(0, 0); nsacks as usize];
-        for (i, &seq) in seqs.iter().enumerate().rev() {
-            let is_last = i + 1 == seqs.len();
-            let mut found_checkpoint = false;
-            scan_segment(&dir.join(segment_name(seq)), is_last, |kind, p, _| {
-                match kind {
-                    T_COMMIT if p.len() == 20 => {
-                        let sack = u32_at(p, 0) as usize;
-                        let pos = (u64_at(p, 4), u64_at(p, 12));
-                        if let Some(c) = commits.get_mut(sack) {
-                            *c = (*c).max(pos);
-                        }
-                    }
-                    T_CHECKPOINT if p.len() >= 4 => {
-                        let n = u32_at(p, 0) as usize;
-                        if n != nsacks as usize || p.len() != 4 + 16 * n {
-                            return Err(StorageError::Corrupt(format!(
-                                "incoming log checkpoint for {n} sacks, {nsacks} configured"
-                            )));
-                        }
-                        for (s, c) in commits.iter_mut().enumerate() {
-                            let pos = (u64_at(p, 4 + 16 * s), u64_at(p, 12 + 16 * s));
-                            *c = (*c).max(pos);
-                        }
-                        found_checkpoint = true;
-                    }
-                    _ => {}
-                }
-                Ok(())
-            })?;
-            if found_checkpoint {
-                break;
-            }
-        }
-
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            nsacks,
-            sacks: (0..nsacks).map(|_| Mutex::new(Sack::default())).collect(),
-            segs: Mutex::new(Segments {
-                refs: BTreeMap::new(),
-                current: 0,
-            }),
-            dirty: Mutex::new(Dirty {
-                flags: vec![false; nsacks as usize],
-                list: Vec::new(),
-            }),
-            notify: Notify::new(),
-            next_token: AtomicU64::new(1),
-        });
-
-        // Pass 2: re-pend every measure past its sack's commit position.
-        let mut touched = Touched::new(nsacks);
-        let mut replayed = 0u64;
-        for (i, &seq) in seqs.iter().enumerate() {
-            shared.segs.lock().refs.entry(seq).or_insert(0);
-            let is_last = i + 1 == seqs.len();
-            let path = shared.segment_path(seq);
-            let scan = scan_segment(&path, is_last, |kind, p, end| {
-                if kind != T_MEASURES {
-                    return Ok(());
-                }
-                let pos = (seq, end);
-                let mut batch = decode_measures(p)
-                    .map_err(|e| StorageError::Corrupt(format!("{}: {e}", path.display())))?;
-                batch.retain(|(m, _)| pos > commits[sack_of(*m, nsacks) as usize]);
-                replayed += batch.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
-                shared.apply(batch, pos, &mut touched);
-                Ok(())
-            })?;
-            if is_last && scan.valid_end < scan.len && scan.valid_end > 0 {
-                // Cut the torn tail so that it is not reported as corruption once
-                // this segment is no longer the last one.
-                let f = OpenOptions::new().write(true).open(&path)?;
-                f.set_len(scan.valid_end)?;
-                f.sync_all()?;
-            }
-        }
-        shared.publish(&mut touched);
-        if replayed > 0 {
-            tracing::info!(
-                measures = replayed,
-                segments = seqs.len(),
-                "incoming log replayed"
-            );
-        }
+        let (shared, commits, seqs) = replay(dir, nsacks)?;
 
         // Continue in a new segment.
         let seq = seqs.last().map_or(1, |s| s + 1);
@@ -694,6 +616,37 @@ impl LocalIncoming {
             writer: Some(writer),
             _lock: lock,
         })
+    }
+
+    /// Change the stored number of sacks of the (closed) log under `dir`, as
+    /// `gnocchi-change-sack-size` does: refused while measures are pending, since
+    /// they would land in other sacks. Returns the previous number.
+    pub fn change_sacks(dir: &Path, sacks: u32) -> Result<u32> {
+        if !(1..=MAX_SACKS).contains(&sacks) {
+            return Err(StorageError::Backend(format!(
+                "number of sacks must be 1..={MAX_SACKS}, not {sacks}"
+            )));
+        }
+        std::fs::create_dir_all(dir)?;
+        let _lock = lock_dir(dir)?;
+        let old = load_or_store_sacks(dir, sacks)?;
+        if old == sacks {
+            return Ok(old);
+        }
+        let (shared, _, seqs) = replay(dir, old)?;
+        let pending: u64 = shared.sacks.iter().map(|s| s.lock().count).sum();
+        if pending > 0 {
+            return Err(StorageError::Backend(format!(
+                "{pending} measures are still pending: process them before changing the number of sacks"
+            )));
+        }
+        // Everything is committed: the log (and its per-sack commit positions) is no longer needed.
+        store_sacks(dir, sacks)?;
+        for seq in seqs {
+            std::fs::remove_file(dir.join(segment_name(seq)))?;
+        }
+        sync_dir(dir)?;
+        Ok(old)
     }
 
     async fn send(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Req) -> Result<()> {
@@ -785,6 +738,105 @@ impl LocalIncoming {
         };
         self.shared.delete_segments(&obsolete);
     }
+}
+
+/// Read the log of `dir`: the sacks with every uncommitted measure pending, the
+/// commit positions, and the segments present.
+fn replay(dir: &Path, nsacks: u32) -> Result<(Arc<Shared>, Vec<Pos>, Vec<u64>)> {
+    let seqs = list_segments(dir)?;
+    // Pass 1: commit positions, from the newest segment back to the newest checkpoint.
+    let mut commits: Vec<Pos> = vec![(0, 0); nsacks as usize];
+    for (i, &seq) in seqs.iter().enumerate().rev() {
+        let is_last = i + 1 == seqs.len();
+        let mut found_checkpoint = false;
+        scan_segment(
+            &dir.join(segment_name(seq)),
+            is_last,
+            false,
+            |kind, p, _| {
+                match kind {
+                    T_COMMIT if p.len() == 20 => {
+                        let sack = u32_at(p, 0) as usize;
+                        let pos = (u64_at(p, 4), u64_at(p, 12));
+                        if let Some(c) = commits.get_mut(sack) {
+                            *c = (*c).max(pos);
+                        }
+                    }
+                    T_CHECKPOINT if p.len() >= 4 => {
+                        let n = u32_at(p, 0) as usize;
+                        if n != nsacks as usize || p.len() != 4 + 16 * n {
+                            return Err(StorageError::Corrupt(format!(
+                                "incoming log checkpoint for {n} sacks, {nsacks} configured"
+                            )));
+                        }
+                        for (s, c) in commits.iter_mut().enumerate() {
+                            let pos = (u64_at(p, 4 + 16 * s), u64_at(p, 12 + 16 * s));
+                            *c = (*c).max(pos);
+                        }
+                        found_checkpoint = true;
+                    }
+                    _ => {}
+                }
+                Ok(())
+            },
+        )?;
+        if found_checkpoint {
+            break;
+        }
+    }
+
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        nsacks,
+        sacks: (0..nsacks).map(|_| Mutex::new(Sack::default())).collect(),
+        segs: Mutex::new(Segments {
+            refs: BTreeMap::new(),
+            current: 0,
+        }),
+        dirty: Mutex::new(Dirty {
+            flags: vec![false; nsacks as usize],
+            list: Vec::new(),
+        }),
+        notify: Notify::new(),
+        next_token: AtomicU64::new(1),
+    });
+
+    // Pass 2: re-pend every measure past its sack's commit position.
+    let mut touched = Touched::new(nsacks);
+    let mut replayed = 0u64;
+    for (i, &seq) in seqs.iter().enumerate() {
+        shared.segs.lock().refs.entry(seq).or_insert(0);
+        let is_last = i + 1 == seqs.len();
+        let path = shared.segment_path(seq);
+        let scan = scan_segment(&path, is_last, true, |kind, p, end| {
+            if kind != T_MEASURES {
+                return Ok(());
+            }
+            let pos = (seq, end);
+            let mut batch = decode_measures(p)
+                .map_err(|e| StorageError::Corrupt(format!("{}: {e}", path.display())))?;
+            batch.retain(|(m, _)| pos > commits[sack_of(*m, nsacks) as usize]);
+            replayed += batch.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
+            shared.apply(batch, pos, &mut touched);
+            Ok(())
+        })?;
+        if is_last && scan.valid_end < scan.len && scan.valid_end > 0 {
+            // Cut the torn tail so that it is not reported as corruption once
+            // this segment is no longer the last one.
+            let f = OpenOptions::new().write(true).open(&path)?;
+            f.set_len(scan.valid_end)?;
+            f.sync_all()?;
+        }
+    }
+    shared.publish(&mut touched);
+    if replayed > 0 {
+        tracing::info!(
+            measures = replayed,
+            segments = seqs.len(),
+            "incoming log replayed"
+        );
+    }
+    Ok((shared, commits, seqs))
 }
 
 fn bad_sack(sack: u32) -> StorageError {

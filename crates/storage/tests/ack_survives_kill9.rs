@@ -19,30 +19,34 @@ const PER_BATCH: i64 = 50;
 
 fn options() -> LocalIncomingOptions {
     // Small segments: the child rotates segments while it is killed.
-    LocalIncomingOptions { segment_bytes: 256 << 10 }
+    LocalIncomingOptions {
+        segment_bytes: 256 << 10,
+    }
 }
 
 /// Child mode: never returns.
 fn child(dir: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let inc = std::sync::Arc::new(LocalIncoming::open_with_options(dir.as_ref(), 16, options()).unwrap());
-        let mut tasks = Vec::new();
+        let inc = std::sync::Arc::new(
+            LocalIncoming::open_with_options(dir.as_ref(), 16, options()).unwrap(),
+        );
         for task in 0..TASKS {
             let inc = inc.clone();
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 let m = metric(task);
                 let mut acked: i64 = 0;
                 loop {
-                    inc.add_measures(vec![(m, points(acked, PER_BATCH))]).await.unwrap();
+                    inc.add_measures(vec![(m, points(acked, PER_BATCH))])
+                        .await
+                        .unwrap();
                     acked += PER_BATCH;
                     println!("{task} {acked}");
                 }
-            }));
+            });
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
+        // The tasks never end; the parent kills this process.
+        std::future::pending::<()>().await;
     });
     std::process::exit(0);
 }
@@ -54,19 +58,27 @@ fn acknowledged_measures_survive_kill9() {
     }
     let dir = TempDir::new("kill9");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "acknowledged_measures_survive_kill9", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "acknowledged_measures_survive_kill9",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ENV, dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut acked = vec![0i64; TASKS as usize];
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = 0;
-    while let Some(line) = lines.next() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         let mut it = line.split_whitespace();
-        let (Some(task), Some(count)) = (it.next().and_then(|t| t.parse::<usize>().ok()), it.next().and_then(|c| c.parse().ok())) else {
+        let (Some(task), Some(count)) = (
+            it.next().and_then(|t| t.parse::<usize>().ok()),
+            it.next().and_then(|c| c.parse().ok()),
+        ) else {
             continue; // the test harness' own output
         };
         acked[task] = count;
@@ -79,7 +91,10 @@ fn acknowledged_measures_survive_kill9() {
     // Lines already printed (acknowledged before the kill) are still in the pipe.
     for line in lines.map_while(|l| l.ok()) {
         let mut it = line.split_whitespace();
-        if let (Some(Ok(task)), Some(Ok(count))) = (it.next().map(str::parse::<usize>), it.next().map(str::parse::<i64>)) {
+        if let (Some(Ok(task)), Some(Ok(count))) = (
+            it.next().map(str::parse::<usize>),
+            it.next().map(str::parse::<i64>),
+        ) {
             acked[task] = count;
         }
     }
@@ -93,7 +108,11 @@ fn acknowledged_measures_survive_kill9() {
         for task in 0..TASKS {
             let got = all.get(&metric(task)).cloned().unwrap_or_default();
             let want = acked[task as usize];
-            assert!(got.len() as i64 >= want, "task {task}: {} pending, {want} acknowledged", got.len());
+            assert!(
+                got.len() as i64 >= want,
+                "task {task}: {} pending, {want} acknowledged",
+                got.len()
+            );
             // Everything is there, in order, and nothing else (whole batches only).
             assert_eq!(got, points(0, got.len() as i64));
             assert_eq!(got.len() as i64 % PER_BATCH, 0);

@@ -12,7 +12,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Three rounds of concurrent writes (one task per metric group); returns what is expected.
-async fn write_rounds(inc: &Arc<LocalIncoming>, metrics: &[Uuid], rounds: i64) -> HashMap<Uuid, Vec<(i64, f64)>> {
+async fn write_rounds(
+    inc: &Arc<LocalIncoming>,
+    metrics: &[Uuid],
+    rounds: i64,
+) -> HashMap<Uuid, Vec<(i64, f64)>> {
     let mut expected: HashMap<Uuid, Vec<(i64, f64)>> = HashMap::new();
     for round in 0..rounds {
         let mut tasks = Vec::new();
@@ -25,7 +29,10 @@ async fn write_rounds(inc: &Arc<LocalIncoming>, metrics: &[Uuid], rounds: i64) -
             t.await.unwrap().unwrap();
         }
         for m in metrics {
-            expected.entry(*m).or_default().extend(points(round * 10, 10));
+            expected
+                .entry(*m)
+                .or_default()
+                .extend(points(round * 10, 10));
         }
     }
     expected
@@ -70,7 +77,10 @@ async fn torn_last_record_is_ignored() {
     // A crash in the middle of a write leaves part of a record behind.
     let last = segments(dir.path()).pop().unwrap();
     {
-        let mut f = std::fs::OpenOptions::new().append(true).open(dir.path().join(&last)).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(&last))
+            .unwrap();
         // Header announcing 100 bytes with a wrong checksum, then 37 bytes only.
         f.write_all(&100u32.to_le_bytes()).unwrap();
         f.write_all(&0xdead_beefu32.to_le_bytes()).unwrap();
@@ -84,8 +94,13 @@ async fn torn_last_record_is_ignored() {
     // what was written after it too.
     {
         let inc = LocalIncoming::open(dir.path(), 4).unwrap();
-        inc.add_measures(batch(&metrics[..1], 100, 3)).await.unwrap();
-        expected.get_mut(&metrics[0]).unwrap().extend(points(100, 3));
+        inc.add_measures(batch(&metrics[..1], 100, 3))
+            .await
+            .unwrap();
+        expected
+            .get_mut(&metrics[0])
+            .unwrap()
+            .extend(points(100, 3));
     }
     let inc = LocalIncoming::open(dir.path(), 4).unwrap();
     assert_eq!(take_all(&inc).await, expected);
@@ -93,14 +108,25 @@ async fn torn_last_record_is_ignored() {
 
 #[tokio::test]
 async fn garbage_and_zeroes_at_the_tail_are_ignored() {
-    for tail in [vec![0u8; 4096], vec![0xffu8; 3], b"not a record at all".to_vec()] {
+    for tail in [
+        vec![0u8; 4096],
+        vec![0xffu8; 3],
+        b"not a record at all".to_vec(),
+    ] {
         let dir = TempDir::new("tail");
         {
             let inc = LocalIncoming::open(dir.path(), 4).unwrap();
-            inc.add_measures(batch(&[metric(1), metric(2)], 0, 7)).await.unwrap();
+            inc.add_measures(batch(&[metric(1), metric(2)], 0, 7))
+                .await
+                .unwrap();
         }
         let last = segments(dir.path()).pop().unwrap();
-        std::fs::OpenOptions::new().append(true).open(dir.path().join(&last)).unwrap().write_all(&tail).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(&last))
+            .unwrap()
+            .write_all(&tail)
+            .unwrap();
         let inc = LocalIncoming::open(dir.path(), 4).unwrap();
         let all = take_all(&inc).await;
         assert_eq!(all.len(), 2);

@@ -9,7 +9,9 @@ use gnocchi_storage::local_incoming::{LocalIncoming, LocalIncomingOptions};
 use uuid::Uuid;
 
 fn small() -> LocalIncomingOptions {
-    LocalIncomingOptions { segment_bytes: 4096 }
+    LocalIncomingOptions {
+        segment_bytes: 4096,
+    }
 }
 
 #[tokio::test]
@@ -18,7 +20,9 @@ async fn segments_of_committed_measures_are_deleted() {
     let metrics: Vec<Uuid> = (0..8).map(metric).collect();
     let inc = LocalIncoming::open_with_options(dir.path(), 4, small()).unwrap();
     for round in 0..20 {
-        inc.add_measures(batch(&metrics, round * 10, 10)).await.unwrap();
+        inc.add_measures(batch(&metrics, round * 10, 10))
+            .await
+            .unwrap();
     }
     assert!(segments(dir.path()).len() > 5, "{:?}", segments(dir.path()));
 
@@ -49,11 +53,15 @@ async fn released_measures_keep_their_segments() {
     let metrics: Vec<Uuid> = (0..4).map(metric).collect();
     let inc = LocalIncoming::open_with_options(dir.path(), 1, small()).unwrap();
     for round in 0..10 {
-        inc.add_measures(batch(&metrics, round * 10, 10)).await.unwrap();
+        inc.add_measures(batch(&metrics, round * 10, 10))
+            .await
+            .unwrap();
     }
     let taken = inc.take(0).await.unwrap();
     for round in 10..20 {
-        inc.add_measures(batch(&metrics, round * 10, 10)).await.unwrap();
+        inc.add_measures(batch(&metrics, round * 10, 10))
+            .await
+            .unwrap();
     }
     let before = segments(dir.path());
     inc.release(taken).await.unwrap();
@@ -74,7 +82,9 @@ async fn segments_are_deleted_after_restart_and_commit() {
     {
         let inc = LocalIncoming::open_with_options(dir.path(), 2, small()).unwrap();
         for round in 0..10 {
-            inc.add_measures(batch(&metrics, round * 10, 10)).await.unwrap();
+            inc.add_measures(batch(&metrics, round * 10, 10))
+                .await
+                .unwrap();
         }
     }
     let inc = LocalIncoming::open_with_options(dir.path(), 2, small()).unwrap();

@@ -45,3 +45,34 @@ fn directory_is_locked_while_open() {
     drop(inc);
     LocalIncoming::open(dir.path(), 4).unwrap();
 }
+
+#[tokio::test]
+async fn sack_count_changes_only_when_nothing_is_pending() {
+    let dir = TempDir::new("change-sacks");
+    {
+        let inc = LocalIncoming::open(dir.path(), 8).unwrap();
+        inc.add_measures(batch(&[metric(1)], 0, 2)).await.unwrap();
+        // Open: locked.
+        assert!(matches!(
+            LocalIncoming::change_sacks(dir.path(), 16),
+            Err(StorageError::Locked(_))
+        ));
+    }
+    assert!(LocalIncoming::change_sacks(dir.path(), 16).is_err());
+    {
+        let inc = LocalIncoming::open(dir.path(), 8).unwrap();
+        let taken = inc.take(sack_of(metric(1), 8)).await.unwrap();
+        inc.commit(taken).await.unwrap();
+    }
+    assert_eq!(LocalIncoming::change_sacks(dir.path(), 16).unwrap(), 8);
+    let inc = LocalIncoming::open(dir.path(), 8).unwrap();
+    assert_eq!(inc.sacks(), 16);
+    assert_eq!(inc.backlog().await.unwrap().measures, 0);
+    inc.add_measures(batch(&[metric(1)], 5, 1)).await.unwrap();
+    drop(inc);
+    let inc = LocalIncoming::open(dir.path(), 8).unwrap();
+    assert_eq!(
+        inc.take(sack_of(metric(1), 16)).await.unwrap().measures[&metric(1)],
+        points(5, 1)
+    );
+}

@@ -80,13 +80,25 @@ async fn stale_tokens_are_refused() {
     let inc = LocalIncoming::open(dir.path(), 1).unwrap();
     inc.add_measures(batch(&[metric(1)], 0, 3)).await.unwrap();
     let taken = inc.take(0).await.unwrap();
-    let forged = SackMeasures { sack: 0, measures: Default::default(), token: taken.token + 1 };
+    let forged = SackMeasures {
+        sack: 0,
+        measures: Default::default(),
+        token: taken.token + 1,
+    };
     assert!(inc.commit(forged).await.is_err());
-    let forged = SackMeasures { sack: 0, measures: Default::default(), token: taken.token + 1 };
+    let forged = SackMeasures {
+        sack: 0,
+        measures: Default::default(),
+        token: taken.token + 1,
+    };
     assert!(inc.release(forged).await.is_err());
     let token = taken.token;
     inc.commit(taken).await.unwrap();
-    let stale = SackMeasures { sack: 0, measures: Default::default(), token };
+    let stale = SackMeasures {
+        sack: 0,
+        measures: Default::default(),
+        token,
+    };
     assert!(inc.release(stale).await.is_err());
     assert!(inc.take(7).await.is_err());
 }
@@ -102,7 +114,9 @@ async fn new_sacks_are_notified() {
         tokio::spawn(async move { inc.wait_for_new(Duration::from_secs(30)).await })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
-    inc.add_measures(batch(&[metric(1), metric(2)], 0, 1)).await.unwrap();
+    inc.add_measures(batch(&[metric(1), metric(2)], 0, 1))
+        .await
+        .unwrap();
     let start = std::time::Instant::now();
     let mut got = waiter.await.unwrap();
     assert!(start.elapsed() < Duration::from_secs(10));

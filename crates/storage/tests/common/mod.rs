@@ -14,7 +14,10 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let dir = std::env::temp_dir().join(format!(
             "gnocchi-storage-{name}-{}-{nanos}-{}",
             std::process::id(),
@@ -40,7 +43,9 @@ pub fn metric(i: u64) -> Uuid {
 
 /// `n` points for `metric` numbered from `first`: (first+k seconds, value first+k).
 pub fn points(first: i64, n: i64) -> Vec<(i64, f64)> {
-    (first..first + n).map(|k| (k * 1_000_000_000, k as f64)).collect()
+    (first..first + n)
+        .map(|k| (k * 1_000_000_000, k as f64))
+        .collect()
 }
 
 pub fn batch(metrics: &[Uuid], first: i64, n: i64) -> MeasureBatch {
