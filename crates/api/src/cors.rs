@@ -30,7 +30,9 @@ impl Default for CorsConfig {
             allow_credentials: true,
             expose_headers: Vec::new(),
             max_age: Some(3600),
-            allow_methods: list(&["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"]),
+            allow_methods: list(&[
+                "GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE",
+            ]),
             // Gnocchi's own override of oslo's default list.
             allow_headers: list(&[
                 "Authorization",
@@ -58,7 +60,11 @@ fn set(resp: &mut Response, name: &'static str, value: &str) {
 }
 
 pub(crate) async fn cors(State(cfg): State<Arc<CorsConfig>>, req: Request, next: Next) -> Response {
-    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let Some(origin) = origin.filter(|_| !cfg.allowed_origins.is_empty()) else {
         return next.run(req).await;
     };
@@ -79,23 +85,44 @@ pub(crate) async fn cors(State(cfg): State<Arc<CorsConfig>>, req: Request, next:
             set(&mut resp, "access-control-allow-credentials", "true");
         }
         if !cfg.expose_headers.is_empty() {
-            set(&mut resp, "access-control-expose-headers", &cfg.expose_headers.join(","));
+            set(
+                &mut resp,
+                "access-control-expose-headers",
+                &cfg.expose_headers.join(","),
+            );
         }
-        resp.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+        resp.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Origin"));
     }
     resp
 }
 
-fn preflight(cfg: &CorsConfig, origin: &str, method: &str, headers: &axum::http::HeaderMap) -> Response {
+fn preflight(
+    cfg: &CorsConfig,
+    origin: &str,
+    method: &str,
+    headers: &axum::http::HeaderMap,
+) -> Response {
     let mut resp = StatusCode::OK.into_response();
-    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
-    if !cfg.origin_allowed(origin) || !cfg.allow_methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Origin"));
+    if !cfg.origin_allowed(origin)
+        || !cfg
+            .allow_methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(method))
+    {
         return resp;
     }
     let requested_headers: Vec<String> = headers
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let permitted = |h: &String| cfg.allow_headers.iter().any(|a| a.eq_ignore_ascii_case(h));
     if !requested_headers.iter().all(permitted) {
@@ -110,7 +137,11 @@ fn preflight(cfg: &CorsConfig, origin: &str, method: &str, headers: &axum::http:
         set(&mut resp, "access-control-max-age", &age.to_string());
     }
     if !requested_headers.is_empty() {
-        set(&mut resp, "access-control-allow-headers", &requested_headers.join(","));
+        set(
+            &mut resp,
+            "access-control-allow-headers",
+            &requested_headers.join(","),
+        );
     }
     resp
 }

@@ -89,6 +89,15 @@ impl From<IndexError> for ApiError {
             InvalidSortKey(_) | InvalidMarker(_) => {
                 ApiError::bad_request(format!("Invalid pagination: `{e}'"))
             }
+            ResourceTypeAlreadyExists(_) | ResourceAlreadyExists(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            ResourceTypeNotFound(_) | ResourceNotFound(_) => ApiError::not_found(e.to_string()),
+            ResourceTypeInUse(_)
+            | InvalidResourceValue(_)
+            | QueryValueError { .. }
+            | QueryAttributeError { .. }
+            | InvalidQuery(_) => ApiError::bad_request(e.to_string()),
             Backend(msg) => ApiError::internal(msg),
         }
     }

@@ -1,7 +1,7 @@
 //! Shell-style globs as Python's `fnmatch.fnmatch` on POSIX (case-sensitive):
 //! `*`, `?`, `[seq]`, `[!seq]`. Used by archive policy rules.
 
-pub(crate) fn fnmatch(name: &str, pattern: &str) -> bool {
+pub fn fnmatch(name: &str, pattern: &str) -> bool {
     let n: Vec<char> = name.chars().collect();
     let p: Vec<char> = pattern.chars().collect();
     matches(&n, &p)

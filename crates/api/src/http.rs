@@ -71,9 +71,15 @@ pub(crate) fn json_body_typed(
 ) -> ApiResult<Value> {
     json_body_typed_check(headers, expected)?;
     serde_json::from_slice(body).map_err(|e| {
+        // An empty body gets the message of upstream's JSON parser (clients match it).
+        let reason = if body.iter().all(u8::is_ascii_whitespace) {
+            "Expected object or value".to_owned()
+        } else {
+            e.to_string()
+        };
         ApiError::bad_request(serde_json::json!({
             "cause": "Unable to decode body",
-            "reason": e.to_string(),
+            "reason": reason,
             "detail": [],
         }))
     })

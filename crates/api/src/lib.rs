@@ -11,19 +11,32 @@
 //! is fully validated before anything is written; a 202 on measures is sent only
 //! after the incoming store made them durable.
 
+mod aggregates;
+mod aggregates_parse;
+mod aggregation;
 mod archive_policy;
 mod archive_policy_rule;
 pub mod auth;
+mod batch;
 mod cors;
 mod error;
-mod fnmatch;
+pub mod fnmatch;
 mod http;
+mod influxdb;
+mod ingest;
 mod json;
+mod line_protocol;
 mod measures;
 mod metric;
 mod pagination;
 pub mod policy;
+mod prometheus;
+mod query;
+mod remote_write;
+mod resource;
+mod resource_type;
 mod root;
+mod search_metric;
 mod validate;
 
 use axum::Router;
@@ -92,7 +105,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(archive_policy::routes())
         .merge(archive_policy_rule::routes())
         .merge(metric::routes())
-        .merge(measures::routes());
+        .merge(measures::routes())
+        .merge(aggregates::routes())
+        .merge(aggregation::routes())
+        .merge(search_metric::routes())
+        .merge(resource::routes())
+        .merge(resource_type::routes())
+        .merge(batch::routes());
     Router::new()
         .route("/", get(root::versions))
         .route(
@@ -101,8 +120,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .nest("/v1", v1)
         .layer(axum::middleware::from_fn(http::require_json_accept))
+        // Write protocols whose clients send their own `Accept` (and get no body).
+        .merge(influxdb::routes())
+        .merge(prometheus::routes())
         .layer(axum::middleware::from_fn(error::render_errors))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(state.config.cors.clone()), cors::cors))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.config.cors.clone()),
+            cors::cors,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

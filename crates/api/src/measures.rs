@@ -11,6 +11,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use carbonara::calendar::Sampling;
 use carbonara::time::{self, TimestampKind};
 use carbonara::{Method, Timestamp};
 use gnocchi_engine::{MeasuresQuery, ReadError};
@@ -68,12 +69,69 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
 }
 
 /// One element of a measures list; other keys are ignored, as upstream does.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct RawMeasure<'a> {
-    #[serde(borrow)]
     timestamp: Scalar<'a>,
-    #[serde(borrow)]
     value: Scalar<'a>,
+}
+
+/// A key of a measure object, read without allocating.
+enum Field {
+    Timestamp,
+    Value,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "timestamp" => Field::Timestamp,
+                    "value" => Field::Value,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// Only a JSON object is a measure: serde's derive would also take a
+/// `[timestamp, value]` array, which upstream refuses.
+impl<'de: 'a, 'a> Deserialize<'de> for RawMeasure<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawMeasure<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a measure object")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut timestamp = None;
+                let mut value = None;
+                while let Some(key) = map.next_key::<Field>()? {
+                    match key {
+                        Field::Timestamp => timestamp = Some(map.next_value::<Scalar<'de>>()?),
+                        Field::Value => value = Some(map.next_value::<Scalar<'de>>()?),
+                        Field::Other => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawMeasure {
+                    timestamp: timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?,
+                    value: value.ok_or_else(|| de::Error::missing_field("value"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn invalid(reason: impl Into<String>) -> ApiError {
@@ -165,11 +223,22 @@ async fn push(
     body: Bytes,
 ) -> ApiResult<Response> {
     let metric = find(&state, &id).await?;
+    push_to(&state, &creds, &metric, &headers, &body).await
+}
+
+/// `POST .../measures` of a metric already found (by id, or by name on a resource).
+pub(crate) async fn push_to(
+    state: &AppState,
+    creds: &Creds,
+    metric: &gnocchi_index::Metric,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
     state
         .policy
-        .enforce("post measures", &creds, &policy_target(&metric))?;
-    json_body_typed_check(&headers, "application/json")?;
-    let measures = parse_measures_body(&body, now())?;
+        .enforce("post measures", creds, &policy_target(metric))?;
+    json_body_typed_check(headers, "application/json")?;
+    let measures = parse_measures_body(body, now())?;
     if !measures.is_empty() {
         state
             .incoming
@@ -187,6 +256,52 @@ pub(crate) fn time_param(ctx: &Ctx, name: &str) -> ApiResult<Option<Timestamp>> 
     time::parse_timestamp(v, now())
         .map(Some)
         .map_err(|_| ApiError::argument(name, "Must be a datetime or a timestamp"))
+}
+
+/// `resample`: a timespan, or a calendar grouping `Y|H|Q|M|W`.
+pub(crate) fn resample_param(ctx: &Ctx) -> ApiResult<Option<Sampling>> {
+    if let Some(cal) = ctx.param("resample").and_then(Sampling::calendar) {
+        return Ok(Some(cal));
+    }
+    Ok(timespan_param(ctx, "resample")?.map(Sampling::Fixed))
+}
+
+/// How a granularity is rendered in measures: seconds as a float (`60.0`), or
+/// the letter of a calendar grouping (`"W"`, a JSON string).
+pub(crate) fn granularity_token(sampling: Sampling) -> String {
+    match sampling {
+        Sampling::Fixed(g) => {
+            let mut s = String::new();
+            crate::json::py_float(crate::json::seconds(g), &mut s);
+            s
+        }
+        Sampling::Calendar(c) => format!("\"{}\"", c.letter()),
+    }
+}
+
+/// Append `[timestamp, granularity, value]` triples to a JSON array being
+/// written (`first`: nothing written in it yet). `granularity` is already
+/// rendered (see [`granularity_token`]).
+pub(crate) fn write_points(
+    out: &mut String,
+    first: &mut bool,
+    granularity: &str,
+    timestamps: &[Timestamp],
+    values: &[f64],
+) {
+    for (ts, v) in timestamps.iter().zip(values) {
+        if !*first {
+            out.push_str(", ");
+        }
+        *first = false;
+        out.push_str("[\"");
+        time::format_measure_timestamp(*ts, out);
+        out.push_str("\", ");
+        out.push_str(granularity);
+        out.push_str(", ");
+        crate::json::py_float(*v, out);
+        out.push(']');
+    }
 }
 
 /// A granularity-like parameter (`granularity`, `resample`).
@@ -208,9 +323,19 @@ async fn read(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Response> {
     let metric = find(&state, &id).await?;
+    read_from(&state, &creds, &ctx, &metric).await
+}
+
+/// `GET .../measures` of a metric already found (by id, or by name on a resource).
+pub(crate) async fn read_from(
+    state: &AppState,
+    creds: &Creds,
+    ctx: &Ctx,
+    metric: &gnocchi_index::Metric,
+) -> ApiResult<Response> {
     state
         .policy
-        .enforce("get measures", &creds, &policy_target(&metric))?;
+        .enforce("get measures", creds, &policy_target(metric))?;
     let aggregation = ctx.param("aggregation").unwrap_or("mean");
     let method_missing = || {
         ApiError::not_found(json!({
@@ -219,10 +344,10 @@ async fn read(
         }))
     };
     let method = Method::parse(aggregation).ok_or_else(method_missing)?;
-    let start = time_param(&ctx, "start")?;
-    let stop = time_param(&ctx, "stop")?;
-    let granularity = timespan_param(&ctx, "granularity")?;
-    let resample = timespan_param(&ctx, "resample")?;
+    let start = time_param(ctx, "start")?;
+    let stop = time_param(ctx, "stop")?;
+    let granularity = timespan_param(ctx, "granularity")?;
+    let resample = resample_param(ctx)?;
     if resample.is_some() && granularity.is_none() {
         return Err(ApiError::bad_request(
             "A granularity must be specified to resample",
@@ -241,7 +366,7 @@ async fn read(
         stop,
         resample,
     };
-    let series = match state.engine.read_measures(&metric, &query).await {
+    let series = match state.engine.read_measures(metric, &query).await {
         Ok(s) => s,
         Err(ReadError::MethodNotInPolicy) => return Err(method_missing()),
         Err(ReadError::GranularityNotInPolicy(g)) => {
@@ -254,6 +379,17 @@ async fn read(
         Err(e) => return Err(e.into()),
     };
     let mut out = String::with_capacity(64 * series.iter().map(|s| s.len()).sum::<usize>() + 2);
-    crate::json::write_measures(series.iter(), &mut out);
+    match resample {
+        Some(Sampling::Calendar(c)) => {
+            let token = granularity_token(Sampling::Calendar(c));
+            let mut first = true;
+            out.push('[');
+            for s in &series {
+                write_points(&mut out, &mut first, &token, &s.timestamps, &s.values);
+            }
+            out.push(']');
+        }
+        _ => crate::json::write_measures(series.iter(), &mut out),
+    }
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }

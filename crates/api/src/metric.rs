@@ -67,15 +67,20 @@ pub(crate) fn to_json_listed(m: &Metric) -> Value {
     })
 }
 
-/// The shape of `GET /v1/metric/ID`: the resource and archive policy in full.
+/// The shape of `GET /v1/metric/ID` (with `resource` rendered by the caller):
+/// the resource and archive policy in full.
 pub(crate) fn to_json_shown(m: &Metric) -> Value {
+    to_json_with_resource(m, Value::Null)
+}
+
+fn to_json_with_resource(m: &Metric, resource: Value) -> Value {
     let (user, project) = created_by(&m.creator);
     json!({
         "id": m.id,
         "creator": m.creator,
         "name": m.name,
         "unit": m.unit,
-        "resource": Value::Null,
+        "resource": resource,
         "archive_policy": archive_policy::to_json(&m.archive_policy),
         "created_by_user_id": user,
         "created_by_project_id": project,
@@ -141,19 +146,32 @@ async fn create(
     if name.as_deref().is_some_and(|n| n.contains('/')) {
         return Err(ApiError::bad_request("'/' is not supported in metric name"));
     }
-    if let Some(rid) = resource_id {
-        if name.is_none() {
-            return Err(ApiError::bad_request(json!({
-                "cause": "Attribute value error",
-                "detail": "name",
-                "reason": "Name cannot be null if resource_id is not null",
-            })));
-        }
-        // Resources are indexed by a later part of the API; until then none exists.
-        return Err(ApiError::bad_request(format!(
-            "Resource {rid} does not exist"
-        )));
+    if resource_id.is_some() && name.is_none() {
+        return Err(ApiError::bad_request(json!({
+            "cause": "Attribute value error",
+            "detail": "name",
+            "reason": "Name cannot be null if resource_id is not null",
+        })));
     }
+    let resource_id = match resource_id {
+        None => None,
+        Some(rid) => {
+            let id = crate::resource::resource_uuid(&rid, &creds.creator())
+                .map_err(|e| root.key("resource_id").invalid(&e))?;
+            // Upstream answers a 500 here (its foreign key fails); a clear 400 is better.
+            if state
+                .indexer
+                .get_resource(gnocchi_index::GENERIC, id)
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::bad_request(format!(
+                    "Resource {id} does not exist"
+                )));
+            }
+            Some(id)
+        }
+    };
     let ap_name = match ap_name {
         Some(n) => n,
         None => policy_from_rules(&state, name.as_deref()).await?,
@@ -162,7 +180,7 @@ async fn create(
         id: Uuid::new_v4(),
         name,
         unit,
-        resource_id: None,
+        resource_id,
         creator: Some(creds.creator()),
         archive_policy_name: ap_name,
     };
@@ -225,10 +243,29 @@ async fn show(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Response> {
     let metric = find(&state, &id).await?;
+    show_found(&state, &creds, &metric).await
+}
+
+/// `GET` of a metric already found (by id, or by name on a resource): with its
+/// resource in full when it has one.
+pub(crate) async fn show_found(
+    state: &AppState,
+    creds: &Creds,
+    metric: &Metric,
+) -> ApiResult<Response> {
+    let resource = match metric.resource_id {
+        None => Value::Null,
+        Some(rid) => state
+            .indexer
+            .get_resource(gnocchi_index::GENERIC, rid)
+            .await?
+            .map_or(Value::Null, |r| crate::resource::to_json(&r)),
+    };
+    let shown = to_json_with_resource(metric, resource);
     state
         .policy
-        .enforce("get metric", &creds, &policy_target(&metric))?;
-    Ok(ok_json(&to_json_shown(&metric)))
+        .enforce("get metric", creds, &flatten(&shown))?;
+    Ok(ok_json(&shown))
 }
 
 async fn delete(

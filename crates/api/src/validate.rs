@@ -63,7 +63,7 @@ impl Path {
         };
         ApiError::invalid_input(reason, self.detail())
     }
-    fn key_error(&self, problem: &str) -> ApiError {
+    pub(crate) fn key_error(&self, problem: &str) -> ApiError {
         ApiError::invalid_input(format!("{problem} @ {}", self.render()), self.detail())
     }
 }

@@ -130,7 +130,12 @@ pub(crate) fn calendar_bounds(timestamps: &[Timestamp], cal: Calendar, out: &mut
 /// Regroup a series into calendar periods with carbonara's per-bucket
 /// semantics for `method` (`rate:` methods derive the points first). The
 /// result's `granularity` is left at 0: a calendar period has no fixed span.
-pub fn resample(timestamps: &[Timestamp], values: &[f64], cal: Calendar, method: Method) -> AggregatedTimeSerie {
+pub fn resample(
+    timestamps: &[Timestamp],
+    values: &[f64],
+    cal: Calendar,
+    method: Method,
+) -> AggregatedTimeSerie {
     let n = timestamps.len().min(values.len());
     let (rate, base) = decompose(method);
     let derived;
@@ -217,7 +222,13 @@ mod tests {
 
     #[test]
     fn extreme_timestamps_do_not_panic() {
-        for cal in [Calendar::Year, Calendar::Half, Calendar::Quarter, Calendar::Month, Calendar::Week] {
+        for cal in [
+            Calendar::Year,
+            Calendar::Half,
+            Calendar::Quarter,
+            Calendar::Month,
+            Calendar::Week,
+        ] {
             for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
                 let f = cal.floor(t);
                 let _ = cal.next(f);

@@ -111,6 +111,12 @@ impl Grid {
 /// no point, its value is `filler` (NaN for a hole). Each input must be
 /// sorted with unique timestamps (as stored series are).
 pub fn align(series: &[(&[Timestamp], &[f64])], filler: f64) -> Grid {
+    align_on(union(series), series, filler)
+}
+
+/// The sorted union of the series' timestamps (what [`align`] aligns on), so
+/// a caller can bound the grid's size before building it.
+pub fn union(series: &[(&[Timestamp], &[f64])]) -> Vec<Timestamp> {
     let total: usize = series.iter().map(|(t, _)| t.len()).sum();
     let mut union = Vec::with_capacity(total);
     for (t, _) in series {
@@ -118,6 +124,11 @@ pub fn align(series: &[(&[Timestamp], &[f64])], filler: f64) -> Grid {
     }
     union.sort_unstable();
     union.dedup();
+    union
+}
+
+/// [`align`] on a precomputed [`union`] of the same series.
+pub fn align_on(union: Vec<Timestamp>, series: &[(&[Timestamp], &[f64])], filler: f64) -> Grid {
     let mut grid = Grid::filled(union, series.len(), filler);
     let rows = grid.rows();
     for (j, (ts, vals)) in series.iter().enumerate() {
@@ -247,7 +258,11 @@ impl Reducer {
                 let mean = scratch.iter().sum::<f64>() / n as f64;
                 let ss: f64 = scratch.iter().map(|v| (v - mean) * (v - mean)).sum();
                 let var = ss / n as f64;
-                if self == Reducer::Std { var.sqrt() } else { var }
+                if self == Reducer::Std {
+                    var.sqrt()
+                } else {
+                    var
+                }
             }
             Reducer::Median => {
                 scratch.sort_unstable_by(|a, b| a.total_cmp(b));
@@ -265,7 +280,10 @@ impl Reduction {
     /// `mean`, `rate:max`, ...
     pub fn parse(s: &str) -> Option<Reduction> {
         match s.strip_prefix("rate:") {
-            Some(rest) => Reducer::parse(rest).map(|reducer| Reduction { reducer, rate: true }),
+            Some(rest) => Reducer::parse(rest).map(|reducer| Reduction {
+                reducer,
+                rate: true,
+            }),
             None => Reducer::parse(s).map(|reducer| Reduction {
                 reducer,
                 rate: false,
@@ -278,18 +296,91 @@ impl Reduction {
 /// differences between consecutive rows, stamped at the later one.
 pub fn reduce_across(grid: &Grid, how: Reduction) -> Grid {
     let rows = grid.rows();
-    let mut out = Vec::with_capacity(rows);
-    let mut scratch = Vec::with_capacity(grid.columns);
-    for i in 0..rows {
-        let row = (0..grid.columns).map(|j| grid.values[j * rows + i]);
-        out.push(how.reducer.reduce(row, &mut scratch));
-    }
+    let out = match how.reducer {
+        Reducer::Median => {
+            let mut out = Vec::with_capacity(rows);
+            let mut scratch = Vec::with_capacity(grid.columns);
+            for i in 0..rows {
+                let row = (0..grid.columns).map(|j| grid.values[j * rows + i]);
+                out.push(how.reducer.reduce(row, &mut scratch));
+            }
+            out
+        }
+        r => reduce_columnwise(grid, r),
+    };
     let reduced = Grid {
         timestamps: grid.timestamps.clone(),
         values: out,
         columns: 1,
     };
     if how.rate { diff(&reduced) } else { reduced }
+}
+
+/// Row reductions computed by sweeping whole columns (contiguous memory),
+/// adding the series in order so every row sums left to right exactly as
+/// [`Reducer::reduce`] does.
+fn reduce_columnwise(grid: &Grid, r: Reducer) -> Vec<f64> {
+    let rows = grid.rows();
+    let mut count = vec![0u32; rows];
+    let mut acc = vec![
+        match r {
+            Reducer::Min => f64::INFINITY,
+            Reducer::Max => f64::NEG_INFINITY,
+            _ => 0.0,
+        };
+        rows
+    ];
+    for j in 0..grid.columns {
+        for ((a, c), v) in acc.iter_mut().zip(count.iter_mut()).zip(grid.column(j)) {
+            if v.is_nan() {
+                continue;
+            }
+            *c += 1;
+            *a = match r {
+                Reducer::Min => a.min(*v),
+                Reducer::Max => a.max(*v),
+                _ => *a + v,
+            };
+        }
+    }
+    match r {
+        Reducer::Count => count.iter().map(|c| f64::from(*c)).collect(),
+        Reducer::Sum => acc,
+        Reducer::Mean | Reducer::Min | Reducer::Max => acc
+            .iter()
+            .zip(&count)
+            .map(|(a, c)| match (r, *c) {
+                (_, 0) => f64::NAN,
+                (Reducer::Mean, c) => a / f64::from(c),
+                _ => *a,
+            })
+            .collect(),
+        Reducer::Var | Reducer::Std | Reducer::Median => {
+            let means: Vec<f64> = acc
+                .iter()
+                .zip(&count)
+                .map(|(a, c)| a / f64::from(*c))
+                .collect();
+            let mut ss = vec![0.0; rows];
+            for j in 0..grid.columns {
+                for ((s, m), v) in ss.iter_mut().zip(&means).zip(grid.column(j)) {
+                    if !v.is_nan() {
+                        *s += (v - m) * (v - m);
+                    }
+                }
+            }
+            ss.iter()
+                .zip(&count)
+                .map(|(s, c)| {
+                    if *c == 0 {
+                        return f64::NAN;
+                    }
+                    let var = s / f64::from(*c);
+                    if r == Reducer::Std { var.sqrt() } else { var }
+                })
+                .collect()
+        }
+    }
 }
 
 /// Trailing windows of `window` rows per series (the first `window - 1` rows
@@ -345,7 +436,8 @@ pub fn diff_per_second(grid: &Grid) -> Grid {
             values.push(f64::NAN);
         }
         for (w, t) in col.windows(2).zip(grid.timestamps.windows(2)) {
-            let secs = (t[1] - t[0]) as f64 / crate::time::NS_PER_SEC as f64;
+            let secs =
+                (i128::from(t[1]) - i128::from(t[0])) as f64 / crate::time::NS_PER_SEC as f64;
             values.push((w[1] - w[0]) / secs);
         }
     }
@@ -377,7 +469,10 @@ pub fn resample(grid: &Grid, sampling: Sampling, method: Method) -> Grid {
     let same_stamps = parts.windows(2).all(|w| w[0].timestamps == w[1].timestamps);
     if same_stamps {
         // The common case: no union to compute.
-        let timestamps = parts.first().map(|p| p.timestamps.clone()).unwrap_or_default();
+        let timestamps = parts
+            .first()
+            .map(|p| p.timestamps.clone())
+            .unwrap_or_default();
         let mut values = Vec::with_capacity(timestamps.len() * parts.len());
         for p in &parts {
             values.extend_from_slice(&p.values);
@@ -393,6 +488,42 @@ pub fn resample(grid: &Grid, sampling: Sampling, method: Method) -> Grid {
         .map(|p| (&p.timestamps[..], &p.values[..]))
         .collect();
     align(&refs, f64::NAN)
+}
+
+/// A time window `[start, end)`; `None` bounds are open.
+pub type Window = (Option<Timestamp>, Option<Timestamp>);
+
+/// Weight each point of a series by the fraction of its bucket
+/// `[t, t + granularity)` that lies inside `windows` (summed over them), and
+/// drop the points whose bucket lies outside all of them. This is how a
+/// resource revision's metrics count only over the revision's lifetime when
+/// aggregating with history.
+pub fn window_weighted(
+    timestamps: &[Timestamp],
+    values: &[f64],
+    granularity: i64,
+    windows: &[Window],
+) -> (Vec<Timestamp>, Vec<f64>) {
+    let mut ts = Vec::with_capacity(timestamps.len());
+    let mut vals = Vec::with_capacity(values.len());
+    let g = i128::from(granularity.max(1));
+    for (t, v) in timestamps.iter().zip(values) {
+        let lo = i128::from(*t);
+        let hi = lo + g;
+        let mut weight = 0.0;
+        for (ws, we) in windows {
+            let a = ws.map_or(lo, |s| lo.max(i128::from(s)));
+            let b = we.map_or(hi, |e| hi.min(i128::from(e)));
+            if b > a {
+                weight += (b - a) as f64 / g as f64;
+            }
+        }
+        if weight > 0.0 {
+            ts.push(*t);
+            vals.push(v * weight);
+        }
+    }
+    (ts, vals)
 }
 
 /// Element-wise functions of one value.
@@ -560,7 +691,10 @@ mod tests {
 
     #[test]
     fn align_union_with_holes() {
-        let g = align(&[(&[1, 3], &[10.0, 30.0]), (&[2, 3], &[2.0, 3.0])], f64::NAN);
+        let g = align(
+            &[(&[1, 3], &[10.0, 30.0]), (&[2, 3], &[2.0, 3.0])],
+            f64::NAN,
+        );
         assert_eq!(g.timestamps, vec![1, 2, 3]);
         assert_eq!(g.column(0)[0], 10.0);
         assert!(g.column(0)[1].is_nan());
@@ -572,7 +706,10 @@ mod tests {
 
     #[test]
     fn fills() {
-        let mut g = align(&[(&[2, 4], &[1.0, 2.0]), (&[1, 3, 5], &[7.0, 8.0, 9.0])], f64::NAN);
+        let mut g = align(
+            &[(&[2, 4], &[1.0, 2.0]), (&[1, 3, 5], &[7.0, 8.0, 9.0])],
+            f64::NAN,
+        );
         fill_forward(&mut g);
         assert!(g.column(0)[0].is_nan());
         assert_eq!(&g.column(0)[1..], &[1.0, 1.0, 2.0, 2.0]);
@@ -604,6 +741,15 @@ mod tests {
         let d = diff(&g);
         assert_eq!(d.timestamps, vec![2, 3, 4]);
         assert_eq!(d.values, vec![12.0 - 43.1, -28.0, 25.0]);
+    }
+
+    #[test]
+    fn windows_weigh_buckets() {
+        let (t, v) = window_weighted(&[0, 10, 20], &[4.0, 4.0, 4.0], 10, &[(Some(15), None)]);
+        assert_eq!(t, vec![10, 20]);
+        assert_eq!(v, vec![2.0, 4.0]);
+        let (t, _) = window_weighted(&[0, 10], &[1.0, 1.0], 10, &[(None, Some(10))]);
+        assert_eq!(t, vec![0]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod metricd;
 mod read;
 
 pub use error::EngineError;
-pub use read::{MeasuresQuery, ReadError};
+pub use read::{MeasuresQuery, ReadError, SeriesRef};
 
 use gnocchi_index::Indexer;
 use gnocchi_storage::{Aggregates, Incoming};

@@ -1,6 +1,7 @@
 //! The read path: stored splits back to aggregated series.
 
 use crate::{Engine, EngineError};
+use carbonara::calendar::{self, Sampling};
 use carbonara::{AggregatedTimeSerie, Method, SplitKey, Timestamp, codec};
 use gnocchi_index::Metric;
 use gnocchi_storage::SplitRef;
@@ -13,8 +14,11 @@ pub struct MeasuresQuery {
     pub granularity: Option<i64>,
     pub start: Option<Timestamp>,
     pub stop: Option<Timestamp>,
-    /// Regroup each series at this granularity (ns) with the same method.
-    pub resample: Option<i64>,
+    /// Regroup each series with the same method, at a fixed granularity or
+    /// into calendar periods. A calendar-resampled series keeps its source
+    /// `granularity` field (a period has no fixed span): the caller, which
+    /// asked for the calendar, renders its letter.
+    pub resample: Option<Sampling>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,14 @@ impl From<gnocchi_storage::StorageError> for ReadError {
     }
 }
 
+/// One series to read: `metric`'s aggregate with `method` at `granularity` (ns).
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesRef<'a> {
+    pub metric: &'a Metric,
+    pub method: Method,
+    pub granularity: i64,
+}
+
 impl Engine {
     /// The series of `metric` for `query`, coarsest granularity first. Only the
     /// splits overlapping [start, stop] are read, in one batch.
@@ -45,39 +57,71 @@ impl Engine {
         if !policy.aggregation_methods.contains(&query.method) {
             return Err(ReadError::MethodNotInPolicy);
         }
-        let mut items: Vec<&carbonara::ArchivePolicyItem> = match query.granularity {
+        let mut granularities: Vec<i64> = match query.granularity {
             Some(g) => {
-                let items: Vec<_> = policy
-                    .definition
-                    .iter()
-                    .filter(|d| d.granularity == g)
-                    .collect();
-                if items.is_empty() {
+                if !policy.definition.iter().any(|d| d.granularity == g) {
                     return Err(ReadError::GranularityNotInPolicy(g));
                 }
-                items
+                vec![g]
             }
-            None => policy.definition.iter().collect(),
+            None => policy.definition.iter().map(|d| d.granularity).collect(),
         };
-        items.sort_by(|a, b| b.granularity.cmp(&a.granularity));
-
-        let series: Vec<_> = items
+        granularities.sort_unstable_by(|a, b| b.cmp(a));
+        granularities.dedup();
+        let refs: Vec<SeriesRef> = granularities
             .iter()
-            .map(|d| (metric.id, query.method, d.granularity))
+            .map(|&granularity| SeriesRef {
+                metric,
+                method: query.method,
+                granularity,
+            })
+            .collect();
+        let series = self.read_series(&refs, query.start, query.stop).await?;
+        // As upstream: the points in [start, stop) are regrouped, not whole buckets.
+        Ok(match query.resample {
+            None => series,
+            Some(Sampling::Fixed(g)) => {
+                series.iter().map(|s| s.resample(g, query.method)).collect()
+            }
+            Some(Sampling::Calendar(c)) => series
+                .iter()
+                .map(|s| {
+                    let mut r = calendar::resample(&s.timestamps, &s.values, c, query.method);
+                    r.granularity = s.granularity;
+                    r
+                })
+                .collect(),
+        })
+    }
+
+    /// Several series, each restricted to `[floor(start, granularity), stop)`
+    /// and to its policy's timespan, in the order asked. Only the splits
+    /// overlapping the range are read, all in one storage batch; a series
+    /// never written is empty. The caller has checked that each method and
+    /// granularity exists in the metric's policy.
+    pub async fn read_series(
+        &self,
+        refs: &[SeriesRef<'_>],
+        start: Option<Timestamp>,
+        stop: Option<Timestamp>,
+    ) -> Result<Vec<AggregatedTimeSerie>, ReadError> {
+        let series: Vec<_> = refs
+            .iter()
+            .map(|r| (r.metric.id, r.method, r.granularity))
             .collect();
         let all_keys = self.aggregates.list_split_keys(&series).await?;
         let mut wanted: Vec<SplitRef> = Vec::new();
-        let mut counts = Vec::with_capacity(items.len());
-        for (item, keys) in items.iter().zip(&all_keys) {
-            let from = query.start.map(|s| SplitKey::of(s, item.granularity));
-            let to = query.stop.map(|s| SplitKey::of(s, item.granularity));
+        let mut counts = Vec::with_capacity(refs.len());
+        for (r, keys) in refs.iter().zip(&all_keys) {
+            let from = start.map(|s| SplitKey::of(s, r.granularity));
+            let to = stop.map(|s| SplitKey::of(s, r.granularity));
             let before = wanted.len();
             wanted.extend(
                 keys.iter()
                     .filter(|k| from.is_none_or(|f| **k >= f) && to.is_none_or(|t| **k <= t))
                     .map(|key| SplitRef {
-                        metric: metric.id,
-                        method: query.method,
+                        metric: r.metric.id,
+                        method: r.method,
                         key: *key,
                     }),
             );
@@ -85,30 +129,34 @@ impl Engine {
         }
         let blobs = self.aggregates.get_splits(&wanted).await?;
 
-        let mut out = Vec::with_capacity(items.len());
+        let mut out = Vec::with_capacity(refs.len());
         let mut blobs = wanted.iter().zip(blobs);
-        for (item, count) in items.iter().zip(counts) {
-            let mut serie = AggregatedTimeSerie::empty(item.granularity);
-            for (r, blob) in blobs.by_ref().take(count) {
+        for (r, count) in refs.iter().zip(counts) {
+            let mut serie = AggregatedTimeSerie::empty(r.granularity);
+            for (split, blob) in blobs.by_ref().take(count) {
                 let Some(blob) = blob else { continue };
-                match codec::decode_split(r.key, &blob) {
+                match codec::decode_split(split.key, &blob) {
                     Ok(part) => {
                         serie.timestamps.extend_from_slice(&part.timestamps);
                         serie.values.extend_from_slice(&part.values);
                     }
                     // Upstream logs a corrupt split and reads it as empty.
                     Err(e) => {
-                        tracing::error!(metric = %metric.id, error = %e, "corrupt split ignored")
+                        tracing::error!(metric = %r.metric.id, error = %e, "corrupt split ignored")
                     }
                 }
             }
-            if let (Some(span), Some(last)) = (item.timespan, serie.last()) {
+            let timespan = r
+                .metric
+                .archive_policy
+                .definition
+                .iter()
+                .find(|d| d.granularity == r.granularity)
+                .and_then(|d| d.timespan);
+            if let (Some(span), Some(last)) = (timespan, serie.last()) {
                 serie.truncate_before(last - span);
             }
-            if let Some(g) = query.resample {
-                serie = serie.resample(g, query.method);
-            }
-            out.push(serie.slice(query.start, query.stop));
+            out.push(serie.slice(start, stop));
         }
         Ok(out)
     }

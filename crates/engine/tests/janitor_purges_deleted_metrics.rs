@@ -5,19 +5,28 @@ use carbonara::policy::builtin_policies;
 use carbonara::{Method, policy::default_aggregation_methods};
 use gnocchi_engine::{Engine, EngineConfig, MeasuresQuery};
 use gnocchi_index::{Indexer, NewMetric, sqlite::SqliteIndexer};
-use gnocchi_storage::{Aggregates, Incoming, local_aggregates::LocalAggregates, local_incoming::LocalIncoming, sack_of};
+use gnocchi_storage::{
+    Aggregates, Incoming, local_aggregates::LocalAggregates, local_incoming::LocalIncoming, sack_of,
+};
 use std::sync::Arc;
 use uuid::Uuid;
 
 async fn engine(dir: &std::path::Path) -> Arc<Engine> {
-    let indexer = SqliteIndexer::open(dir.join("index.sqlite").to_str().unwrap()).await.unwrap();
+    let indexer = SqliteIndexer::open(dir.join("index.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
     indexer.upgrade().await.unwrap();
     for ap in builtin_policies(&default_aggregation_methods()) {
         indexer.create_archive_policy(&ap).await.unwrap();
     }
     let incoming = LocalIncoming::open(&dir.join("incoming"), 8).unwrap();
     let aggregates = LocalAggregates::open(&dir.join("aggregates.redb")).unwrap();
-    Engine::new(Arc::new(indexer), Arc::new(incoming), Arc::new(aggregates), EngineConfig::default())
+    Engine::new(
+        Arc::new(indexer),
+        Arc::new(incoming),
+        Arc::new(aggregates),
+        EngineConfig::default(),
+    )
 }
 
 #[tokio::test]
@@ -39,24 +48,48 @@ async fn janitor_purges_deleted_metrics() {
         .await
         .unwrap();
     let t0 = 1_700_000_000_000_000_000i64;
-    e.incoming.add_measures(vec![(id, vec![(t0, 1.0), (t0 + 1_000_000_000, 3.0)])]).await.unwrap();
-    e.process_sack(sack_of(id, e.incoming.sacks())).await.unwrap();
-    let q = MeasuresQuery { method: Method::Mean, granularity: None, start: None, stop: None, resample: None };
+    e.incoming
+        .add_measures(vec![(id, vec![(t0, 1.0), (t0 + 1_000_000_000, 3.0)])])
+        .await
+        .unwrap();
+    e.process_sack(sack_of(id, e.incoming.sacks()))
+        .await
+        .unwrap();
+    let q = MeasuresQuery {
+        method: Method::Mean,
+        granularity: None,
+        start: None,
+        stop: None,
+        resample: None,
+    };
     let series = e.read_measures(&metric, &q).await.unwrap();
     assert_eq!(series[0].values, vec![2.0]);
 
     // Deleted: data stays until the janitor runs; measures sent meanwhile are dropped.
     e.indexer.delete_metric(id).await.unwrap();
-    e.incoming.add_measures(vec![(id, vec![(t0 + 2_000_000_000, 5.0)])]).await.unwrap();
-    let report = e.process_sack(sack_of(id, e.incoming.sacks())).await.unwrap();
+    e.incoming
+        .add_measures(vec![(id, vec![(t0 + 2_000_000_000, 5.0)])])
+        .await
+        .unwrap();
+    let report = e
+        .process_sack(sack_of(id, e.incoming.sacks()))
+        .await
+        .unwrap();
     assert_eq!(report.metrics, 0);
     assert!(e.incoming.backlog().await.unwrap().per_metric.is_empty());
     assert_eq!(e.indexer.list_deleted_metrics(10).await.unwrap(), vec![id]);
 
     assert_eq!(e.janitor_pass().await.unwrap(), 1);
     assert!(e.indexer.list_deleted_metrics(10).await.unwrap().is_empty());
-    let keys = e.aggregates.list_split_keys(&[(id, Method::Mean, 300_000_000_000)]).await.unwrap();
-    assert!(keys[0].is_empty(), "splits left after the janitor: {keys:?}");
+    let keys = e
+        .aggregates
+        .list_split_keys(&[(id, Method::Mean, 300_000_000_000)])
+        .await
+        .unwrap();
+    assert!(
+        keys[0].is_empty(),
+        "splits left after the janitor: {keys:?}"
+    );
     assert_eq!(e.aggregates.get_raw(&[id]).await.unwrap(), vec![None]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -33,6 +33,8 @@ pub struct Config {
     pub sacks: u32,
     pub api: ApiConfig,
     pub engine: EngineConfig,
+    /// `[statsd]` (see `crate::statsd`).
+    pub statsd: crate::statsd::Settings,
 }
 
 struct Source {
@@ -201,6 +203,7 @@ impl Config {
             sacks: src.parse("incoming", "sacks", 128)?,
             api,
             engine,
+            statsd: crate::statsd::Settings::load(&|key| src.get("statsd", key))?,
         })
     }
 

@@ -12,6 +12,7 @@
 mod bench;
 mod config;
 mod server;
+mod statsd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ enum Command {
     Metricd,
     /// Create or migrate the index and storage, then create the default archive policies.
     Upgrade,
+    /// Only the statsd daemon (UDP, `[statsd]`); `--host`/`--port` set its address.
+    Statsd,
     /// Measure ingestion, processing and read speed against a fresh server.
     Bench(bench::BenchArgs),
 }
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             Command::Api => server::run(cfg, server::Roles::API, create_policies).await,
             Command::Metricd => server::run(cfg, server::Roles::METRICD, create_policies).await,
             Command::Upgrade => server::upgrade(&cfg, create_policies).await.map(|_| ()),
+            Command::Statsd => statsd::run(cfg, cli.host, cli.port, create_policies).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

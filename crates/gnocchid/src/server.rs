@@ -93,7 +93,7 @@ async fn create_default_policies(
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -137,6 +137,9 @@ pub async fn run(mut cfg: Config, roles: Roles, create_policies: bool) -> Result
         tasks.push(tokio::spawn(engine.clone().run(stop_rx.clone())));
         tasks.push(tokio::spawn(engine.clone().run_janitor(stop_rx.clone())));
         cfg.api.processors = vec![processor_id()];
+    }
+    if roles.api && roles.metricd {
+        tasks.extend(crate::statsd::spawn_in_server(&cfg, &backends, stop_rx.clone()).await?);
     }
     if roles.api {
         let addr = format!("{}:{}", cfg.host, cfg.port);

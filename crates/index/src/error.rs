@@ -20,6 +20,28 @@ pub enum IndexError {
     InvalidSortKey(String),
     #[error("Invalid marker: `{0}'")]
     InvalidMarker(String),
+    #[error("Resource type {0} already exists")]
+    ResourceTypeAlreadyExists(String),
+    #[error("Resource type {0} does not exist")]
+    ResourceTypeNotFound(String),
+    #[error("Resource type {0} is still in use")]
+    ResourceTypeInUse(String),
+    #[error("Resource {0} already exists")]
+    ResourceAlreadyExists(uuid::Uuid),
+    #[error("Resource {0} does not exist")]
+    ResourceNotFound(String),
+    /// A value the resource cannot take (e.g. ended before it started).
+    #[error("{0}")]
+    InvalidResourceValue(String),
+    #[error("Invalid value: `{value}' for field `{field}'")]
+    QueryValueError { value: String, field: String },
+    #[error("Resource type {resource_type} has no {attribute} attribute")]
+    QueryAttributeError {
+        resource_type: String,
+        attribute: String,
+    },
+    #[error("{0}")]
+    InvalidQuery(String),
     /// Anything the database itself reports: a 500 for the API.
     #[error("index backend error: {0}")]
     Backend(String),

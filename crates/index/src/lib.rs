@@ -12,13 +12,19 @@
 mod bind;
 mod codec;
 mod error;
+pub mod filter;
 mod model;
+mod model_resource;
 mod query;
+mod resource_query;
 mod schema;
+mod schema_resource;
 pub mod sqlite;
 
 pub use error::IndexError;
+pub use filter::{CmpOp, Filter, FilterValue};
 pub use model::*;
+pub use model_resource::*;
 
 use async_trait::async_trait;
 use carbonara::{ArchivePolicy, ArchivePolicyItem};
@@ -27,8 +33,10 @@ use uuid::Uuid;
 pub type Result<T> = std::result::Result<T, IndexError>;
 
 /// The indexer. Implementations are cheap to share (`Arc<dyn Indexer>`).
+/// Resource and resource type methods live in the supertrait [`ResourceIndexer`]
+/// (bring it into scope to call them on a `dyn Indexer`).
 #[async_trait]
-pub trait Indexer: Send + Sync + 'static {
+pub trait Indexer: ResourceIndexer + Send + Sync + 'static {
     /// Create or migrate the schema to the newest version; idempotent.
     async fn upgrade(&self) -> Result<()>;
 
@@ -75,4 +83,52 @@ pub trait Indexer: Send + Sync + 'static {
     async fn list_deleted_metrics(&self, limit: usize) -> Result<Vec<Uuid>>;
     /// Remove deleted metrics' rows for good (their data is already gone).
     async fn expunge_metrics(&self, ids: &[Uuid]) -> Result<()>;
+}
+
+/// Resources, their history and their types. Every write is one transaction
+/// (including a type's DDL); every read sees one snapshot.
+#[async_trait]
+pub trait ResourceIndexer: Send + Sync + 'static {
+    // -- resource types --
+    /// `ResourceTypeAlreadyExists`. Creates the type's tables; returns it `active`.
+    async fn create_resource_type(&self, rt: &ResourceType) -> Result<ResourceType>;
+    /// Sorted by name (`generic` included).
+    async fn list_resource_types(&self) -> Result<Vec<ResourceType>>;
+    async fn get_resource_type(&self, name: &str) -> Result<Option<ResourceType>>;
+    /// Add, update and drop attributes (ALTER TABLE on the current and history
+    /// tables, fills written into existing rows). `ResourceTypeNotFound`.
+    async fn update_resource_type(
+        &self,
+        name: &str,
+        update: &ResourceTypeUpdate,
+    ) -> Result<ResourceType>;
+    /// `ResourceTypeNotFound`; `ResourceTypeInUse` for `generic` or while resources use it.
+    async fn delete_resource_type(&self, name: &str) -> Result<()>;
+
+    // -- resources --
+    /// `ResourceTypeNotFound`, `ResourceAlreadyExists`, `InvalidResourceValue`
+    /// (start after end), and for `metrics`: `MetricNotFound`, `ArchivePolicyNotFound`,
+    /// `NamedMetricAlreadyExists`.
+    async fn create_resource(&self, resource: &NewResource) -> Result<Resource>;
+    /// The current revision with its metrics. For `generic`, any resource (base
+    /// fields only); for another type, only that type's (with its attributes).
+    async fn get_resource(&self, resource_type: &str, id: Uuid) -> Result<Option<Resource>>;
+    /// Apply a partial update. A revision is recorded only when a non-metric field
+    /// actually changes. `ResourceNotFound` plus `create_resource`'s errors.
+    async fn update_resource(
+        &self,
+        resource_type: &str,
+        id: Uuid,
+        update: &ResourceUpdate,
+    ) -> Result<Resource>;
+    /// Delete a resource and its history; its metrics are marked deleted (the
+    /// janitor purges them). `ResourceNotFound`.
+    async fn delete_resource(&self, id: Uuid) -> Result<()>;
+    /// Delete the resources of a type matching `filter` (as `delete_resource`);
+    /// how many. `QueryValueError`, `QueryAttributeError`.
+    async fn delete_resources(&self, resource_type: &str, filter: &Filter) -> Result<u64>;
+    /// Filtered, sorted, keyset-paginated listing, with each resource's metrics.
+    /// `ResourceTypeNotFound`, `InvalidSortKey`, `InvalidMarker`, `QueryValueError`,
+    /// `QueryAttributeError`.
+    async fn list_resources(&self, query: &ResourceQuery) -> Result<Vec<Resource>>;
 }

@@ -63,12 +63,14 @@ pub(crate) const STATUS_ACTIVE: &str = "active";
 pub(crate) const STATUS_DELETE: &str = "delete";
 
 /// Length of the text form of a UUID.
-const UUID_LEN: u32 = 36;
+pub(crate) const UUID_LEN: u32 = 36;
 
 /// One schema statement of a migration.
 pub(crate) enum Step {
     Table(TableCreateStatement),
     Index(IndexCreateStatement),
+    /// Seed rows; values must be inlined constants (migrations bind nothing).
+    Insert(sea_query::InsertStatement),
 }
 
 impl Step {
@@ -76,6 +78,7 @@ impl Step {
         match self {
             Step::Table(t) => t.build_any(builder),
             Step::Index(i) => i.build_any(builder),
+            Step::Insert(q) => q.build_any(builder as &dyn sea_query::QueryBuilder).0,
         }
     }
 }
@@ -88,11 +91,18 @@ pub(crate) struct Migration {
 }
 
 /// All migrations, in order. Append only.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "archive policies, archive policy rules, metrics",
-    steps: v1_steps,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "archive policies, archive policy rules, metrics",
+        steps: v1_steps,
+    },
+    Migration {
+        version: 2,
+        description: "resource types, resources, resource history, the generic type",
+        steps: crate::schema_resource::v2_steps,
+    },
+];
 
 pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
@@ -237,13 +247,15 @@ fn v1_steps() -> Vec<Step> {
                 .to_owned(),
         ),
         Step::Table(metric),
-        // Filters of list_metrics, the janitor's status scan, and the archive policy
-        // foreign key (an unindexed child column makes every policy delete a scan).
+        // Filters of list_metrics, and the archive policy foreign key (an unindexed
+        // child column makes every policy delete a scan). Deliberately no index on
+        // `status`: nearly every row is active, and without statistics SQLite would
+        // prefer it to the id order and the selective filters (then sort everything);
+        // the janitor's scan for deleted rows is a cheap sequential read.
         metric_index("ix_metric_archive_policy_name", MetricT::ArchivePolicyName),
         metric_index("ix_metric_name", MetricT::Name),
         metric_index("ix_metric_unit", MetricT::Unit),
         metric_index("ix_metric_creator", MetricT::Creator),
-        metric_index("ix_metric_status", MetricT::Status),
     ]
 }
 

@@ -3,11 +3,23 @@
 //! Connections:
 //! - one writer connection behind an async mutex: every write of this process goes
 //!   through it, so writers never fight over SQLite's lock (a contended SQLite lock
-//!   means busy-handler sleeps of milliseconds); multi-statement writes run in
-//!   `BEGIN IMMEDIATE` transactions, so another process writing the same file waits on
-//!   `busy_timeout` instead of failing on a lock upgrade;
+//!   means busy-handler sleeps of milliseconds); transactions are `BEGIN IMMEDIATE`,
+//!   so another process writing the same file waits on `busy_timeout` instead of
+//!   failing on a lock upgrade;
+//! - group commit: single-statement writes (create/delete of metrics, policies, rules)
+//!   are queued; whoever gets the writer next runs everything queued in one
+//!   transaction and answers each caller after the COMMIT. A commit costs the same
+//!   for one row or a hundred (WAL frames, and the periodic checkpoint's fsyncs), so
+//!   concurrent writers share it. A failing statement (constraint violation) is undone
+//!   alone: SQLite aborts the statement, not the transaction. Alone in the queue, a
+//!   write runs in autocommit: no added latency;
 //! - a pool of reader connections: WAL lets them read a consistent snapshot while the
-//!   writer commits.
+//!   writer commits;
+//! - a checkpointer: a background task with its own connection copies the WAL into
+//!   the database (`wal_checkpoint(PASSIVE)`, which blocks no one) twice a second.
+//!   Left to SQLite, the checkpoint (and its two fsyncs) would run inside whichever
+//!   commit crosses 1000 WAL pages, stalling every writer queued behind it. The
+//!   writer keeps a high `wal_autocheckpoint` as a safety net.
 //!
 //! `:memory:` uses one private connection for everything (the database lives exactly
 //! as long as that connection, i.e. as long as the indexer).
@@ -19,6 +31,8 @@
 //!
 //! Statements are built with sea-query ([`crate::query`]) and rendered with
 //! [`SqliteQueryBuilder`]; sqlx keeps them prepared per connection (statement cache).
+
+mod resource;
 
 use crate::bind::bind_values;
 use crate::codec;
@@ -41,9 +55,9 @@ use sqlx::{ConnectOptions, Connection, Row, Sqlite};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, oneshot};
 use uuid::Uuid;
 
 /// How long a statement waits for another process's lock before failing.
@@ -52,14 +66,71 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_CACHE: usize = 256;
 /// Ids per statement in batched id lookups and deletes.
 const ID_CHUNK: usize = 500;
+/// How often the checkpointer runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// WAL pages after which a commit checkpoints itself (the checkpointer fell behind).
+const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
+/// WAL file size kept after a checkpoint resets it (bytes).
+const WAL_SIZE_LIMIT: &str = "67108864";
+/// Page cache of the writer (KiB; SQLite's default is 2 MiB per connection).
+const WRITER_CACHE_KIB: &str = "-16384";
 /// SQLite's extended result code for a PRIMARY KEY violation.
 const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
 
+/// Most writes one group commit carries; the rest wait for the next.
+const MAX_BATCH: usize = 256;
+
 pub struct SqliteIndexer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     writer: Mutex<SqliteConnection>,
     /// `None` for `:memory:`: reads use the writer connection.
     readers: Option<SqlitePool>,
     policies: PolicyCache,
+    /// Single-statement writes waiting for the next group commit.
+    queue: std::sync::Mutex<Vec<Queued>>,
+}
+
+struct Queued {
+    stmt: (String, Values),
+    reply: oneshot::Sender<std::result::Result<u64, WriteError>>,
+}
+
+/// How one statement of a group commit failed.
+#[derive(Debug, Clone)]
+enum WriteError {
+    Unique { primary_key: bool },
+    ForeignKey,
+    Other(String),
+}
+
+impl WriteError {
+    fn of(e: &sqlx::Error) -> Self {
+        match kind(e) {
+            Some(ErrorKind::UniqueViolation) => WriteError::Unique {
+                primary_key: is_primary_key_violation(e),
+            },
+            Some(ErrorKind::ForeignKeyViolation) => WriteError::ForeignKey,
+            _ => WriteError::Other(e.to_string()),
+        }
+    }
+
+    /// Whether SQLite undid only the statement and the transaction goes on.
+    fn statement_only(e: &sqlx::Error) -> bool {
+        kind(e).is_some_and(|k| k != ErrorKind::Other)
+    }
+}
+
+impl From<WriteError> for IndexError {
+    fn from(e: WriteError) -> Self {
+        IndexError::Backend(match e {
+            WriteError::Unique { .. } => "unique constraint violated".to_owned(),
+            WriteError::ForeignKey => "foreign key constraint violated".to_owned(),
+            WriteError::Other(m) => m,
+        })
+    }
 }
 
 impl SqliteIndexer {
@@ -73,11 +144,7 @@ impl SqliteIndexer {
             .disable_statement_logging();
         if path == ":memory:" {
             let writer = base.filename(":memory:").connect().await?;
-            return Ok(Self {
-                writer: Mutex::new(writer),
-                readers: None,
-                policies: PolicyCache::default(),
-            });
+            return Ok(Self::new(writer, None));
         }
 
         if let Some(parent) = Path::new(path).parent() {
@@ -94,9 +161,12 @@ impl SqliteIndexer {
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .pragma("wal_autocheckpoint", "100000")
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT)
+            .pragma("cache_size", WRITER_CACHE_KIB)
             .connect()
             .await?;
+        let checkpointer = base.connect().await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(reader_count())
             .min_connections(0)
@@ -105,27 +175,53 @@ impl SqliteIndexer {
             .test_before_acquire(false)
             .connect_with(base)
             .await?;
-        Ok(Self {
-            writer: Mutex::new(writer),
-            readers: Some(readers),
-            policies: PolicyCache::default(),
-        })
+        let index = Self::new(writer, Some(readers));
+        tokio::spawn(checkpoint_loop(Arc::downgrade(&index.inner), checkpointer));
+        Ok(index)
+    }
+
+    fn new(writer: SqliteConnection, readers: Option<SqlitePool>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                policies: PolicyCache::default(),
+                queue: std::sync::Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Run one single-statement write in the next group commit; rows affected.
+    async fn write_one(&self, stmt: (String, Values)) -> std::result::Result<u64, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Queued { stmt, reply });
+        // The flush runs in its own task: it may carry other callers' writes, so it
+        // must not be cancelled with this caller's future.
+        tokio::spawn(self.inner.clone().flush());
+        answer
+            .await
+            .unwrap_or_else(|_| Err(WriteError::Other("write abandoned".to_owned())))
     }
 
     async fn read(&self) -> Result<ReadConn<'_>> {
-        Ok(match &self.readers {
+        Ok(match &self.inner.readers {
             Some(pool) => ReadConn::Pooled(pool.acquire().await?),
-            None => ReadConn::Shared(self.writer.lock().await),
+            None => ReadConn::Shared(self.inner.writer.lock().await),
         })
     }
 
+    /// The writer, for multi-statement transactions.
     async fn write(&self) -> MutexGuard<'_, SqliteConnection> {
-        self.writer.lock().await
+        self.inner.writer.lock().await
     }
 
     /// The policy named `name`, from the cache or the database.
     async fn policy(&self, name: &str) -> Result<Option<Arc<ArchivePolicy>>> {
-        if let Some(p) = self.policies.get(name) {
+        if let Some(p) = self.inner.policies.get(name) {
             return Ok(Some(p));
         }
         let rows = fetch_all(
@@ -143,7 +239,8 @@ impl SqliteIndexer {
         let back_window: i64 = row.try_get(at + 1)?;
         let definition: &str = row.try_get(at + 2)?;
         let methods: &str = row.try_get(at + 3)?;
-        self.policies
+        self.inner
+            .policies
             .resolve(name, back_window, definition, methods)
     }
 
@@ -174,6 +271,79 @@ impl SqliteIndexer {
         }
         Ok(out)
     }
+}
+
+impl Inner {
+    /// Run what is queued (up to `MAX_BATCH`) as one transaction, then answer.
+    async fn flush(self: Arc<Self>) {
+        let mut conn = self.writer.lock().await;
+        let batch: Vec<Queued> = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let n = queue.len().min(MAX_BATCH);
+            queue.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return; // an earlier flush took ours
+        }
+        let t0 = std::time::Instant::now();
+        let results = run_batch(&mut conn, &batch).await;
+        DBG.with_label(batch.len(), t0.elapsed());
+        drop(conn);
+        for (q, r) in batch.into_iter().zip(results) {
+            let _ = q.reply.send(r);
+        }
+    }
+}
+
+async fn run_batch(
+    conn: &mut SqliteConnection,
+    batch: &[Queued],
+) -> Vec<std::result::Result<u64, WriteError>> {
+    if let [one] = batch {
+        return vec![
+            execute(conn, &one.stmt)
+                .await
+                .map_err(|e| WriteError::of(&e)),
+        ];
+    }
+    let all_failed = |e: &sqlx::Error| vec![Err(WriteError::Other(e.to_string())); batch.len()];
+    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(&e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for q in batch {
+        match execute(&mut tx, &q.stmt).await {
+            Ok(n) => results.push(Ok(n)),
+            Err(e) if WriteError::statement_only(&e) => results.push(Err(WriteError::of(&e))),
+            // Anything else may have ended the transaction: the batch fails as a whole
+            // (dropping `tx` rolls back what is left of it).
+            Err(e) => return all_failed(&e),
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => results,
+        Err(e) => all_failed(&e),
+    }
+}
+
+/// Checkpoint the WAL in the background until the indexer is dropped.
+async fn checkpoint_loop(owner: Weak<Inner>, mut conn: SqliteConnection) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if owner.strong_count() == 0 {
+            break;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %e, "index WAL checkpoint failed");
+        }
+    }
+    let _ = conn.close().await;
 }
 
 fn reader_count() -> u32 {
@@ -241,9 +411,9 @@ async fn fetch_all(
 /// Rows affected.
 async fn execute(
     conn: &mut SqliteConnection,
-    (sql, values): (String, Values),
+    (sql, values): &(String, Values),
 ) -> sqlx::Result<u64> {
-    Ok(bind_values(sqlx::query(&sql), &values)
+    Ok(bind_values(sqlx::query(sql), values)
         .execute(conn)
         .await?
         .rows_affected())
@@ -383,7 +553,7 @@ impl Indexer for SqliteIndexer {
             }
             execute(
                 &mut tx,
-                query::insert_schema_version(migration.version, migration.description, now_ns())
+                &query::insert_schema_version(migration.version, migration.description, now_ns())
                     .render(),
             )
             .await?;
@@ -405,15 +575,16 @@ impl Indexer for SqliteIndexer {
             methods.clone(),
         )
         .render();
-        match execute(&mut *self.write().await, stmt).await {
+        match self.write_one(stmt).await {
             Ok(_) => {}
-            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => {
+            Err(WriteError::Unique { .. }) => {
                 return Err(IndexError::ArchivePolicyAlreadyExists(ap.name.clone()));
             }
             Err(e) => return Err(e.into()),
         }
-        self.policies.invalidate(&ap.name);
-        self.policies
+        self.inner.policies.invalidate(&ap.name);
+        self.inner
+            .policies
             .resolve(&ap.name, back_window, &definition, &methods)?;
         Ok(())
     }
@@ -438,7 +609,7 @@ impl Indexer for SqliteIndexer {
         match rows.first() {
             Some(r) => Ok(Some((*self.policy_from_row(r, 0)?).clone())),
             None => {
-                self.policies.invalidate(name);
+                self.inner.policies.invalidate(name);
                 Ok(None)
             }
         }
@@ -456,8 +627,8 @@ impl Indexer for SqliteIndexer {
                 .render();
         let mut w = self.write().await;
         let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        self.policies.invalidate(name);
-        if execute(&mut tx, stmt).await? == 0 {
+        self.inner.policies.invalidate(name);
+        if execute(&mut tx, &stmt).await? == 0 {
             return Err(IndexError::ArchivePolicyNotFound(name.to_owned()));
         }
         let rows = fetch_all(&mut tx, query::select_archive_policies(Some(name)).render()).await?;
@@ -467,24 +638,20 @@ impl Indexer for SqliteIndexer {
         // Parse before committing: never commit a policy we cannot read back.
         let ap = codec::decode_policy(name, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?;
         tx.commit().await?;
-        self.policies.invalidate(name);
+        self.inner.policies.invalidate(name);
         Ok(ap)
     }
 
     async fn delete_archive_policy(&self, name: &str) -> Result<()> {
-        let result = execute(
-            &mut *self.write().await,
-            query::delete_archive_policy(name).render(),
-        )
-        .await;
-        self.policies.invalidate(name);
+        let result = self
+            .write_one(query::delete_archive_policy(name).render())
+            .await;
+        self.inner.policies.invalidate(name);
         match result {
             Ok(0) => Err(IndexError::ArchivePolicyNotFound(name.to_owned())),
             Ok(_) => Ok(()),
-            // The RESTRICT foreign keys of metric (active or deleted) and rule rows.
-            Err(e) if kind(&e) == Some(ErrorKind::ForeignKeyViolation) => {
-                Err(IndexError::ArchivePolicyInUse(name.to_owned()))
-            }
+            // The foreign keys of metric (active or deleted) and rule rows.
+            Err(WriteError::ForeignKey) => Err(IndexError::ArchivePolicyInUse(name.to_owned())),
             Err(e) => Err(e.into()),
         }
     }
@@ -494,14 +661,14 @@ impl Indexer for SqliteIndexer {
     async fn create_archive_policy_rule(&self, rule: &ArchivePolicyRule) -> Result<()> {
         let stmt = query::insert_rule(&rule.name, &rule.metric_pattern, &rule.archive_policy_name)
             .render();
-        match execute(&mut *self.write().await, stmt).await {
+        match self.write_one(stmt).await {
             Ok(_) => Ok(()),
-            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => Err(
-                IndexError::ArchivePolicyRuleAlreadyExists(rule.name.clone()),
-            ),
-            Err(e) if kind(&e) == Some(ErrorKind::ForeignKeyViolation) => Err(
-                IndexError::ArchivePolicyNotFound(rule.archive_policy_name.clone()),
-            ),
+            Err(WriteError::Unique { .. }) => Err(IndexError::ArchivePolicyRuleAlreadyExists(
+                rule.name.clone(),
+            )),
+            Err(WriteError::ForeignKey) => Err(IndexError::ArchivePolicyNotFound(
+                rule.archive_policy_name.clone(),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -527,7 +694,7 @@ impl Indexer for SqliteIndexer {
     ) -> Result<ArchivePolicyRule> {
         let mut w = self.write().await;
         let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        match execute(&mut tx, query::rename_rule(name, new_name).render()).await {
+        match execute(&mut tx, &query::rename_rule(name, new_name).render()).await {
             Ok(0) => return Err(IndexError::ArchivePolicyRuleNotFound(name.to_owned())),
             Ok(_) => {}
             Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => {
@@ -548,7 +715,7 @@ impl Indexer for SqliteIndexer {
     }
 
     async fn delete_archive_policy_rule(&self, name: &str) -> Result<()> {
-        match execute(&mut *self.write().await, query::delete_rule(name).render()).await? {
+        match self.write_one(query::delete_rule(name).render()).await? {
             0 => Err(IndexError::ArchivePolicyRuleNotFound(name.to_owned())),
             _ => Ok(()),
         }
@@ -563,21 +730,20 @@ impl Indexer for SqliteIndexer {
             .await?
             .ok_or_else(not_found)?;
         let stmt = query::insert_metric(metric, now_ns()).render();
-        // One statement: atomic on its own, no BEGIN/COMMIT round trips.
-        match execute(&mut *self.write().await, stmt).await {
+        match self.write_one(stmt).await {
             Ok(_) => {}
-            Err(e) if kind(&e) == Some(ErrorKind::ForeignKeyViolation) => {
+            Err(WriteError::ForeignKey) => {
                 // The policy went away since we cached it.
-                self.policies.invalidate(&metric.archive_policy_name);
+                self.inner.policies.invalidate(&metric.archive_policy_name);
                 return Err(not_found());
             }
-            Err(e) if is_primary_key_violation(&e) => {
+            Err(WriteError::Unique { primary_key: true }) => {
                 return Err(IndexError::Backend(format!(
                     "metric {} already exists",
                     metric.id
                 )));
             }
-            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => {
+            Err(WriteError::Unique { primary_key: false }) => {
                 return Err(IndexError::NamedMetricAlreadyExists(
                     metric.name.clone().unwrap_or_default(),
                 ));
@@ -624,7 +790,7 @@ impl Indexer for SqliteIndexer {
     }
 
     async fn delete_metric(&self, id: Uuid) -> Result<()> {
-        match execute(&mut *self.write().await, query::delete_metric(&id).render()).await? {
+        match self.write_one(query::delete_metric(&id).render()).await? {
             0 => Err(IndexError::MetricNotFound(id)),
             _ => Ok(()),
         }
@@ -646,9 +812,13 @@ impl Indexer for SqliteIndexer {
         let mut w = self.write().await;
         let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in ids.chunks(ID_CHUNK) {
-            execute(&mut tx, query::expunge_metrics(chunk).render()).await?;
+            execute(&mut tx, &query::expunge_metrics(chunk).render()).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 }
+
+pub(crate) struct Dbg(std::sync::Mutex<(u64,u64,u128, u128)>);
+pub(crate) static DBG: Dbg = Dbg(std::sync::Mutex::new((0,0,0,0)));
+impl Dbg { fn with_label(&self, n: usize, d: Duration) { let mut g = self.0.lock().unwrap(); g.0 += 1; g.1 += n as u64; g.2 += d.as_micros(); g.3 = g.3.max(d.as_micros()); if g.0 % 1000 == 0 { eprintln!("batches {} ops {} avg_us {} max_us {}", g.0, g.1, g.2 / g.0 as u128, g.3); } } }

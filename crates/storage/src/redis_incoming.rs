@@ -46,7 +46,9 @@
 //! # Leases
 //!
 //! Within one process a sack is leased to one `take` at a time (a second `take`
-//! returns an empty [`SackMeasures`] with token 0), as with the local store.
+//! returns an empty [`SackMeasures`] with token 0), as with the local store; the
+//! lease lasts until the commit's trim is done, and a `take` or `commit` whose
+//! future is dropped half-way ends its lease.
 //! Across processes, metricd's sack locks make sure that one worker at a time
 //! processes a sack: two processes committing the same read would trim twice.
 //! A crashed worker's measures simply stay in Redis and are read again.
@@ -132,6 +134,31 @@ struct Lease {
     token: u64,
     /// Per metric id as stored (normally a uuid): list elements and measures read.
     read: Vec<(String, u64, u64)>,
+    /// A commit is under way: the sack stays leased until it is done.
+    committing: bool,
+}
+
+/// Ends a lease when dropped, unless disarmed: a `take` or `commit` whose
+/// future is dropped half-way does not leave its sack leased forever.
+struct LeaseGuard<'a> {
+    leases: &'a Mutex<HashMap<u32, Lease>>,
+    sack: u32,
+    token: u64,
+    armed: bool,
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut leases = self.leases.lock();
+            if leases
+                .get(&self.sack)
+                .is_some_and(|l| l.token == self.token)
+            {
+                leases.remove(&self.sack);
+            }
+        }
+    }
 }
 
 /// Sacks notified since the last `wait_for_new`, and the waiters to wake.
@@ -270,6 +297,20 @@ impl RedisIncoming {
             .ok()
             .filter(|n| (1..=MAX_SACKS).contains(n))
             .ok_or_else(|| StorageError::Corrupt(format!("{config} field sacks is {stored:?}")))?;
+        // Best effort (CONFIG may be disabled): say when Redis itself would
+        // lose acknowledged measures on a restart.
+        let aof: redis::RedisResult<HashMap<String, String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut conn)
+            .await;
+        if let Ok(aof) = aof
+            && aof.get("appendonly").map(String::as_str) == Some("no")
+        {
+            tracing::warn!(
+                "Redis runs without appendonly: measures acknowledged since its last snapshot are lost if Redis restarts"
+            );
+        }
         if nsacks != sacks {
             tracing::info!(
                 stored = nsacks,
@@ -315,8 +356,19 @@ impl RedisIncoming {
     fn end_lease(&self, taken: &SackMeasures) -> Result<Lease> {
         let mut leases = self.leases.lock();
         match leases.get(&taken.sack) {
-            Some(l) if l.token == taken.token => Ok(leases.remove(&taken.sack).expect("checked")),
+            Some(l) if l.token == taken.token && !l.committing => {
+                Ok(leases.remove(&taken.sack).expect("checked"))
+            }
             _ => Err(bad_token(taken)),
+        }
+    }
+
+    fn guard(&self, sack: u32, token: u64) -> LeaseGuard<'_> {
+        LeaseGuard {
+            leases: &self.leases,
+            sack,
+            token,
+            armed: true,
         }
     }
 
@@ -475,10 +527,12 @@ impl Incoming for RedisIncoming {
                 Lease {
                     token,
                     read: Vec::new(),
+                    committing: false,
                 },
             );
             token
         };
+        let mut guard = self.guard(sack, token);
         let name = self.sack_name(sack);
         let reply: Result<Value> = self
             .take_script
@@ -487,47 +541,51 @@ impl Incoming for RedisIncoming {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend);
-        let parsed = reply.and_then(|v| parse_take(v, &name));
-        let mut leases = self.leases.lock();
-        match parsed {
-            Ok((measures, read)) if !read.is_empty() => {
-                if let Some(l) = leases.get_mut(&sack) {
-                    l.read = read;
-                }
-                Ok(SackMeasures {
-                    sack,
-                    measures,
-                    token,
-                })
-            }
-            Ok(_) => {
-                leases.remove(&sack);
-                Ok(SackMeasures {
-                    sack,
-                    measures: HashMap::new(),
-                    token: 0,
-                })
-            }
-            Err(e) => {
-                leases.remove(&sack);
-                Err(e)
-            }
+        let (measures, read) = reply.and_then(|v| parse_take(v, &name))?;
+        if read.is_empty() {
+            // Nothing pending: no lease (the guard ends it).
+            return Ok(SackMeasures {
+                sack,
+                measures: HashMap::new(),
+                token: 0,
+            });
         }
+        if let Some(l) = self.leases.lock().get_mut(&sack) {
+            l.read = read;
+        }
+        guard.armed = false;
+        Ok(SackMeasures {
+            sack,
+            measures,
+            token,
+        })
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
         if taken.token == 0 {
             return Ok(());
         }
-        let lease = self.end_lease(&taken)?;
+        // The sack stays leased until the trim is done, so that no `take` of
+        // this process reads what is being trimmed; the guard ends the lease
+        // however the commit ends. On failure the measures are still in Redis
+        // (or trimmed, if only the reply was lost): the next take reads what remains.
+        let read = {
+            let mut leases = self.leases.lock();
+            match leases.get_mut(&taken.sack) {
+                Some(l) if l.token == taken.token && !l.committing => {
+                    l.committing = true;
+                    std::mem::take(&mut l.read)
+                }
+                _ => return Err(bad_token(&taken)),
+            }
+        };
+        let _guard = self.guard(taken.sack, taken.token);
         let name = self.sack_name(taken.sack);
         let mut inv = self.commit_script.key(&name);
         inv.arg(format!("{name}:"));
-        for (id, elements, measures) in &lease.read {
+        for (id, elements, measures) in &read {
             inv.arg(id).arg(*elements).arg(*measures);
         }
-        // On failure the measures are still in Redis (or trimmed if the reply
-        // only was lost): the next take reads what remains.
         inv.invoke_async::<Value>(&mut self.conn.clone())
             .await
             .map_err(backend)?;

@@ -31,12 +31,18 @@
 //! [`PARALLEL_REQUESTS`] at a time:
 //!
 //! - `get_raw`, `get_splits`: one `GET` per object (a 404 is `None`);
-//! - `list_split_keys`: one `LIST` per series (more only past 1000 splits);
+//! - `list_split_keys`: one `LIST` per series (more only past 1000 splits),
+//!   with `/` as delimiter (splits are the leaves under the series prefix);
 //! - `write`: the deleted splits in bulk `DeleteObjects` requests (1000 keys
 //!   each) alongside one `PUT` per split, then one `PUT` per raw buffer, once
 //!   every split is stored (a raw buffer never gets ahead of its splits; a
 //!   failed batch is simply processed again);
-//! - `delete_metrics`: per metric one `LIST` of its prefix and bulk deletes.
+//! - `delete_metrics`: per metric one (recursive) `LIST` of its prefix and bulk
+//!   deletes.
+//!
+//! Test server note: `s3s-fs` answers a recursive `LIST` by walking the whole
+//! bucket directory, so its `delete_metrics` slows down with the bucket size;
+//! real S3, RGW and MinIO list a prefix from an index or its directory.
 
 use crate::{Aggregates, Result, SplitRef, StorageError, WriteBatch};
 use async_trait::async_trait;
@@ -274,12 +280,15 @@ impl Aggregates for S3Aggregates {
                 let store = self.store.clone();
                 async move {
                     let prefix = series_path(metric, method, granularity);
-                    let metas: Vec<_> = store
-                        .list(Some(&prefix))
-                        .try_collect()
+                    // Splits are the leaves under the series prefix: a delimited
+                    // listing costs the same requests on S3 and lets file-backed
+                    // servers read one directory instead of walking the bucket.
+                    let listed = store
+                        .list_with_delimiter(Some(&prefix))
                         .await
                         .map_err(backend)?;
-                    let mut starts: Vec<i64> = metas
+                    let mut starts: Vec<i64> = listed
+                        .objects
                         .iter()
                         .filter_map(|meta| {
                             let start = meta.location.filename()?.parse().ok();

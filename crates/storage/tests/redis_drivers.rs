@@ -105,6 +105,18 @@ async fn incoming_many_metrics() {
     contract::incoming_many(&inc).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn incoming_concurrent_takes_and_adds() {
+    let Some(url) = redis_url() else { return };
+    let p = Prefix::new(&url, "concurrent");
+    let inc: Arc<dyn Incoming> = Arc::new(
+        RedisIncoming::connect_with_prefix(&url, 2, &p.prefix)
+            .await
+            .unwrap(),
+    );
+    contract::incoming_concurrent(inc).await;
+}
+
 #[tokio::test]
 async fn the_stored_sack_count_wins_and_keys_are_upstreams() {
     let Some(url) = redis_url() else { return };

@@ -558,3 +558,54 @@ pub async fn aggregates_bench(name: &str, store: &dyn Aggregates, metrics: u64) 
         start.elapsed().as_secs_f64() * 1e3
     );
 }
+
+/// Adders and processors racing on one sack: every measure is taken exactly once.
+pub async fn incoming_concurrent(inc: Arc<dyn Incoming>) {
+    let m = metric(0);
+    let s = sack_of(m, inc.sacks());
+    let adder = {
+        let inc = inc.clone();
+        tokio::spawn(async move {
+            for i in 0..200 {
+                inc.add_measures(vec![(m, points(i * 5, 5))]).await.unwrap();
+            }
+        })
+    };
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let inc = inc.clone();
+        workers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for round in 0..300 {
+                let taken = inc.take(s).await.unwrap();
+                if let Some(p) = taken.measures.get(&m) {
+                    seen.extend(p.iter().map(|&(ts, _)| ts));
+                }
+                if round % 7 == 6 && taken.token != 0 {
+                    // A failed processing: nothing seen, everything comes back.
+                    seen.truncate(seen.len() - taken.measures[&m].len());
+                    inc.release(taken).await.unwrap();
+                } else {
+                    inc.commit(taken).await.unwrap();
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        }));
+    }
+    adder.await.unwrap();
+    let mut seen: Vec<i64> = Vec::new();
+    for w in workers {
+        seen.extend(w.await.unwrap());
+    }
+    let rest = inc.take(s).await.unwrap();
+    if let Some(p) = rest.measures.get(&m) {
+        seen.extend(p.iter().map(|&(ts, _)| ts));
+    }
+    inc.commit(rest).await.unwrap();
+    seen.sort_unstable();
+    let want: Vec<i64> = points(0, 1000).iter().map(|&(ts, _)| ts).collect();
+    assert_eq!(seen.len(), want.len(), "measures lost or duplicated");
+    assert_eq!(seen, want);
+    assert_eq!(inc.backlog().await.unwrap().measures, 0);
+}

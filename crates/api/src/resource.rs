@@ -1,0 +1,866 @@
+//! `/v1/resource/...` and `/v1/search/resource/...`: resources of every type,
+//! their history, their named metrics (and those metrics' measures), listings,
+//! searches and batch deletes.
+
+use crate::AppState;
+use crate::auth::Creds;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
+use crate::metric::{self, policy_from_rules};
+use crate::pagination;
+use crate::policy::{Target, flatten};
+use crate::query::{parse_filter_string, parse_json_query};
+use crate::resource_type;
+use crate::validate::{self, Path};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use carbonara::time;
+use gnocchi_index::{
+    AttrValue, AttributeKind, AttributeSchema, Filter, FilterValue, IndexError, Metric,
+    MetricQuery, MetricSpec, NewResource, Resource, ResourceQuery, ResourceType, ResourceUpdate,
+};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/resource", get(types_index))
+        .route(
+            "/resource/{rtype}",
+            get(list).post(create).delete(delete_many),
+        )
+        .route(
+            "/resource/{rtype}/{id}",
+            get(show).patch(update).delete(delete_one),
+        )
+        .route("/resource/{rtype}/{id}/history", get(history))
+        .route(
+            "/resource/{rtype}/{id}/metric",
+            get(list_metrics).post(add_metrics),
+        )
+        .route(
+            "/resource/{rtype}/{id}/metric/{name}",
+            get(show_metric).delete(delete_metric),
+        )
+        .route(
+            "/resource/{rtype}/{id}/metric/{name}/measures",
+            get(read_measures).post(push_measures),
+        )
+        .route("/search/resource/{rtype}", post(search).get(search_get))
+}
+
+/// Upstream's default resource sort.
+const DEFAULT_SORT: &[&str] = &["revision_start:asc", "started_at:asc"];
+
+// ------------------------------------------------------------------ ids
+
+/// SPEC §1.7: the UUID a client's resource id stands for. A UUID (any of
+/// Python's spellings) is itself; any other string (≤ 289 chars, no `/`) is
+/// `uuid5(NAMESPACE, id + "\0" + creator)`, so each creator has its own namespace.
+pub(crate) fn resource_uuid(id: &str, creator: &str) -> Result<Uuid, String> {
+    if id.contains('/') {
+        return Err("'/' is not supported in resource id".into());
+    }
+    let braced = id
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(id);
+    let compact = braced
+        .strip_prefix("urn:uuid:")
+        .unwrap_or(braced)
+        .replace('-', "");
+    if compact.len() == 32 && compact.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Uuid::parse_str(&compact).map_err(|e| e.to_string());
+    }
+    if id.chars().count() > 289 {
+        return Err("transformable resource id >289 max allowed characters".into());
+    }
+    const NAMESPACE: Uuid = Uuid::from_u128(0x0a7a15ff_aa13_4ac2_897c_9bdf30ce175b);
+    let creator = if creator.is_empty() { "\x00" } else { creator };
+    Ok(Uuid::new_v5(
+        &NAMESPACE,
+        format!("{id}\x00{creator}").as_bytes(),
+    ))
+}
+
+fn resource_not_found(id: impl std::fmt::Display) -> ApiError {
+    ApiError::not_found(format!("Resource {id} does not exist"))
+}
+
+/// The id in a URL, through §1.7 with the caller as creator; 404 when impossible.
+fn url_id(id: &str, creds: &Creds) -> ApiResult<Uuid> {
+    resource_uuid(id, &creds.creator()).map_err(|_| resource_not_found(id))
+}
+
+// ------------------------------------------------------------------ JSON
+
+fn iso(ns: i64) -> Value {
+    Value::String(time::format_iso(ns))
+}
+
+pub(crate) fn attr_json(v: &AttrValue) -> Value {
+    match v {
+        AttrValue::Null => Value::Null,
+        AttrValue::String(s) => json!(s),
+        AttrValue::Uuid(u) => json!(u),
+        AttrValue::Number(f) => json!(f),
+        AttrValue::Bool(b) => json!(b),
+        AttrValue::Datetime(ns) => iso(*ns),
+    }
+}
+
+/// A resource as upstream renders it: 13 base keys plus the type's attributes.
+pub(crate) fn to_json(r: &Resource) -> Value {
+    let (user, project) = match &r.creator {
+        None => (Value::Null, Value::Null),
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (json!(u), json!(p)),
+            None => (json!(c), json!("")),
+        },
+    };
+    let metrics: Map<String, Value> = r
+        .metrics
+        .iter()
+        .map(|(name, id)| (name.clone(), json!(id)))
+        .collect();
+    let mut m = Map::new();
+    m.insert("id".into(), json!(r.id));
+    m.insert("type".into(), json!(r.resource_type));
+    m.insert("original_resource_id".into(), json!(r.original_resource_id));
+    m.insert("creator".into(), json!(r.creator));
+    m.insert("created_by_user_id".into(), user);
+    m.insert("created_by_project_id".into(), project);
+    m.insert("user_id".into(), json!(r.user_id));
+    m.insert("project_id".into(), json!(r.project_id));
+    m.insert("started_at".into(), iso(r.started_at));
+    m.insert("ended_at".into(), r.ended_at.map_or(Value::Null, iso));
+    m.insert("revision_start".into(), iso(r.revision_start));
+    m.insert(
+        "revision_end".into(),
+        r.revision_end.map_or(Value::Null, iso),
+    );
+    m.insert("metrics".into(), Value::Object(metrics));
+    for (name, v) in &r.attributes {
+        m.insert(name.clone(), attr_json(v));
+    }
+    Value::Object(m)
+}
+
+/// Keep only the `attrs` the client asked for (unknown ones are ignored).
+fn select_attrs(v: Value, attrs: &[&str]) -> Value {
+    match v {
+        Value::Object(m) if !attrs.is_empty() => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| attrs.contains(&k.as_str()))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn policy_target(r: &Resource) -> Target {
+    flatten(&to_json(r))
+}
+
+// ------------------------------------------------------------------ ETags
+
+/// `sha1(str(id) + revision_start.isoformat())`, as upstream.
+fn etag(r: &Resource) -> String {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(r.id.to_string().as_bytes());
+    h.update(time::format_iso(r.revision_start).as_bytes());
+    h.digest().to_string()
+}
+
+fn last_modified(r: &Resource) -> std::time::SystemTime {
+    let secs = u64::try_from(r.revision_start.div_euclid(1_000_000_000)).unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+fn set_etag_headers(resp: &mut Response, r: &Resource) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", etag(r))) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(last_modified(r))) {
+        resp.headers_mut().insert(header::LAST_MODIFIED, v);
+    }
+}
+
+/// Does an `If-Match`/`If-None-Match` list name this entity tag (or `*`)?
+fn etag_listed(value: &str, tag: &str) -> bool {
+    value.split(',').any(|t| {
+        let t = t.trim();
+        t == "*" || t.trim_start_matches("W/").trim_matches('"') == tag
+    })
+}
+
+fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option<std::time::SystemTime> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+}
+
+/// RFC 7232's order of preconditions (SPEC §3.9).
+fn check_preconditions(method: &Method, headers: &HeaderMap, r: &Resource) -> ApiResult<()> {
+    let tag = etag(r);
+    let modified = last_modified(r);
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let precondition_failed = || ApiError::new(StatusCode::PRECONDITION_FAILED, "");
+    let not_modified = || ApiError::new(StatusCode::NOT_MODIFIED, "");
+    let safe = *method == Method::GET || *method == Method::HEAD;
+    match if_match {
+        Some(v) if !etag_listed(v, &tag) => return Err(precondition_failed()),
+        Some(_) => {}
+        None => {
+            if http_date(headers, header::IF_UNMODIFIED_SINCE).is_some_and(|d| d < modified) {
+                return Err(precondition_failed());
+            }
+        }
+    }
+    match if_none_match {
+        Some(v) if etag_listed(v, &tag) => {
+            return Err(if safe {
+                not_modified()
+            } else {
+                precondition_failed()
+            });
+        }
+        Some(_) => {}
+        None => {
+            if safe && http_date(headers, header::IF_MODIFIED_SINCE).is_some_and(|d| d >= modified)
+            {
+                return Err(not_modified());
+            }
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ bodies
+
+/// A value for a type attribute, validated against its schema (voluptuous messages).
+pub(crate) fn attribute_value(a: &AttributeSchema, v: &Value, path: &Path) -> ApiResult<AttrValue> {
+    if v.is_null() && !a.required {
+        return Ok(AttrValue::Null);
+    }
+    Ok(match &a.kind {
+        AttributeKind::String {
+            min_length,
+            max_length,
+        } => {
+            let s = v.as_str().ok_or_else(|| path.invalid("expected str"))?;
+            let n = s.chars().count();
+            if n < *min_length as usize {
+                return Err(path.invalid(&format!("length of value must be at least {min_length}")));
+            }
+            if n > *max_length as usize {
+                return Err(path.invalid(&format!("length of value must be at most {max_length}")));
+            }
+            AttrValue::String(s.to_owned())
+        }
+        AttributeKind::Uuid => {
+            let s = v
+                .as_str()
+                .ok_or_else(|| path.invalid("badly formed hexadecimal UUID string"))?;
+            AttrValue::Uuid(
+                Uuid::parse_str(s)
+                    .map_err(|_| path.invalid("badly formed hexadecimal UUID string"))?,
+            )
+        }
+        AttributeKind::Number { min, max } => {
+            let f = match v {
+                Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+                // Python's bool is a Real.
+                Value::Bool(b) => f64::from(u8::from(*b)),
+                _ => return Err(path.invalid("expected Real")),
+            };
+            if let Some(min) = min.filter(|min| f < *min) {
+                return Err(path.invalid(&format!("value must be at least {min}")));
+            }
+            if let Some(max) = max.filter(|max| f > *max) {
+                return Err(path.invalid(&format!("value must be at most {max}")));
+            }
+            AttrValue::Number(f)
+        }
+        AttributeKind::Bool => {
+            AttrValue::Bool(v.as_bool().ok_or_else(|| path.invalid("expected bool"))?)
+        }
+        AttributeKind::Datetime => AttrValue::Datetime(datetime(v, path)?),
+    })
+}
+
+/// A timestamp field (`started_at`...): epoch seconds or any timestamp string,
+/// kept to the microsecond as upstream stores it.
+fn datetime(v: &Value, path: &Path) -> ApiResult<i64> {
+    let now = crate::measures::now();
+    let ns = match v {
+        Value::Number(n) => time::timestamp_from_epoch_seconds(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => time::parse_timestamp(s, now),
+        _ => return Err(path.invalid("expected a timestamp")),
+    }
+    .map_err(|e| path.invalid(&e.to_string()))?;
+    Ok(ns - ns.rem_euclid(1_000))
+}
+
+fn opt_str_field(v: &Value, path: &Path) -> ApiResult<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(path.invalid("expected str")),
+    }
+}
+
+/// `{name: "<metric uuid>" | {archive_policy_name?, unit?}}`; policies come from
+/// the rules when not named.
+async fn parse_metrics(
+    state: &AppState,
+    v: &Value,
+    path: &Path,
+) -> ApiResult<Vec<(String, MetricSpec)>> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let mut out = Vec::with_capacity(map.len());
+    for (name, def) in map {
+        let p = path.key(name);
+        let spec = match def {
+            Value::String(s) => MetricSpec::Existing(
+                Uuid::parse_str(s).map_err(|_| p.invalid("not a valid value"))?,
+            ),
+            Value::Object(_) => {
+                let m = validate::object(
+                    def,
+                    &p,
+                    &["archive_policy_name", "unit", "name", "resource_id"],
+                    &[],
+                )?;
+                if name.contains('/') {
+                    return Err(ApiError::bad_request("'/' is not supported in metric name"));
+                }
+                let unit = validate::opt_string(m.get("unit"), &p.key("unit"), Some(31))?;
+                let ap = validate::opt_string(
+                    m.get("archive_policy_name"),
+                    &p.key("archive_policy_name"),
+                    None,
+                )?;
+                let archive_policy_name = match ap {
+                    Some(ap) => ap,
+                    None => policy_from_rules(state, Some(name)).await?,
+                };
+                MetricSpec::New {
+                    archive_policy_name,
+                    unit,
+                }
+            }
+            _ => return Err(p.invalid("not a valid value")),
+        };
+        out.push((name.clone(), spec));
+    }
+    Ok(out)
+}
+
+/// Errors of metric attachment, as 400s (upstream's `NoSuchMetric`, `NoSuchArchivePolicy`).
+fn metric_errors(e: IndexError) -> ApiError {
+    match e {
+        IndexError::MetricNotFound(_)
+        | IndexError::ArchivePolicyNotFound(_)
+        | IndexError::InvalidResourceValue(_) => ApiError::bad_request(e.to_string()),
+        other => other.into(),
+    }
+}
+
+/// The resource type, or 404; resources can only be used through `active` types.
+async fn find_type(state: &AppState, name: &str) -> ApiResult<ResourceType> {
+    resource_type::find(state, name).await
+}
+
+async fn find_resource(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+    creds: &Creds,
+) -> ApiResult<Resource> {
+    let uuid = url_id(id, creds)?;
+    find_type(state, rtype).await?;
+    state
+        .indexer
+        .get_resource(rtype, uuid)
+        .await?
+        .ok_or_else(|| resource_not_found(uuid))
+}
+
+// ------------------------------------------------------------------ handlers
+
+async fn types_index(
+    State(state): State<Arc<AppState>>,
+    _creds: Creds,
+    ctx: Ctx,
+) -> ApiResult<Response> {
+    let types = state.indexer.list_resource_types().await?;
+    let m: Map<String, Value> = types
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                json!(ctx.url(&format!("/v1/resource/{}", quote_segment(&t.name)))),
+            )
+        })
+        .collect();
+    Ok(ok_json(&Value::Object(m)))
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    ctx: Ctx,
+    UrlPath(rtype): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let rt = find_type(&state, &rtype).await?;
+    let body = json_body(&headers, &body)?;
+    let root = Path::root();
+    let map = body
+        .as_object()
+        .ok_or_else(|| root.invalid("expected a dictionary"))?;
+    let creator = creds.creator();
+    let mut new = NewResource {
+        id: Uuid::nil(),
+        resource_type: rt.name.clone(),
+        original_resource_id: String::new(),
+        creator: Some(creator.clone()),
+        user_id: None,
+        project_id: None,
+        started_at: None,
+        ended_at: None,
+        attributes: Vec::new(),
+        metrics: Vec::new(),
+    };
+    let mut has_id = false;
+    for (key, v) in map {
+        let p = root.key(key);
+        match key.as_str() {
+            "id" => {
+                let original = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return Err(p.invalid("expected str")),
+                };
+                new.id = resource_uuid(&original, &creator).map_err(|e| p.invalid(&e))?;
+                new.original_resource_id = original;
+                has_id = true;
+            }
+            "started_at" => new.started_at = Some(datetime(v, &p)?),
+            "ended_at" => new.ended_at = Some(datetime(v, &p)?),
+            "user_id" => new.user_id = opt_str_field(v, &p)?,
+            "project_id" => new.project_id = opt_str_field(v, &p)?,
+            "metrics" => new.metrics = parse_metrics(&state, v, &p).await?,
+            name => match rt.attribute(name) {
+                Some(a) => new
+                    .attributes
+                    .push((name.to_owned(), attribute_value(a, v, &p)?)),
+                None => return Err(p.key_error("extra keys not allowed")),
+            },
+        }
+    }
+    if !has_id {
+        return Err(root.key("id").key_error("required key not provided"));
+    }
+    for a in &rt.attributes {
+        if a.required && !map.contains_key(&a.name) {
+            return Err(root.key(&a.name).key_error("required key not provided"));
+        }
+    }
+    state
+        .policy
+        .enforce("create resource", &creds, &Target::new())?;
+    let resource = state
+        .indexer
+        .create_resource(&new)
+        .await
+        .map_err(metric_errors)?;
+    let location = ctx.url(&format!(
+        "/v1/resource/{}/{}",
+        quote_segment(&rt.name),
+        resource.id
+    ));
+    let mut resp = created(location, &to_json(&resource));
+    set_etag_headers(&mut resp, &resource);
+    Ok(resp)
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    method: Method,
+    headers: HeaderMap,
+    UrlPath((rtype, id)): UrlPath<(String, String)>,
+) -> ApiResult<Response> {
+    let r = find_resource(&state, &rtype, &id, &creds).await?;
+    state
+        .policy
+        .enforce("get resource", &creds, &policy_target(&r))?;
+    check_preconditions(&method, &headers, &r)?;
+    let mut resp = ok_json(&to_json(&r));
+    set_etag_headers(&mut resp, &r);
+    Ok(resp)
+}
+
+async fn update(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    method: Method,
+    headers: HeaderMap,
+    UrlPath((rtype, id)): UrlPath<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let rt = find_type(&state, &rtype).await?;
+    let r = find_resource(&state, &rtype, &id, &creds).await?;
+    state
+        .policy
+        .enforce("update resource", &creds, &policy_target(&r))?;
+    check_preconditions(&method, &headers, &r)?;
+    let body = json_body(&headers, &body)?;
+    let root = Path::root();
+    let map = body
+        .as_object()
+        .ok_or_else(|| root.invalid("expected a dictionary"))?;
+    let mut u = ResourceUpdate::default();
+    for (key, v) in map {
+        let p = root.key(key);
+        match key.as_str() {
+            "started_at" => u.started_at = Some(datetime(v, &p)?),
+            "ended_at" => {
+                u.ended_at = Some(if v.is_null() {
+                    None
+                } else {
+                    Some(datetime(v, &p)?)
+                })
+            }
+            "user_id" => u.user_id = Some(opt_str_field(v, &p)?),
+            "project_id" => u.project_id = Some(opt_str_field(v, &p)?),
+            "metrics" => u.metrics = Some(parse_metrics(&state, v, &p).await?),
+            name => match rt.attribute(name) {
+                Some(a) => u
+                    .attributes
+                    .push((name.to_owned(), attribute_value(a, v, &p)?)),
+                None => return Err(p.key_error("extra keys not allowed")),
+            },
+        }
+    }
+    let r = if map.is_empty() {
+        r
+    } else {
+        state
+            .indexer
+            .update_resource(&rtype, r.id, &u)
+            .await
+            .map_err(metric_errors)?
+    };
+    let mut resp = ok_json(&to_json(&r));
+    set_etag_headers(&mut resp, &r);
+    Ok(resp)
+}
+
+async fn delete_one(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    method: Method,
+    headers: HeaderMap,
+    UrlPath((rtype, id)): UrlPath<(String, String)>,
+) -> ApiResult<Response> {
+    let r = find_resource(&state, &rtype, &id, &creds).await?;
+    state
+        .policy
+        .enforce("delete resource", &creds, &policy_target(&r))?;
+    check_preconditions(&method, &headers, &r)?;
+    match state.indexer.delete_resource(r.id).await {
+        Err(IndexError::ResourceNotFound(_)) => Err(resource_not_found(r.id)),
+        other => other.map(|()| no_content()).map_err(Into::into),
+    }
+}
+
+/// The query of a search or batch delete: a JSON body, else `?filter=`.
+/// `Ok(None)`: none given (or `{}`).
+fn query_of(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    body: &[u8],
+    creds: &Creds,
+) -> ApiResult<Option<Filter>> {
+    if !body.is_empty() {
+        let v = json_body(headers, body)?;
+        return parse_json_query(&v, &creds.creator());
+    }
+    match ctx.param("filter") {
+        Some(f) if !f.is_empty() => parse_filter_string(f, &creds.creator()),
+        _ => Ok(None),
+    }
+}
+
+async fn delete_many(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    ctx: Ctx,
+    UrlPath(rtype): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    find_type(&state, &rtype).await?;
+    let Some(filter) = query_of(&ctx, &headers, &body, &creds)? else {
+        return Err(ApiError::bad_request(
+            "caution: the query can not be empty, or it will delete entire database",
+        ));
+    };
+    let deleted = state.indexer.delete_resources(&rtype, &filter).await?;
+    Ok(ok_json(&json!({"deleted": deleted})))
+}
+
+/// Listing and search share everything but where the filter comes from.
+async fn listing(
+    state: &AppState,
+    ctx: &Ctx,
+    rtype: &str,
+    filter: Option<Filter>,
+    history: bool,
+) -> ApiResult<Response> {
+    find_type(state, rtype).await?;
+    let details = ctx.bool_param("details")?.unwrap_or(false);
+    let page = pagination::parse(ctx, state.config.max_limit, DEFAULT_SORT)?;
+    let query = ResourceQuery {
+        resource_type: rtype.to_owned(),
+        filter,
+        details,
+        history,
+        sort: page.sort.clone(),
+        limit: Some(page.limit),
+        marker: page.marker.clone(),
+    };
+    let resources = state.indexer.list_resources(&query).await?;
+    let attrs = ctx.params_all("attrs");
+    let body: Vec<Value> = resources
+        .iter()
+        .map(|r| select_attrs(to_json(r), &attrs))
+        .collect();
+    let mut resp = ok_json(&Value::Array(body));
+    let marker = resources.last().map(|r| {
+        if history {
+            format!("{}@{}", r.id, r.revision)
+        } else {
+            r.id.to_string()
+        }
+    });
+    pagination::add_next_link(&mut resp, ctx, &page, resources.len(), marker);
+    Ok(resp)
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    _creds: Creds,
+    ctx: Ctx,
+    UrlPath(rtype): UrlPath<String>,
+) -> ApiResult<Response> {
+    // Basic and remoteuser modes list everything, as upstream.
+    let history = ctx.bool_param("history")?.unwrap_or(false);
+    listing(&state, &ctx, &rtype, None, history).await
+}
+
+async fn search(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    ctx: Ctx,
+    UrlPath(rtype): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    find_type(&state, &rtype).await?;
+    let filter = query_of(&ctx, &headers, &body, &creds)?;
+    let history = ctx.bool_param("history")?.unwrap_or(false);
+    listing(&state, &ctx, &rtype, filter, history).await
+}
+
+/// Searches are POSTs: an unknown type is still a 404, a known one a 405.
+async fn search_get(
+    State(state): State<Arc<AppState>>,
+    _creds: Creds,
+    UrlPath(rtype): UrlPath<String>,
+) -> ApiResult<Response> {
+    find_type(&state, &rtype).await?;
+    Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ""))
+}
+
+async fn history(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    ctx: Ctx,
+    UrlPath((rtype, id)): UrlPath<(String, String)>,
+) -> ApiResult<Response> {
+    let r = find_resource(&state, &rtype, &id, &creds).await?;
+    state
+        .policy
+        .enforce("get resource", &creds, &policy_target(&r))?;
+    let filter = Filter::Compare {
+        op: gnocchi_index::CmpOp::Eq,
+        field: "id".into(),
+        value: FilterValue::String(r.id.to_string()),
+    };
+    listing(&state, &ctx, &rtype, Some(filter), true).await
+}
+
+// ------------------------------------------------------------------ named metrics
+
+async fn resource_metrics(state: &AppState, id: Uuid) -> ApiResult<Vec<Metric>> {
+    Ok(state
+        .indexer
+        .list_metrics(&MetricQuery {
+            resource_id: Some(id),
+            ..Default::default()
+        })
+        .await?)
+}
+
+async fn list_metrics(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath((rtype, id)): UrlPath<(String, String)>,
+) -> ApiResult<Response> {
+    let r = find_resource(&state, &rtype, &id, &creds).await?;
+    state
+        .policy
+        .enforce("get resource", &creds, &policy_target(&r))?;
+    let metrics = resource_metrics(&state, r.id).await?;
+    Ok(ok_json(&Value::Array(
+        metrics.iter().map(metric::to_json_listed).collect(),
+    )))
+}
+
+async fn add_metrics(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath((rtype, id)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let r = find_resource(&state, &rtype, &id, &creds).await?;
+    state
+        .policy
+        .enforce("update resource", &creds, &policy_target(&r))?;
+    let body = json_body(&headers, &body)?;
+    let metrics = parse_metrics(&state, &body, &Path::root()).await?;
+    let u = ResourceUpdate {
+        metrics: Some(metrics),
+        append_metrics: true,
+        ..Default::default()
+    };
+    match state.indexer.update_resource(&rtype, r.id, &u).await {
+        Ok(_) => {}
+        Err(IndexError::NamedMetricAlreadyExists(name)) => {
+            return Err(ApiError::conflict(format!(
+                "Named metric {name} already exists"
+            )));
+        }
+        Err(e) => return Err(metric_errors(e)),
+    }
+    let metrics = resource_metrics(&state, r.id).await?;
+    Ok(ok_json(&Value::Array(
+        metrics.iter().map(metric::to_json_listed).collect(),
+    )))
+}
+
+/// The active metric `name` of the resource, or the 404 upstream gives.
+async fn find_named_metric(
+    state: &AppState,
+    rtype: &str,
+    id: &str,
+    name: &str,
+    creds: &Creds,
+) -> ApiResult<Metric> {
+    let uuid = url_id(id, creds)?;
+    let found = state
+        .indexer
+        .list_metrics(&MetricQuery {
+            resource_id: Some(uuid),
+            name: Some(name.to_owned()),
+            ..Default::default()
+        })
+        .await?;
+    if let Some(m) = found.into_iter().next() {
+        return Ok(m);
+    }
+    find_resource(state, rtype, id, creds).await?;
+    Err(ApiError::not_found(format!("Metric {name} does not exist")))
+}
+
+async fn show_metric(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
+    metric::show_found(&state, &creds, &m).await
+}
+
+async fn delete_metric(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
+    state
+        .policy
+        .enforce("delete metric", &creds, &metric::policy_target(&m))?;
+    state.indexer.delete_metric(m.id).await?;
+    Ok(no_content())
+}
+
+async fn read_measures(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    ctx: Ctx,
+    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
+    crate::measures::read_from(&state, &creds, &ctx, &m).await
+}
+
+async fn push_measures(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
+    crate::measures::push_to(&state, &creds, &m, &headers, &body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_uuid_ids_match_upstream_vectors() {
+        let cases = [
+            ("1.2.3.4", "foobar", "a9c729cc-d1b0-5e6b-b5ba-8b5a7f45f1fc"),
+            ("foobar", "foobar", "2fbfbb20-8d56-5e1e-afb9-b3007da11fdf"),
+            ("foobar", "admin", "b4d568e4-7af1-5aec-ac3f-9c09fa3685a9"),
+        ];
+        for (id, creator, expected) in cases {
+            assert_eq!(resource_uuid(id, creator).unwrap().to_string(), expected);
+        }
+        let u = "75C44741-CC60-4033-804E-2D3098C7D2E9";
+        assert_eq!(resource_uuid(u, "x").unwrap().to_string(), u.to_lowercase());
+        assert!(resource_uuid("a/b", "x").is_err());
+        assert!(resource_uuid(&"x".repeat(290), "x").is_err());
+        assert!(resource_uuid(&"x".repeat(289), "x").is_ok());
+    }
+}
