@@ -73,10 +73,10 @@ pub(crate) async fn cors(State(cfg): State<Arc<CorsConfig>>, req: Request, next:
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if req.method() == Method::OPTIONS {
-        if let Some(method) = requested_method {
-            return preflight(&cfg, &origin, &method, req.headers());
-        }
+    if req.method() == Method::OPTIONS
+        && let Some(method) = requested_method
+    {
+        return preflight(&cfg, &origin, &method, req.headers());
     }
     let mut resp = next.run(req).await;
     if cfg.origin_allowed(&origin) {

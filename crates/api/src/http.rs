@@ -22,10 +22,10 @@ pub(crate) fn accept_quality(accept: &str, offer: &str) -> f32 {
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         let mut q = 1.0f32;
         for p in parts {
-            if let Some((k, v)) = p.split_once('=') {
-                if k.trim().eq_ignore_ascii_case("q") {
-                    q = v.trim().parse().unwrap_or(0.0);
-                }
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = v.trim().parse().unwrap_or(0.0);
             }
         }
         let (mtype, msub) = media.split_once('/').unwrap_or((media.as_str(), ""));
@@ -51,10 +51,10 @@ pub(crate) async fn require_json_accept(req: Request, next: Next) -> Response {
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
+        && !accept.trim().is_empty()
+        && accept_quality(accept, "application/json") <= 0.0
     {
-        if !accept.trim().is_empty() && accept_quality(accept, "application/json") <= 0.0 {
-            return ApiError::not_acceptable().into_response();
-        }
+        return ApiError::not_acceptable().into_response();
     }
     next.run(req).await
 }

@@ -220,10 +220,10 @@ async fn list(State(state): State<Arc<AppState>>, _creds: Creds, ctx: Ctx) -> Ap
         let project = ctx.param("project_id").unwrap_or("");
         query.creator = Some(format!("{user}:{project}"));
     }
-    if let Some(status) = ctx.param("status") {
-        if status != "active" {
-            return Ok(ok_json(&json!([])));
-        }
+    if let Some(status) = ctx.param("status")
+        && status != "active"
+    {
+        return Ok(ok_json(&json!([])));
     }
     let metrics = state.indexer.list_metrics(&query).await?;
     let mut resp = ok_json(&Value::Array(metrics.iter().map(to_json_listed).collect()));

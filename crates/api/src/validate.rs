@@ -116,10 +116,10 @@ pub(crate) fn opt_string(
         None | Some(Value::Null) => Ok(None),
         Some(v) => {
             let s = string(v, path)?;
-            if let Some(max) = max_len {
-                if s.chars().count() > max {
-                    return Err(path.invalid(&format!("length of value must be at most {max}")));
-                }
+            if let Some(max) = max_len
+                && s.chars().count() > max
+            {
+                return Err(path.invalid(&format!("length of value must be at most {max}")));
             }
             Ok(Some(s.to_string()))
         }

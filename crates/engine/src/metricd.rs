@@ -72,7 +72,7 @@ impl Engine {
         let raws = self.aggregates.get_raw(&metric_ids).await?;
 
         // Pure computation off the executor: decode raw buffers, apply measures.
-        let inputs: Vec<(Metric, Option<Vec<u8>>, Vec<(i64, f64)>)> = metrics
+        let inputs: Vec<MetricInput> = metrics
             .into_iter()
             .zip(raws)
             .map(|(m, raw)| {
@@ -201,8 +201,10 @@ impl Engine {
 }
 
 type Update = (Uuid, MetricUpdate);
+/// A metric, its stored raw buffer and the measures to merge into it.
+type MetricInput = (Metric, Option<Vec<u8>>, Vec<(i64, f64)>);
 
-fn compute_updates(inputs: Vec<(Metric, Option<Vec<u8>>, Vec<(i64, f64)>)>) -> Vec<Update> {
+fn compute_updates(inputs: Vec<MetricInput>) -> Vec<Update> {
     let mut out = Vec::with_capacity(inputs.len());
     for (metric, raw, mut measures) in inputs {
         let policy = &metric.archive_policy;

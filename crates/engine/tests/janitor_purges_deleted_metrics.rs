@@ -5,9 +5,7 @@ use carbonara::policy::builtin_policies;
 use carbonara::{Method, policy::default_aggregation_methods};
 use gnocchi_engine::{Engine, EngineConfig, MeasuresQuery};
 use gnocchi_index::{Indexer, NewMetric, sqlite::SqliteIndexer};
-use gnocchi_storage::{
-    Aggregates, Incoming, local_aggregates::LocalAggregates, local_incoming::LocalIncoming, sack_of,
-};
+use gnocchi_storage::{local_aggregates::LocalAggregates, local_incoming::LocalIncoming, sack_of};
 use std::sync::Arc;
 use uuid::Uuid;
 

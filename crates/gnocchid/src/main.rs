@@ -55,7 +55,7 @@ enum Command {
     /// Only the statsd daemon (UDP, `[statsd]`); `--host`/`--port` set its address.
     Statsd,
     /// Measure ingestion, processing and read speed against a fresh server.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
             Command::Metricd => server::run(cfg, server::Roles::METRICD, create_policies).await,
             Command::Upgrade => server::upgrade(&cfg, create_policies).await.map(|_| ()),
             Command::Statsd => statsd::run(cfg, cli.host, cli.port, create_policies).await,
-            Command::Bench(args) => bench::run(args).await,
+            Command::Bench(args) => bench::run(*args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! Start the real `gnocchid` binary on a free port with its own data directory.
 
-#![allow(dead_code)]
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,18 @@ pub struct Server {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gnocchid-test-{name}-{}-{}", std::process::id(), free_port()));
+    let dir = std::env::temp_dir().join(format!(
+        "gnocchid-test-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
@@ -46,7 +54,13 @@ impl Server {
             .spawn()
             .expect("spawn gnocchid");
         let base = format!("http://127.0.0.1:{port}");
-        let server = Server { child, port, data_dir, base, keep_dir: false };
+        let server = Server {
+            child,
+            port,
+            data_dir,
+            base,
+            keep_dir: false,
+        };
         server.wait_ready();
         server
     }
@@ -90,7 +104,10 @@ impl Drop for Server {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// Create a metric with an archive policy as `admin`; returns its id.
