@@ -901,6 +901,10 @@ async fn by_resources(
                 .invalid("expected a dictionary or a filter string"));
         }
     };
+    // Keystone callers aggregate only over what their project may see.
+    let restriction =
+        crate::visibility::resource_filter(&state.policy, "search resource", creds, rtype)?;
+    let filter = crate::visibility::restrict(filter, restriction);
     let history = search.use_history && !search.groupby.is_empty();
     let query = ResourceQuery {
         resource_type: rtype.to_string(),

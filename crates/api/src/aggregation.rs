@@ -370,6 +370,10 @@ async fn by_resources(
             _ => None,
         }
     };
+    // Keystone callers aggregate only over what their project may see.
+    let restriction =
+        crate::visibility::resource_filter(&state.policy, "search resource", &creds, &rtype)?;
+    let filter = crate::visibility::restrict(filter, restriction);
     let query = ResourceQuery {
         resource_type: rtype.clone(),
         filter,

@@ -2,13 +2,19 @@
 //!
 //! `basic` (upstream's default): `Authorization: basic base64(user:password)`, the
 //! password is ignored, the user name is the user id and `admin` is the admin.
-//! `remoteuser`: the user name set by a trusted front proxy. Both give the
-//! same credentials model; the creator recorded on new objects is the user name.
+//! `remoteuser`: the user name set by a trusted front proxy (`Remote-User` or
+//! `X-Remote-User`). Both give the same credentials model; the creator recorded
+//! on new objects is the user name, and listings are not filtered.
+//! `keystone`: `X-Auth-Token` validated by Keystone (see `crate::keystone`);
+//! creator `"<user_id>:<project_id>"`, listings filtered to the project.
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::keystone::KeystoneError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use std::sync::Arc;
 
@@ -16,6 +22,7 @@ use std::sync::Arc;
 pub enum AuthMode {
     Basic,
     RemoteUser,
+    Keystone,
 }
 
 impl std::str::FromStr for AuthMode {
@@ -24,8 +31,9 @@ impl std::str::FromStr for AuthMode {
         match s.trim() {
             "basic" => Ok(AuthMode::Basic),
             "remoteuser" => Ok(AuthMode::RemoteUser),
+            "keystone" => Ok(AuthMode::Keystone),
             other => Err(format!(
-                "unsupported [api] auth_mode `{other}' (supported: basic, remoteuser)"
+                "unsupported [api] auth_mode `{other}' (supported: basic, keystone, remoteuser)"
             )),
         }
     }
@@ -36,15 +44,24 @@ impl std::str::FromStr for AuthMode {
 pub(crate) struct Creds {
     pub(crate) user_id: String,
     pub(crate) project_id: Option<String>,
+    pub(crate) domain_id: Option<String>,
     pub(crate) roles: Vec<String>,
+    /// Keystone credentials: `user_id`, `project_id` and `domain_id` are known
+    /// to the policy rules and listings are filtered to what the project may see.
+    pub(crate) scoped: bool,
 }
 
 impl Creds {
     /// The identity stored as `creator` on what this caller creates.
     pub(crate) fn creator(&self) -> String {
-        match &self.project_id {
-            Some(p) => format!("{}:{}", self.user_id, p),
-            None => self.user_id.clone(),
+        if self.scoped {
+            format!(
+                "{}:{}",
+                self.user_id,
+                self.project_id.as_deref().unwrap_or("")
+            )
+        } else {
+            self.user_id.clone()
         }
     }
 }
@@ -71,25 +88,59 @@ fn creds_for(user: String) -> Creds {
     Creds {
         user_id: user,
         project_id: None,
+        domain_id: None,
         roles,
+        scoped: false,
     }
 }
 
+/// 401, with the Keystone challenge in keystone mode.
+fn unauthorized(state: &AppState) -> Response {
+    let mut resp = ApiError::unauthorized().into_response();
+    if let Some(ks) = &state.keystone
+        && let Ok(v) = HeaderValue::from_str(&ks.challenge())
+    {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
 impl FromRequestParts<Arc<AppState>> for Creds {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, Response> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let user = match state.config.auth_mode {
             AuthMode::Basic => header("authorization").and_then(basic_user),
             AuthMode::RemoteUser => header("remote-user")
                 .or_else(|| header("x-remote-user"))
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
                 .map(str::to_string),
+            AuthMode::Keystone => {
+                let Some(ks) = &state.keystone else {
+                    return Err(
+                        ApiError::internal("keystone auth is not configured").into_response()
+                    );
+                };
+                let Some(token) = header("x-auth-token") else {
+                    return Err(unauthorized(state));
+                };
+                return match ks.validate(token).await {
+                    Ok(info) => Ok(info.creds()),
+                    Err(KeystoneError::InvalidToken) => Err(unauthorized(state)),
+                    Err(KeystoneError::Unavailable) => Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The identity service is unavailable",
+                    )
+                    .into_response()),
+                };
+            }
         };
-        user.map(creds_for).ok_or_else(ApiError::unauthorized)
+        user.map(creds_for).ok_or_else(|| unauthorized(state))
     }
 }
 

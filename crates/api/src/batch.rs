@@ -20,8 +20,9 @@ use crate::AppState;
 use crate::auth::Creds;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Ctx, json_body_typed_check};
+use crate::ingest::PostMeasuresCheck;
 use crate::measures::{RawMeasure, accepted, convert_measures, now};
-use crate::metric::{policy_from_rules, policy_target};
+use crate::metric::policy_from_rules;
 use crate::policy::Target;
 use axum::Router;
 use axum::body::Bytes;
@@ -224,53 +225,6 @@ fn convert(raw: &[RawMeasure], now: Timestamp) -> ApiResult<Vec<(Timestamp, f64)
     convert_measures(raw, now)
 }
 
-/// The policy checks a batch makes: memoized per creator, since with the
-/// built-in rules "post measures" depends only on the caller and the
-/// metric's creator (and the target built otherwise renders the whole
-/// archive policy, per metric).
-struct PostMeasuresCheck<'s> {
-    state: &'s AppState,
-    creds: &'s Creds,
-    decided: HashMap<Option<String>, bool>,
-}
-
-impl<'s> PostMeasuresCheck<'s> {
-    fn new(state: &'s AppState, creds: &'s Creds) -> Self {
-        PostMeasuresCheck {
-            state,
-            creds,
-            decided: HashMap::new(),
-        }
-    }
-
-    fn check(&mut self, metric: &Metric) -> ApiResult<()> {
-        // Metrics attached to a resource may be governed by its attributes
-        // (`metric_owner`-style rules): always evaluate those in full.
-        if metric.resource_id.is_some() {
-            return self
-                .state
-                .policy
-                .enforce("post measures", self.creds, &policy_target(metric));
-        }
-        let allowed = match self.decided.get(&metric.creator) {
-            Some(a) => *a,
-            None => {
-                let a =
-                    self.state
-                        .policy
-                        .allowed("post measures", self.creds, &policy_target(metric));
-                self.decided.insert(metric.creator.clone(), a);
-                a
-            }
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
-    }
-}
-
 async fn metrics_measures(
     State(state): State<Arc<AppState>>,
     creds: Creds,
@@ -325,14 +279,16 @@ async fn metrics_measures(
 struct ResourceBatch<'a> {
     original_id: Cow<'a, str>,
     id: Uuid,
-    /// `(name, archive policy, unit, measures)`.
-    metrics: Vec<(
-        Cow<'a, str>,
-        Option<Cow<'a, str>>,
-        Option<Cow<'a, str>>,
-        Vec<(Timestamp, f64)>,
-    )>,
+    metrics: Vec<NamedMeasures<'a>>,
 }
+
+/// `(name, archive policy, unit, measures)` of one metric of a resource.
+type NamedMeasures<'a> = (
+    Cow<'a, str>,
+    Option<Cow<'a, str>>,
+    Option<Cow<'a, str>>,
+    Vec<(Timestamp, f64)>,
+);
 
 async fn resources_metrics_measures(
     State(state): State<Arc<AppState>>,
@@ -358,17 +314,17 @@ async fn resources_metrics_measures(
         let mut list = Vec::with_capacity(metrics.0.len());
         for (name, entry) in metrics.0 {
             let measures = convert(&entry.measures, now)?;
-            if let Some(unit) = &entry.unit {
-                if unit.chars().count() > 31 {
-                    return Err(crate::validate::Path::root()
-                        .key(&original_id)
-                        .key(&name)
-                        .key("unit")
-                        .invalid("length of value must be at most 31"));
-                }
+            if let Some(unit) = &entry.unit
+                && unit.chars().count() > 31
+            {
+                return Err(crate::validate::Path::root()
+                    .key(&original_id)
+                    .key(&name)
+                    .key("unit")
+                    .invalid("length of value must be at most 31"));
             }
             // A repeated name keeps its last definition, as a JSON object in Python.
-            list.retain(|(n, ..): &(Cow<str>, _, _, _)| *n != name);
+            list.retain(|(n, ..): &NamedMeasures| *n != name);
             list.push((name, entry.archive_policy_name, entry.unit, measures));
         }
         resources.push(ResourceBatch {
@@ -511,10 +467,10 @@ async fn resources_metrics_measures(
     let mut batch = Vec::new();
     for (r, row) in resources.into_iter().zip(known) {
         for ((_, _, _, measures), metric) in r.metrics.into_iter().zip(row) {
-            if let Some(m) = metric {
-                if !measures.is_empty() {
-                    batch.push((m.id, measures));
-                }
+            if let Some(m) = metric
+                && !measures.is_empty()
+            {
+                batch.push((m.id, measures));
             }
         }
     }

@@ -201,13 +201,21 @@ pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .is_some_and(|l| l != "0");
-            if has_body {
+            if has_body && status != StatusCode::PAYLOAD_TOO_LARGE {
                 return resp;
             }
-            Value::String(String::new())
+            // axum's body limit answers 413 with its own text: give it ours.
+            Value::String(if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "Request body too large".to_string()
+            } else {
+                String::new()
+            })
         }
     };
-    let title = status.canonical_reason().unwrap_or("Error");
+    let title = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
     let (body, content_type) = if json_wanted {
         let doc = json!({"code": status.as_u16(), "title": title, "description": description});
         (crate::json::to_vec(&doc), "application/json")

@@ -21,10 +21,11 @@ use crate::AppState;
 use crate::auth::Creds;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Ctx, no_content};
-use crate::ingest::{AutoType, get_or_create_resource_and_metrics, resource_uuid};
+use crate::ingest::{
+    AutoType, PostMeasuresCheck, get_or_create_resource_and_metrics, resource_uuid,
+};
 use crate::line_protocol::{FieldValue, LineKind, Point, classify, precision_multiplier};
 use crate::measures::now;
-use crate::metric::policy_target;
 use crate::policy::Target;
 use axum::Router;
 use axum::body::Bytes;
@@ -133,14 +134,15 @@ async fn query(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if q.is_none() && form {
-        if let Ok(text) = std::str::from_utf8(&body) {
-            q = crate::http::parse_query(text)
-                .into_iter()
-                .rev()
-                .find(|(k, _)| k == "q")
-                .map(|(_, v)| v);
-        }
+    if q.is_none()
+        && form
+        && let Ok(text) = std::str::from_utf8(&body)
+    {
+        q = crate::http::parse_query(text)
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == "q")
+            .map(|(_, v)| v);
     }
     let Some(q) = q else {
         // Upstream answers a query without `q` with an empty 204.
@@ -364,6 +366,7 @@ async fn write(
         attributes: Vec::new(),
     };
     let mut ids = vec![None; grouped.metrics.len()];
+    let mut checks = PostMeasuresCheck::new(&state, &creds);
     for (r, original) in grouped.resources.iter().enumerate() {
         if names_per_resource[r].is_empty() {
             continue;
@@ -382,9 +385,7 @@ async fn write(
             .collect();
         for &i in &names_per_resource[r] {
             if let Some(m) = by_name.get(grouped.metrics[i].name.as_str()) {
-                state
-                    .policy
-                    .enforce("post measures", &creds, &policy_target(m))?;
+                checks.check(m)?;
                 ids[i] = Some(m.id);
             }
         }

@@ -20,20 +20,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// SPEC §1.7: a UUID as is, any other string mapped with the creator.
+/// SPEC §1.7, as resource URLs map ids (the resource module's helper).
 pub(crate) fn resource_uuid(id: &str, creator: Option<&str>) -> Result<Uuid, String> {
-    if id.contains('/') {
-        return Err("'/' is not supported in resource id".into());
-    }
-    if let Ok(u) = Uuid::parse_str(id) {
-        return Ok(u);
-    }
-    if id.chars().count() > 289 {
-        return Err("transformable resource id >289 max allowed characters".into());
-    }
-    const NAMESPACE: Uuid = Uuid::from_u128(0x0a7a15ff_aa13_4ac2_897c_9bdf30ce175b);
-    let name = format!("{id}\x00{}", creator.unwrap_or("\x00"));
-    Ok(Uuid::new_v5(&NAMESPACE, name.as_bytes()))
+    crate::resource::resource_uuid(id, creator.unwrap_or(""))
 }
 
 /// Does a resource (of any type) with this id exist?
@@ -240,13 +229,13 @@ pub(crate) async fn get_or_create_resource_and_metrics(
                     Err(IndexError::ResourceAlreadyExists(_)) => {
                         // Taken under another type: a conflict. Same type: a
                         // concurrent writer won the race; look again.
-                        if let Some(g) = state.indexer.get_resource(GENERIC, id).await? {
-                            if g.resource_type != rtype.name {
-                                return Err(ApiError::conflict(json!({
-                                    "cause": "Resource already exists",
-                                    "detail": id.to_string(),
-                                })));
-                            }
+                        if let Some(g) = state.indexer.get_resource(GENERIC, id).await?
+                            && g.resource_type != rtype.name
+                        {
+                            return Err(ApiError::conflict(json!({
+                                "cause": "Resource already exists",
+                                "detail": id.to_string(),
+                            })));
                         }
                         continue;
                     }
@@ -262,4 +251,48 @@ pub(crate) async fn get_or_create_resource_and_metrics(
             "Unable to create resource {id} and its metrics: too much contention, please retry"
         ),
     ))
+}
+
+/// "post measures" on many metrics at once. The target the rules see renders
+/// the whole metric (archive policy included) and costs more than the rest of
+/// a measure's ingestion, so decisions are memoized per (creator, resource):
+/// what upstream's rules and ours look at (`creator`, `created_by_*`, the
+/// resource's ownership). A policy file keying "post measures" on other
+/// metric fields would need this memo removed.
+pub(crate) struct PostMeasuresCheck<'s> {
+    state: &'s AppState,
+    creds: &'s Creds,
+    decided: HashMap<(Option<String>, Option<Uuid>), bool>,
+}
+
+impl<'s> PostMeasuresCheck<'s> {
+    pub(crate) fn new(state: &'s AppState, creds: &'s Creds) -> Self {
+        PostMeasuresCheck {
+            state,
+            creds,
+            decided: HashMap::new(),
+        }
+    }
+
+    /// 403 unless the caller may post measures to `metric`.
+    pub(crate) fn check(&mut self, metric: &Metric) -> ApiResult<()> {
+        let key = (metric.creator.clone(), metric.resource_id);
+        let allowed = match self.decided.get(&key) {
+            Some(a) => *a,
+            None => {
+                let a = self.state.policy.allowed(
+                    "post measures",
+                    self.creds,
+                    &crate::metric::policy_target(metric),
+                );
+                self.decided.insert(key, a);
+                a
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
 }

@@ -25,6 +25,7 @@ mod http;
 mod influxdb;
 mod ingest;
 mod json;
+pub mod keystone;
 mod line_protocol;
 mod measures;
 mod metric;
@@ -38,6 +39,7 @@ mod resource_type;
 mod root;
 mod search_metric;
 mod validate;
+mod visibility;
 
 use axum::Router;
 use axum::extract::Request;
@@ -69,6 +71,10 @@ pub struct ApiConfig {
     pub max_body_size: usize,
     /// Identifiers of the metricd processors, for /v1/status.
     pub processors: Vec<String>,
+    /// `[keystone_authtoken]`, required when `auth_mode` is keystone.
+    pub keystone: Option<keystone::KeystoneConfig>,
+    /// Rules of the operator's `[oslo_policy] policy_file`, over the defaults.
+    pub policy_overrides: Vec<(String, String)>,
 }
 
 impl Default for ApiConfig {
@@ -82,6 +88,8 @@ impl Default for ApiConfig {
             operation_timeout: Duration::from_secs(10),
             max_body_size: 128 * 1024 * 1024,
             processors: Vec::new(),
+            keystone: None,
+            policy_overrides: Vec::new(),
         }
     }
 }
@@ -93,6 +101,34 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: ApiConfig,
     pub policy: policy::Policy,
+    /// The token validator, in keystone mode.
+    pub keystone: Option<keystone::Keystone>,
+}
+
+impl AppState {
+    /// The state for `config`: its policy rules and, in keystone mode, the
+    /// Keystone client. Errors are configuration errors, fit for the operator.
+    pub fn new(
+        indexer: Arc<dyn Indexer>,
+        incoming: Arc<dyn Incoming>,
+        engine: Arc<Engine>,
+        config: ApiConfig,
+    ) -> Result<AppState, String> {
+        let keystone = match config.auth_mode {
+            AuthMode::Keystone => Some(keystone::Keystone::new(
+                config.keystone.clone().unwrap_or_default(),
+            )?),
+            _ => None,
+        };
+        Ok(AppState {
+            indexer,
+            incoming,
+            engine,
+            policy: policy::Policy::with_overrides(&config.policy_overrides),
+            config,
+            keystone,
+        })
+    }
 }
 
 /// The whole API as a router.

@@ -333,9 +333,8 @@ pub(crate) async fn read_from(
     ctx: &Ctx,
     metric: &gnocchi_index::Metric,
 ) -> ApiResult<Response> {
-    state
-        .policy
-        .enforce("get measures", creds, &policy_target(metric))?;
+    let target = crate::metric::policy_target_with_resource(state, creds, metric).await?;
+    state.policy.enforce("get measures", creds, &target)?;
     let aggregation = ctx.param("aggregation").unwrap_or("mean");
     let method_missing = || {
         ApiError::not_found(json!({

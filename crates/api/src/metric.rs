@@ -92,6 +92,26 @@ pub(crate) fn policy_target(m: &Metric) -> Target {
     flatten(&to_json_shown(m))
 }
 
+/// What the policy rules see of a metric with its resource (for
+/// `metric_owner`, `project_id:%(resource.project_id)s`), as upstream's metric
+/// controller loads it. Only keystone callers have a project to compare with,
+/// so only they pay for the lookup.
+pub(crate) async fn policy_target_with_resource(
+    state: &AppState,
+    creds: &Creds,
+    m: &Metric,
+) -> ApiResult<Target> {
+    let resource = match m.resource_id {
+        Some(rid) if creds.scoped => state
+            .indexer
+            .get_resource(gnocchi_index::GENERIC, rid)
+            .await?
+            .map_or(Value::Null, |r| crate::resource::to_json(&r)),
+        _ => Value::Null,
+    };
+    Ok(flatten(&to_json_with_resource(m, resource)))
+}
+
 /// The active metric with this id, or upstream's 404.
 pub(crate) async fn find(state: &AppState, id: &str) -> ApiResult<Metric> {
     let not_found = || ApiError::not_found(format!("Metric {id} does not exist"));
@@ -196,8 +216,10 @@ async fn create(
     Ok(created(location, &to_json_created(&metric)))
 }
 
-async fn list(State(state): State<Arc<AppState>>, _creds: Creds, ctx: Ctx) -> ApiResult<Response> {
-    // In basic and remoteuser modes every user may list every metric, as upstream.
+async fn list(State(state): State<Arc<AppState>>, creds: Creds, ctx: Ctx) -> ApiResult<Response> {
+    // In basic and remoteuser modes every user may list every metric, as
+    // upstream; keystone callers see what their project may.
+    let visibility = crate::visibility::metric_visibility(&state.policy, "list metric", &creds)?;
     let page = pagination::parse(&ctx, state.config.max_limit, &["id:asc"])?;
     let mut query = MetricQuery {
         name: ctx.param("name").map(str::to_string),
@@ -207,6 +229,7 @@ async fn list(State(state): State<Arc<AppState>>, _creds: Creds, ctx: Ctx) -> Ap
         sort: page.sort.clone(),
         limit: Some(page.limit),
         marker: page.marker.clone(),
+        visibility,
         ..Default::default()
     };
     for id in ctx.params_all("id") {

@@ -98,6 +98,132 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// Upstream's defaults, with `overrides` (an operator's policy file:
+    /// rule name → rule string) replacing or adding rules.
+    pub fn with_overrides(overrides: &[(String, String)]) -> Policy {
+        let mut policy = Policy::default();
+        for (name, rule) in overrides {
+            policy.rules.insert(name.clone(), parse(rule));
+        }
+        policy
+    }
+}
+
+/// Parse an oslo.policy file: a JSON object or a YAML mapping of rule name →
+/// rule string (the flat form `oslopolicy-sample-generator` writes: one
+/// `"name": "rule"` per line, `#` comments). Errors name the offending line.
+pub fn parse_policy_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.starts_with('{') {
+        let v: Value = serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON: {e}"))?;
+        let Value::Object(map) = v else {
+            return Err("expected an object of rule name → rule string".into());
+        };
+        return map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(r) => Ok((k, r)),
+                _ => Err(format!("rule `{k}': expected a string")),
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim_start_matches('\u{feff}');
+        let body = strip_yaml_comment(line);
+        let body = body.trim();
+        if body.is_empty() || body == "---" || body == "..." {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            return Err(format!("line {n}: nested YAML is not a policy rule"));
+        }
+        let (key, rest) = yaml_scalar(body, true)
+            .ok_or_else(|| format!("line {n}: expected `\"rule name\": \"rule\"'"))?;
+        let rest = rest.trim_start();
+        let Some(rest) = rest.strip_prefix(':') else {
+            return Err(format!("line {n}: expected `:' after the rule name"));
+        };
+        let rest = rest.trim();
+        let value = if rest.is_empty() || rest == "''" || rest == "\"\"" {
+            String::new()
+        } else {
+            let (v, tail) = yaml_scalar(rest, false)
+                .ok_or_else(|| format!("line {n}: the rule must be a string"))?;
+            if !tail.trim().is_empty() {
+                return Err(format!("line {n}: unexpected text after the rule"));
+            }
+            v
+        };
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// `line` without a trailing `# comment` (a `#` outside quotes, at the start or after a space).
+fn strip_yaml_comment(line: &str) -> &str {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '#' && prev.is_whitespace() => return &line[..i],
+            None => {}
+        }
+        prev = c;
+    }
+    line
+}
+
+/// A quoted or plain YAML scalar at the start of `s`, and what follows it. A
+/// plain key ends at `: `; a plain value takes the rest of the line.
+fn yaml_scalar(s: &str, key: bool) -> Option<(String, &str)> {
+    if let Some(rest) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => return Some((out, &rest[i + 1..])),
+                '\\' => match chars.next()?.1 {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    other => out.push(other),
+                },
+                c => out.push(c),
+            }
+        }
+        None
+    } else if let Some(rest) = s.strip_prefix('\'') {
+        let mut out = String::new();
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                if chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                    chars.next();
+                    out.push('\'');
+                } else {
+                    return Some((out, &rest[i + 1..]));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        None
+    } else if key {
+        let end = s.find(": ").or_else(|| s.strip_suffix(':').map(str::len))?;
+        Some((s[..end].trim().to_string(), &s[end..]))
+    } else if s.starts_with(['[', '{', '|', '>', '&', '*']) {
+        // Sequences, mappings, block scalars, anchors: not a rule string.
+        None
+    } else {
+        Some((s.trim().to_string(), ""))
+    }
+}
+
 fn tokenize(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     for word in s.split_whitespace() {
@@ -240,9 +366,21 @@ impl Policy {
                         Some(e) => e,
                         None => return false,
                     };
+                    // A quoted literal on the left compares with the right side.
+                    if let Some(lit) = quoted(kind) {
+                        return lit == expected;
+                    }
+                    // The credentials upstream's auth helpers give: `user` is the
+                    // creator string; the ids exist only in keystone mode.
+                    let creator;
                     let actual = match kind.as_str() {
-                        "user" | "user_id" => Some(creds.user_id.as_str()),
-                        "project_id" | "project" => creds.project_id.as_deref(),
+                        "user" => {
+                            creator = creds.creator();
+                            Some(creator.as_str())
+                        }
+                        "user_id" if creds.scoped => Some(creds.user_id.as_str()),
+                        "project_id" => creds.project_id.as_deref(),
+                        "domain_id" => creds.domain_id.as_deref(),
                         _ => None,
                     };
                     actual.is_some_and(|a| a == expected)
@@ -270,6 +408,13 @@ impl Policy {
     }
 }
 
+/// `'x'` or `"x"` → `x`.
+fn quoted(s: &str) -> Option<&str> {
+    ['\'', '"']
+        .iter()
+        .find_map(|q| s.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+}
+
 /// `%(key)s` → the target's value; a literal stays as is. `None`: key missing or null.
 fn substitute(m: &str, target: &Target) -> Option<String> {
     if let Some(key) = m.strip_prefix("%(").and_then(|r| r.strip_suffix(")s")) {
@@ -287,11 +432,13 @@ mod tests {
         Creds {
             user_id: name.into(),
             project_id: None,
+            domain_id: None,
             roles: if name == "admin" {
                 vec!["admin".into()]
             } else {
                 vec![]
             },
+            scoped: false,
         }
     }
 
@@ -325,5 +472,75 @@ mod tests {
         c.roles.push("c".into());
         assert!(!p.eval(&r, &c, &Target::new(), 0));
         assert_eq!(parse("role:a or"), Rule::Deny);
+    }
+
+    fn keystone(user: &str, project: &str, roles: &[&str]) -> Creds {
+        Creds {
+            user_id: user.into(),
+            project_id: Some(project.into()),
+            domain_id: None,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            scoped: true,
+        }
+    }
+
+    #[test]
+    fn keystone_project_owns_resources_and_metrics() {
+        let p = Policy::default();
+        let alice = keystone("alice", "pa", &["member"]);
+        let r = flatten(
+            &serde_json::json!({"creator": "bob:pb", "created_by_project_id": "pb", "project_id": "pa"}),
+        );
+        assert!(p.allowed("get resource", &alice, &r));
+        let r = flatten(
+            &serde_json::json!({"creator": "bob:pb", "created_by_project_id": "pb", "project_id": "pb"}),
+        );
+        assert!(!p.allowed("get resource", &alice, &r));
+        let r = flatten(
+            &serde_json::json!({"creator": "carol:pa", "created_by_project_id": "pa", "project_id": null}),
+        );
+        assert!(p.allowed("get resource", &alice, &r));
+        let m = flatten(
+            &serde_json::json!({"creator": "bob:pb", "created_by_project_id": "pb", "resource": {"project_id": "pa"}}),
+        );
+        assert!(p.allowed("get measures", &alice, &m));
+        assert!(!p.allowed("post measures", &alice, &m));
+        assert!(p.allowed(
+            "get status",
+            &keystone("x", "y", &["admin"]),
+            &Target::new()
+        ));
+    }
+
+    #[test]
+    fn overrides_replace_rules() {
+        let p = Policy::with_overrides(&[
+            ("get status".into(), "".into()),
+            ("new".into(), "role:x".into()),
+        ]);
+        assert!(p.allowed("get status", &user("foobar"), &Target::new()));
+        assert!(!p.allowed("new", &user("foobar"), &Target::new()));
+        assert!(p.allowed("get metric", &user("admin"), &Target::new()));
+    }
+
+    #[test]
+    fn policy_files_parse_as_yaml_or_json() {
+        let yaml = "# comment\n---\n\"get status\": \"\"\n'list metric': 'role:admin'  # trailing\ncreate metric: role:admin or role:creator\n\"delete metric\":\n#\"get resource\": \"\"\n";
+        let rules = parse_policy_file(yaml).expect("yaml");
+        assert_eq!(
+            rules,
+            vec![
+                ("get status".into(), "".into()),
+                ("list metric".into(), "role:admin".into()),
+                ("create metric".into(), "role:admin or role:creator".into()),
+                ("delete metric".into(), "".into()),
+            ]
+        );
+        let json = r#"{"get status": "@", "list metric": "!"}"#;
+        assert_eq!(parse_policy_file(json).expect("json").len(), 2);
+        assert!(parse_policy_file("a:\n  b: c\n").is_err());
+        assert!(parse_policy_file("\"unterminated: x\n").is_err());
+        assert!(parse_policy_file(r#"{"a": 1}"#).is_err());
+        assert!(parse_policy_file("\"get status\": [role:admin]\n").is_err());
     }
 }

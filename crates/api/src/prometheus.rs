@@ -11,10 +11,10 @@ use crate::AppState;
 use crate::auth::Creds;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{
-    AutoType, get_or_create_resource_and_metrics, resource_uuid, string_attribute,
+    AutoType, PostMeasuresCheck, get_or_create_resource_and_metrics, resource_uuid,
+    string_attribute,
 };
 use crate::measures::accepted;
-use crate::metric::policy_target;
 use crate::remote_write::{STALE_NAN_BITS, decompress, for_each_series};
 use axum::Router;
 use axum::body::Bytes;
@@ -105,6 +105,7 @@ async fn write(
         ],
     };
     let mut batch = Vec::new();
+    let mut checks = PostMeasuresCheck::new(&state, &creds);
     for ((job, instance), metrics) in by_resource {
         let original = format!("{job}@{instance}");
         let rid = resource_uuid(&original, Some(&creator)).map_err(ApiError::bad_request)?;
@@ -124,9 +125,7 @@ async fn write(
             let Some(measures) = m.name.as_deref().and_then(|n| metrics.remove(n)) else {
                 continue;
             };
-            state
-                .policy
-                .enforce("post measures", &creds, &policy_target(&m))?;
+            checks.check(&m)?;
             if !measures.is_empty() {
                 batch.push((m.id, measures));
             }

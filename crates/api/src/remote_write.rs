@@ -221,9 +221,13 @@ impl<'a> Reader<'a> {
 /// Prometheus marks a series gone with this NaN; it is not a sample.
 pub(crate) const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
+/// A series as the tests build it: labels and `(timestamp ms, value)` samples.
+#[cfg(test)]
+pub(crate) type TestSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
 /// Encode a `WriteRequest` (for the tests).
 #[cfg(test)]
-pub(crate) fn encode_write_request(series: &[(Vec<(&str, &str)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+pub(crate) fn encode_write_request(series: &[TestSeries<'_>]) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
@@ -265,7 +269,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn collect(buf: &[u8]) -> Result<Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>, DecodeError> {
+    type Owned = (Vec<(String, String)>, Vec<(i64, f64)>);
+
+    fn collect(buf: &[u8]) -> Result<Vec<Owned>, DecodeError> {
         let mut out = Vec::new();
         for_each_series(buf, |s| {
             out.push((
@@ -351,7 +357,7 @@ mod tests {
                 proptest::collection::vec((any::<i64>(), any::<f64>().prop_filter("not NaN", |f| !f.is_nan())), 0..4),
             ), 0..4)
         ) {
-            let input: Vec<(Vec<(&str, &str)>, Vec<(i64, f64)>)> = series
+            let input: Vec<TestSeries> = series
                 .iter()
                 .map(|(l, s)| (l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect(), s.clone()))
                 .collect();

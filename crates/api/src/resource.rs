@@ -383,6 +383,18 @@ async fn find_type(state: &AppState, name: &str) -> ApiResult<ResourceType> {
     resource_type::find(state, name).await
 }
 
+/// "get resource" on `r`: 403, or in keystone mode 404 as if it did not exist.
+fn check_visible(state: &AppState, creds: &Creds, rtype: &str, r: &Resource) -> ApiResult<()> {
+    crate::visibility::check_resource(
+        &state.policy,
+        "get resource",
+        creds,
+        rtype,
+        &policy_target(r),
+        || resource_not_found(r.id),
+    )
+}
+
 async fn find_resource(
     state: &AppState,
     rtype: &str,
@@ -506,9 +518,7 @@ async fn show(
     UrlPath((rtype, id)): UrlPath<(String, String)>,
 ) -> ApiResult<Response> {
     let r = find_resource(&state, &rtype, &id, &creds).await?;
-    state
-        .policy
-        .enforce("get resource", &creds, &policy_target(&r))?;
+    check_visible(&state, &creds, &rtype, &r)?;
     check_preconditions(&method, &headers, &r)?;
     let mut resp = ok_json(&to_json(&r));
     set_etag_headers(&mut resp, &r);
@@ -621,6 +631,10 @@ async fn delete_many(
             "caution: the query can not be empty, or it will delete entire database",
         ));
     };
+    let restriction =
+        crate::visibility::resource_filter(&state.policy, "delete resources", &creds, &rtype)?;
+    let filter =
+        crate::visibility::restrict(Some(filter), restriction).unwrap_or(Filter::And(vec![]));
     let deleted = state.indexer.delete_resources(&rtype, &filter).await?;
     Ok(ok_json(&json!({"deleted": deleted})))
 }
@@ -665,13 +679,16 @@ async fn listing(
 
 async fn list(
     State(state): State<Arc<AppState>>,
-    _creds: Creds,
+    creds: Creds,
     ctx: Ctx,
     UrlPath(rtype): UrlPath<String>,
 ) -> ApiResult<Response> {
-    // Basic and remoteuser modes list everything, as upstream.
+    // Basic and remoteuser modes list everything, as upstream; keystone
+    // callers see what their project may.
     let history = ctx.bool_param("history")?.unwrap_or(false);
-    listing(&state, &ctx, &rtype, None, history).await
+    let restriction =
+        crate::visibility::resource_filter(&state.policy, "list resource", &creds, &rtype)?;
+    listing(&state, &ctx, &rtype, restriction, history).await
 }
 
 async fn search(
@@ -685,6 +702,9 @@ async fn search(
     find_type(&state, &rtype).await?;
     let filter = query_of(&ctx, &headers, &body, &creds)?;
     let history = ctx.bool_param("history")?.unwrap_or(false);
+    let restriction =
+        crate::visibility::resource_filter(&state.policy, "search resource", &creds, &rtype)?;
+    let filter = crate::visibility::restrict(filter, restriction);
     listing(&state, &ctx, &rtype, filter, history).await
 }
 
@@ -705,9 +725,7 @@ async fn history(
     UrlPath((rtype, id)): UrlPath<(String, String)>,
 ) -> ApiResult<Response> {
     let r = find_resource(&state, &rtype, &id, &creds).await?;
-    state
-        .policy
-        .enforce("get resource", &creds, &policy_target(&r))?;
+    check_visible(&state, &creds, &rtype, &r)?;
     let filter = Filter::Compare {
         op: gnocchi_index::CmpOp::Eq,
         field: "id".into(),
@@ -734,9 +752,7 @@ async fn list_metrics(
     UrlPath((rtype, id)): UrlPath<(String, String)>,
 ) -> ApiResult<Response> {
     let r = find_resource(&state, &rtype, &id, &creds).await?;
-    state
-        .policy
-        .enforce("get resource", &creds, &policy_target(&r))?;
+    check_visible(&state, &creds, &rtype, &r)?;
     let metrics = resource_metrics(&state, r.id).await?;
     Ok(ok_json(&Value::Array(
         metrics.iter().map(metric::to_json_listed).collect(),

@@ -4,6 +4,7 @@
 //! Precedence: command-line flags > environment (`GNOCCHI_*` where upstream has
 //! one) > the config file > defaults.
 
+use gnocchi_api::keystone::KeystoneConfig;
 use gnocchi_api::{ApiConfig, AuthMode, CorsConfig};
 use gnocchi_engine::EngineConfig;
 use ini::Ini;
@@ -107,7 +108,12 @@ pub struct Overrides {
 }
 
 fn list(value: Option<String>) -> Option<Vec<String>> {
-    value.map(|s| s.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect())
+    value.map(|s| {
+        s.split(',')
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect()
+    })
 }
 
 /// `[cors]`, with oslo.middleware's option names and Gnocchi's defaults.
@@ -124,6 +130,60 @@ fn cors_config(src: &Source) -> Result<CorsConfig, ConfigError> {
         allow_methods: list(src.get("cors", "allow_methods")).unwrap_or(d.allow_methods),
         allow_headers: list(src.get("cors", "allow_headers")).unwrap_or(d.allow_headers),
     })
+}
+
+/// `[keystone_authtoken]`, with keystonemiddleware's option names.
+fn keystone_config(src: &Source) -> Result<KeystoneConfig, ConfigError> {
+    let d = KeystoneConfig::default();
+    let get = |k: &str| src.get("keystone_authtoken", k);
+    // keystonemiddleware's deprecated `auth_uri` is `www_authenticate_uri`.
+    let www = get("www_authenticate_uri").or_else(|| get("auth_uri"));
+    let auth_url = get("auth_url")
+        .or_else(|| www.clone())
+        .ok_or_else(|| ConfigError::Invalid {
+            section: "keystone_authtoken".into(),
+            key: "auth_url".into(),
+            message: "required when [api] auth_mode = keystone".into(),
+        })?;
+    Ok(KeystoneConfig {
+        www_authenticate_uri: www.unwrap_or_else(|| auth_url.clone()),
+        auth_url,
+        username: get("username").unwrap_or_default(),
+        password: get("password").unwrap_or_default(),
+        project_name: get("project_name").unwrap_or_default(),
+        user_domain_name: get("user_domain_name").unwrap_or(d.user_domain_name),
+        user_domain_id: get("user_domain_id"),
+        project_domain_name: get("project_domain_name").unwrap_or(d.project_domain_name),
+        project_domain_id: get("project_domain_id"),
+        token_cache_time: src.seconds("keystone_authtoken", "token_cache_time", 300.0)?,
+        http_timeout: src.seconds("keystone_authtoken", "http_connect_timeout", 10.0)?,
+    })
+}
+
+/// `[oslo_policy] policy_file`, relative to the config file's directory; read
+/// and parsed now so that a bad file stops the start with a clear message.
+fn policy_overrides(
+    src: &Source,
+    file: Option<&Path>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(name) = src.get("oslo_policy", "policy_file") else {
+        return Ok(Vec::new());
+    };
+    let mut path = PathBuf::from(&name);
+    if path.is_relative()
+        && let Some(dir) = file.and_then(Path::parent)
+    {
+        path = dir.join(path);
+    }
+    let invalid = |message: String| ConfigError::Invalid {
+        section: "oslo_policy".into(),
+        key: "policy_file".into(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    gnocchi_api::policy::parse_policy_file(&text)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
 impl Config {
@@ -180,6 +240,11 @@ impl Config {
             operation_timeout: src.seconds("api", "operation_timeout", 10.0)?,
             max_body_size: src.parse("api", "max_body_size", 128 * 1024 * 1024)?,
             processors: Vec::new(),
+            keystone: match auth_mode {
+                AuthMode::Keystone => Some(keystone_config(&src)?),
+                _ => None,
+            },
+            policy_overrides: policy_overrides(&src, file)?,
         };
         let defaults = EngineConfig::default();
         let engine = EngineConfig {

@@ -2,7 +2,7 @@
 //! roles asked for, and shut down cleanly on SIGTERM / SIGINT.
 
 use crate::config::Config;
-use gnocchi_api::{AppState, policy::Policy};
+use gnocchi_api::AppState;
 use gnocchi_engine::Engine;
 use gnocchi_index::{Indexer, sqlite::SqliteIndexer};
 use gnocchi_storage::{
@@ -147,13 +147,12 @@ pub async fn run(mut cfg: Config, roles: Roles, create_policies: bool) -> Result
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "gnocchid listening");
-        let state = Arc::new(AppState {
-            indexer: backends.indexer.clone(),
-            incoming: backends.incoming.clone(),
-            engine: engine.clone(),
-            config: cfg.api.clone(),
-            policy: Policy::default(),
-        });
+        let state = Arc::new(AppState::new(
+            backends.indexer.clone(),
+            backends.incoming.clone(),
+            engine.clone(),
+            cfg.api.clone(),
+        )?);
         let app = gnocchi_api::router(state);
         let app = tower::ServiceExt::map_request(app, gnocchi_api::normalize_path);
         axum::serve(

@@ -49,7 +49,12 @@ impl Settings {
                 .ok()
                 .filter(|f| *f > 0.0)
                 .and_then(|f| Duration::try_from_secs_f64(f).ok())
-                .ok_or_else(|| invalid("flush_delay", format!("`{s}' is not a positive number of seconds")))?,
+                .ok_or_else(|| {
+                    invalid(
+                        "flush_delay",
+                        format!("`{s}' is not a positive number of seconds"),
+                    )
+                })?,
         };
         Ok(Settings {
             enabled,

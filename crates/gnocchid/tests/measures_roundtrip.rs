@@ -27,7 +27,12 @@ async fn pushed_measures_are_read_back_aggregated() {
         let url = s.url(&format!("/v1/metric/{id}/measures?{q}"));
         let c = c.clone();
         async move {
-            let r = c.get(url).basic_auth("admin", Some("")).send().await.unwrap();
+            let r = c
+                .get(url)
+                .basic_auth("admin", Some(""))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             r.json::<Value>().await.unwrap()
         }
@@ -42,9 +47,15 @@ async fn pushed_measures_are_read_back_aggregated() {
     );
     assert_eq!(
         get("granularity=60&aggregation=max").await,
-        json!([["2024-05-01T12:00:00+00:00", 60.0, 43.5], ["2024-05-01T12:01:00+00:00", 60.0, 12.0]])
+        json!([
+            ["2024-05-01T12:00:00+00:00", 60.0, 43.5],
+            ["2024-05-01T12:01:00+00:00", 60.0, 12.0]
+        ])
     );
-    assert_eq!(get("granularity=60&aggregation=count&start=2024-05-01T12:01:00").await, json!([["2024-05-01T12:01:00+00:00", 60.0, 1.0]]));
+    assert_eq!(
+        get("granularity=60&aggregation=count&start=2024-05-01T12:01:00").await,
+        json!([["2024-05-01T12:01:00+00:00", 60.0, 1.0]])
+    );
 }
 
 #[tokio::test]
@@ -53,10 +64,22 @@ async fn bad_measures_get_a_400_and_nothing_is_stored() {
     let c = client();
     let id = create_metric(&c, &s, "low").await;
     for (body, reason) in [
-        (json!([{"timestamp": "2024-05-01T12:00:00", "value": 1}, {"timestamp": "not a date", "value": 2}]), "unexpected timestamp"),
-        (json!([{"timestamp": "2024-05-01T12:00:00", "value": "abc"}]), "unexpected measures value"),
-        (json!([["2024-05-01T12:00:00", 1]]), "unexpected measures format"),
-        (json!([{"timestamp": "1915-03-06T14:33:57", "value": 1}]), "Timestamp must be after Epoch"),
+        (
+            json!([{"timestamp": "2024-05-01T12:00:00", "value": 1}, {"timestamp": "not a date", "value": 2}]),
+            "unexpected timestamp",
+        ),
+        (
+            json!([{"timestamp": "2024-05-01T12:00:00", "value": "abc"}]),
+            "unexpected measures value",
+        ),
+        (
+            json!([["2024-05-01T12:00:00", 1]]),
+            "unexpected measures format",
+        ),
+        (
+            json!([{"timestamp": "1915-03-06T14:33:57", "value": 1}]),
+            "Timestamp must be after Epoch",
+        ),
     ] {
         let r = c
             .post(s.url(&format!("/v1/metric/{id}/measures")))
@@ -68,7 +91,10 @@ async fn bad_measures_get_a_400_and_nothing_is_stored() {
             .unwrap();
         assert_eq!(r.status(), 400, "{body}");
         let v: Value = r.json().await.unwrap();
-        let got = v["description"]["reason"].as_str().unwrap_or_default().to_string();
+        let got = v["description"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(got.contains(reason), "{got} should mention {reason}");
     }
     let r = c

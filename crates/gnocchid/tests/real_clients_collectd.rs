@@ -94,7 +94,15 @@ fn collectd_gnocchi_plugin_batches_land_in_metrics() {
         .as_object()
         .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    for expected in ["load@load-1min", "load@load-5min", "load@load-15min", "memory@memory-used"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    for expected in [
+        "load@load-1min",
+        "load@load-5min",
+        "load@load-15min",
+        "memory@memory-used",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
 }

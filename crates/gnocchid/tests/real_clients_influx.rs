@@ -71,10 +71,18 @@ fn influxdb_python_client_writes_line_protocol() {
         "client failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains(&format!("version Gnocchi {}", env!("CARGO_PKG_VERSION"))), "{stdout}");
+    assert!(
+        stdout.contains(&format!("version Gnocchi {}", env!("CARGO_PKG_VERSION"))),
+        "{stdout}"
+    );
 
     let r = server.get("/v1/resource_type/telegraf");
-    assert_eq!(r.status, 200, "CREATE DATABASE made no resource type: {}", r.text());
+    assert_eq!(
+        r.status,
+        200,
+        "CREATE DATABASE made no resource type: {}",
+        r.text()
+    );
 
     let s1 = "/v1/resource/telegraf/server01";
     let doc = server.get(s1).json();
@@ -83,19 +91,32 @@ fn influxdb_python_client_writes_line_protocol() {
     let cases: [(&str, &[(&str, f64)]); 5] = [
         (
             "cpu.usage_idle@region=us-west",
-            &[("2023-11-14T22:13:20+00:00", 98.5), ("2023-11-14T22:13:21+00:00", 97.5)],
+            &[
+                ("2023-11-14T22:13:20+00:00", 98.5),
+                ("2023-11-14T22:13:21+00:00", 97.5),
+            ],
         ),
         (
             "cpu.usage_user@region=us-west",
-            &[("2023-11-14T22:13:20+00:00", 1.5), ("2023-11-14T22:13:21+00:00", 2.5)],
+            &[
+                ("2023-11-14T22:13:20+00:00", 1.5),
+                ("2023-11-14T22:13:21+00:00", 2.5),
+            ],
         ),
         ("mem.used", &[("2023-11-14T22:13:22+00:00", 1024.0)]),
         ("disk.free", &[("2023-11-14T22:13:23+00:00", 7.25)]),
-        ("cpu.usage_idle@region=eu_west", &[("2023-11-14T22:13:20+00:00", 50.0)]),
+        (
+            "cpu.usage_idle@region=eu_west",
+            &[("2023-11-14T22:13:20+00:00", 50.0)],
+        ),
     ];
     for (i, (metric, expected)) in cases.into_iter().enumerate() {
         // The last one is of server02, whose region had a `/`.
-        let resource = if i == 4 { "/v1/resource/telegraf/server02" } else { s1 };
+        let resource = if i == 4 {
+            "/v1/resource/telegraf/server02"
+        } else {
+            s1
+        };
         let got = ingest_support::measures(&server, &format!("{resource}/metric/{metric}"));
         let got: Vec<(&str, f64)> = got.iter().map(|(t, _, v)| (t.as_str(), *v)).collect();
         assert_eq!(got, expected, "{metric}");

@@ -16,7 +16,10 @@ use std::time::Duration;
 #[test]
 fn prometheus_remote_write_lands_in_metrics() {
     let Some(prometheus) = which("prometheus") else {
-        skip("prometheus_remote_write_lands_in_metrics", "`prometheus` not found");
+        skip(
+            "prometheus_remote_write_lands_in_metrics",
+            "`prometheus` not found",
+        );
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -47,8 +50,14 @@ fn prometheus_remote_write_lands_in_metrics() {
     .expect("write prometheus.yml");
     let _prom = Proc(
         std::process::Command::new(prometheus)
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{web}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

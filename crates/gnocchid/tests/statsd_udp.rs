@@ -12,11 +12,13 @@ use std::time::Duration;
 const RESOURCE: &str = "5a301761-f78b-46e2-8900-8b4f6fe6675a";
 
 /// One datagram: everything lands in the same flush interval.
-const DATAGRAM: &[u8] = b"page.views:1|c\npage.views:3|c|@0.5\ncpu:42.5|g\nbad line\nrt:1|s\ncpu:40|g\nrt:320|ms\n";
+const DATAGRAM: &[u8] =
+    b"page.views:1|c\npage.views:3|c|@0.5\ncpu:42.5|g\nbad line\nrt:1|s\ncpu:40|g\nrt:320|ms\n";
 
 fn send(port: u16, datagram: &[u8]) {
     let s = UdpSocket::bind("127.0.0.1:0").expect("UDP socket");
-    s.send_to(datagram, ("127.0.0.1", port)).expect("send datagram");
+    s.send_to(datagram, ("127.0.0.1", port))
+        .expect("send datagram");
 }
 
 /// `name|type` → the metric listed under that name.
@@ -40,9 +42,21 @@ fn last_value(server: &Server, name: &str, timeout: Duration) -> Option<f64> {
 
 fn check_values(server: &Server) {
     let t = Duration::from_secs(10);
-    assert_eq!(last_value(server, "page.views|c", t), Some(7.0), "counter: 1 + 3/0.5");
-    assert_eq!(last_value(server, "cpu|g", t), Some(40.0), "gauge: the last value");
-    assert_eq!(last_value(server, "rt|ms", t), Some(320.0), "timer: the last value");
+    assert_eq!(
+        last_value(server, "page.views|c", t),
+        Some(7.0),
+        "counter: 1 + 3/0.5"
+    );
+    assert_eq!(
+        last_value(server, "cpu|g", t),
+        Some(40.0),
+        "gauge: the last value"
+    );
+    assert_eq!(
+        last_value(server, "rt|ms", t),
+        Some(320.0),
+        "timer: the last value"
+    );
     assert!(metric(server, "rt|s").is_none(), "sets are refused");
     let m = metric(server, "cpu|g").expect("cpu|g");
     assert_eq!(m["resource_id"], RESOURCE);
@@ -75,9 +89,8 @@ fn gnocchid_statsd_alone_flushes_on_shutdown() {
     let udp = free_udp_port();
     let conf_path = dir.path().join("statsd.conf");
     // No archive_policy_name: the default rule (`*` → low) decides.
-    let conf = format!(
-        "[statsd]\nresource_id = {RESOURCE}\ncreator = statsd-user\nflush_delay = 60\n"
-    );
+    let conf =
+        format!("[statsd]\nresource_id = {RESOURCE}\ncreator = statsd-user\nflush_delay = 60\n");
     std::fs::write(&conf_path, conf).expect("write conf");
     let child = gnocchid()
         .arg("statsd")
@@ -98,7 +111,10 @@ fn gnocchid_statsd_alone_flushes_on_shutdown() {
     send(udp, DATAGRAM);
     // Let the datagram be received before asking for the shutdown flush.
     std::thread::sleep(Duration::from_millis(200));
-    assert!(statsd.terminate(Duration::from_secs(10)), "statsd did not stop");
+    assert!(
+        statsd.terminate(Duration::from_secs(10)),
+        "statsd did not stop"
+    );
 
     let server = Server::start(dir.path(), "");
     check_values(&server);

@@ -70,4 +70,16 @@ pub struct MetricQuery {
     pub limit: Option<usize>,
     /// Id of the last metric of the previous page. Unknown → `InvalidMarker`.
     pub marker: Option<String>,
+    /// Multi-tenancy: only what a project may see (`None`: no restriction).
+    pub visibility: Option<MetricVisibility>,
+}
+
+/// The metrics a (keystone) project may see: those matching any of the set
+/// conditions; with none set, nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricVisibility {
+    /// Created by this project: `creator LIKE '%:<project>'`.
+    pub created_by_project: Option<String>,
+    /// Attached to a resource whose `project_id` is this.
+    pub resource_project: Option<String>,
 }

@@ -388,6 +388,9 @@ pub(crate) fn list_metrics(
     if let Some(rid) = &query.resource_id {
         q.and_where(qcol(MetricT::ResourceId).eq(uuid_text(rid)));
     }
+    if let Some(v) = &query.visibility {
+        q.cond_where(visibility_filter(v));
+    }
     if let Some(marker) = marker {
         q.cond_where(keyset_after(&terms, marker));
     }
@@ -428,6 +431,34 @@ fn creator_filter(creator: &str) -> SimpleExpr {
     } else {
         qcol(MetricT::Creator).eq(creator)
     }
+}
+
+/// Any of the visibility conditions; none: matches nothing.
+fn visibility_filter(v: &crate::model::MetricVisibility) -> Cond {
+    use crate::schema_resource::ResourceT;
+    let mut any = Cond::any();
+    if let Some(p) = &v.created_by_project {
+        let escaped = p
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        any = any
+            .add(qcol(MetricT::Creator).like(LikeExpr::new(format!("%:{escaped}")).escape('\\')));
+    }
+    if let Some(p) = &v.resource_project {
+        // A subquery rather than a join: metrics without a resource stay visible
+        // through their creator.
+        let owned = Query::select()
+            .column((ResourceT::Table, ResourceT::Id))
+            .from(ResourceT::Table)
+            .and_where(Expr::col((ResourceT::Table, ResourceT::ProjectId)).eq(p.as_str()))
+            .to_owned();
+        any = any.add(qcol(MetricT::ResourceId).in_subquery(owned));
+    }
+    if v.created_by_project.is_none() && v.resource_project.is_none() {
+        any = any.add(Expr::val(1).eq(0));
+    }
+    any
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //!   so another process writing the same file waits on `busy_timeout` instead of
 //!   failing on a lock upgrade;
 //! - group commit: single-statement writes (create/delete of metrics, policies, rules)
-//!   are queued; whoever gets the writer next runs everything queued in one
-//!   transaction and answers each caller after the COMMIT. A commit costs the same
+//!   are queued to a task that runs everything queued in one transaction and answers
+//!   each caller after the COMMIT. A commit costs the same
 //!   for one row or a hundred (WAL frames, and the periodic checkpoint's fsyncs), so
 //!   concurrent writers share it. A failing statement (constraint violation) is undone
 //!   alone: SQLite aborts the statement, not the transaction. Alone in the queue, a
@@ -57,7 +57,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, MutexGuard, oneshot};
+use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 use uuid::Uuid;
 
 /// How long a statement waits for another process's lock before failing.
@@ -89,8 +89,8 @@ struct Inner {
     /// `None` for `:memory:`: reads use the writer connection.
     readers: Option<SqlitePool>,
     policies: PolicyCache,
-    /// Single-statement writes waiting for the next group commit.
-    queue: std::sync::Mutex<Vec<Queued>>,
+    /// Single-statement writes, to the group-commit task.
+    queue: mpsc::UnboundedSender<Queued>,
 }
 
 struct Queued {
@@ -180,31 +180,29 @@ impl SqliteIndexer {
         Ok(index)
     }
 
+    /// Also starts the group-commit task (on the current runtime).
     fn new(writer: SqliteConnection, readers: Option<SqlitePool>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers,
-                policies: PolicyCache::default(),
-                queue: std::sync::Mutex::new(Vec::new()),
-            }),
-        }
+        let (queue, queued) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            writer: Mutex::new(writer),
+            readers,
+            policies: PolicyCache::default(),
+            queue,
+        });
+        tokio::spawn(group_commit_loop(Arc::downgrade(&inner), queued));
+        Self { inner }
     }
 
     /// Run one single-statement write in the next group commit; rows affected.
+    /// The write goes on if this future is dropped (like any sent request).
     async fn write_one(&self, stmt: (String, Values)) -> std::result::Result<u64, WriteError> {
         let (reply, answer) = oneshot::channel();
+        let abandoned = || WriteError::Other("index writer stopped".to_owned());
         self.inner
             .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Queued { stmt, reply });
-        // The flush runs in its own task: it may carry other callers' writes, so it
-        // must not be cancelled with this caller's future.
-        tokio::spawn(self.inner.clone().flush());
-        answer
-            .await
-            .unwrap_or_else(|_| Err(WriteError::Other("write abandoned".to_owned())))
+            .send(Queued { stmt, reply })
+            .map_err(|_| abandoned())?;
+        answer.await.unwrap_or_else(|_| Err(abandoned()))
     }
 
     async fn read(&self) -> Result<ReadConn<'_>> {
@@ -273,23 +271,26 @@ impl SqliteIndexer {
     }
 }
 
-impl Inner {
-    /// Run what is queued (up to `MAX_BATCH`) as one transaction, then answer.
-    async fn flush(self: Arc<Self>) {
-        let mut conn = self.writer.lock().await;
-        let batch: Vec<Queued> = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let n = queue.len().min(MAX_BATCH);
-            queue.drain(..n).collect()
-        };
-        if batch.is_empty() {
-            return; // an earlier flush took ours
+/// The group-commit task: takes everything queued (up to `MAX_BATCH`), runs it as
+/// one transaction on the writer, answers each caller after the COMMIT. Ends with the
+/// indexer (its queue's sender).
+async fn group_commit_loop(owner: Weak<Inner>, mut queued: mpsc::UnboundedReceiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queued.recv().await {
+        batch.push(first);
+        let Some(inner) = owner.upgrade() else { break };
+        let mut conn = inner.writer.lock().await;
+        // Whatever arrived meanwhile (also while waiting for the writer) joins.
+        while batch.len() < MAX_BATCH {
+            match queued.try_recv() {
+                Ok(q) => batch.push(q),
+                Err(_) => break,
+            }
         }
-        let t0 = std::time::Instant::now();
         let results = run_batch(&mut conn, &batch).await;
-        DBG.with_label(batch.len(), t0.elapsed());
         drop(conn);
-        for (q, r) in batch.into_iter().zip(results) {
+        drop(inner);
+        for (q, r) in batch.drain(..).zip(results) {
             let _ = q.reply.send(r);
         }
     }
@@ -819,6 +820,3 @@ impl Indexer for SqliteIndexer {
     }
 }
 
-pub(crate) struct Dbg(std::sync::Mutex<(u64,u64,u128, u128)>);
-pub(crate) static DBG: Dbg = Dbg(std::sync::Mutex::new((0,0,0,0)));
-impl Dbg { fn with_label(&self, n: usize, d: Duration) { let mut g = self.0.lock().unwrap(); g.0 += 1; g.1 += n as u64; g.2 += d.as_micros(); g.3 = g.3.max(d.as_micros()); if g.0 % 1000 == 0 { eprintln!("batches {} ops {} avg_us {} max_us {}", g.0, g.1, g.2 / g.0 as u128, g.3); } } }

@@ -10,24 +10,50 @@ use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
-const TASKS: usize = 8;
-const PER_TASK: usize = 5_000;
+/// Concurrent callers (as an API server's in-flight requests); env
+/// `GNOCCHI_INDEX_BENCH_TASKS` overrides.
+fn tasks() -> usize {
+    std::env::var("GNOCCHI_INDEX_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
+}
+const TOTAL: usize = 40_000;
+
+/// CPU seconds this process has used (user + system), from /proc: the figure that
+/// does not depend on what else the machine runs.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // Fields 14 and 15 (utime, stime), counted after the ")" that ends field 2.
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+fn report(what: &str, n: usize, start: Instant, cpu0: f64, tasks: usize) {
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    println!(
+        "{what}: {n} in {secs:.2}s = {:.0}/s ({tasks} tasks); {:.1} us CPU each",
+        n as f64 / secs,
+        cpu * 1e6 / n as f64
+    );
+}
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "throughput figures; run explicitly"]
 async fn metric_create_and_get_throughput() {
     let (_dir, index) = indexer().await;
     let index: Arc<SqliteIndexer> = Arc::new(index);
+    let tasks_n = tasks();
+    let per_task = TOTAL / tasks_n;
     index.create_archive_policy(&policy("low")).await.unwrap();
 
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for t in 0..TASKS {
+    for t in 0..tasks_n {
         let index = index.clone();
         tasks.push(tokio::spawn(async move {
             let r = Uuid::new_v4();
-            let mut ids = Vec::with_capacity(PER_TASK);
-            for i in 0..PER_TASK {
+            let mut ids = Vec::with_capacity(per_task);
+            for i in 0..per_task {
                 let name = format!("m{t}-{i}");
                 let m = index
                     .create_metric(&new_metric("low", Some(&name), Some(r)))
@@ -44,7 +70,7 @@ async fn metric_create_and_get_throughput() {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "create_metric: {} in {secs:.2}s = {:.0}/s ({TASKS} tasks)",
+        "create_metric: {} in {secs:.2}s = {:.0}/s ({tasks_n} tasks)",
         ids.len(),
         ids.len() as f64 / secs
     );
@@ -52,12 +78,12 @@ async fn metric_create_and_get_throughput() {
     let ids = Arc::new(ids);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for t in 0..TASKS {
+    for t in 0..tasks_n {
         let (index, ids) = (index.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
-            for i in 0..PER_TASK {
+            for i in 0..per_task {
                 let got = index
-                    .get_metrics(&[ids[(t * PER_TASK + i * 7919) % ids.len()]])
+                    .get_metrics(&[ids[(t * per_task + i * 7919) % ids.len()]])
                     .await
                     .unwrap();
                 assert_eq!(got.len(), 1);
@@ -68,19 +94,19 @@ async fn metric_create_and_get_throughput() {
         t.await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    let n = TASKS * PER_TASK;
+    let n = tasks_n * per_task;
     println!(
-        "get_metrics (1 id): {n} in {secs:.2}s = {:.0}/s ({TASKS} tasks)",
+        "get_metrics (1 id): {n} in {secs:.2}s = {:.0}/s ({tasks_n} tasks)",
         n as f64 / secs
     );
 
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for t in 0..TASKS {
+    for t in 0..tasks_n {
         let (index, ids) = (index.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
-            for i in 0..PER_TASK / 5 {
-                index.delete_metric(ids[t * PER_TASK + i]).await.unwrap();
+            for i in 0..per_task / 5 {
+                index.delete_metric(ids[t * per_task + i]).await.unwrap();
             }
         }));
     }
@@ -88,9 +114,9 @@ async fn metric_create_and_get_throughput() {
         t.await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    let n = TASKS * PER_TASK / 5;
+    let n = tasks_n * per_task / 5;
     println!(
-        "delete_metric: {n} in {secs:.2}s = {:.0}/s ({TASKS} tasks)",
+        "delete_metric: {n} in {secs:.2}s = {:.0}/s ({tasks_n} tasks)",
         n as f64 / secs
     );
 

@@ -67,7 +67,9 @@ pub enum StatsdError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("no archive policy name specified and no archive policy rule found matching the metric name {0}")]
+    #[error(
+        "no archive policy name specified and no archive policy rule found matching the metric name {0}"
+    )]
     NoArchivePolicy(String),
     #[error(transparent)]
     Index(#[from] IndexError),

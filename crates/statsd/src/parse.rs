@@ -145,8 +145,19 @@ mod tests {
     #[test]
     fn refusals() {
         for bad in [
-            "foo", "foo:1", "foo:1|s", "foo:1|h", "foo:x|c", ":1|c", "foo|c", "foo:1|c|0.5",
-            "foo:1|c|@0", "foo:1|c|@-1", "foo:1|ms|@0.5", "foo:1|g|@0.5", "a:1|c|@1|x",
+            "foo",
+            "foo:1",
+            "foo:1|s",
+            "foo:1|h",
+            "foo:x|c",
+            ":1|c",
+            "foo|c",
+            "foo:1|c|0.5",
+            "foo:1|c|@0",
+            "foo:1|c|@-1",
+            "foo:1|ms|@0.5",
+            "foo:1|g|@0.5",
+            "a:1|c|@1|x",
         ] {
             assert!(parse_message(bad).is_err(), "{bad} accepted");
         }

@@ -42,7 +42,8 @@ impl Stats {
     /// Take everything accumulated: `(metric name, timestamp, value)` with the
     /// metric named `<name>|<type>`, and start a new interval.
     pub fn drain(&mut self) -> Vec<(String, Timestamp, f64)> {
-        let mut out = Vec::with_capacity(self.counters.len() + self.gauges.len() + self.timers.len());
+        let mut out =
+            Vec::with_capacity(self.counters.len() + self.gauges.len() + self.timers.len());
         for (kind, map) in [
             (Kind::Gauge, &mut self.gauges),
             (Kind::Counter, &mut self.counters),

@@ -78,7 +78,12 @@ async fn op_worker(
                 StatusCode::CREATED,
             ),
             Op::Show(uris) => (Method::GET, uris[i].clone(), None, StatusCode::OK),
-            Op::Delete(uris) => (Method::DELETE, uris[i].clone(), None, StatusCode::NO_CONTENT),
+            Op::Delete(uris) => (
+                Method::DELETE,
+                uris[i].clone(),
+                None,
+                StatusCode::NO_CONTENT,
+            ),
         };
         let what = format!("{method} {uri}");
         let (status, resp) = conn.request(method, uri, body).await?;
@@ -143,7 +148,12 @@ pub async fn run(
     }
     // The metrics are gone for the API; the janitor purges them later.
     let mut conn = Conn::connect(target).await?;
-    conn.expect(Method::GET, &format!("/v1/metric/{}", ids[0]), None, StatusCode::NOT_FOUND)
-        .await?;
+    conn.expect(
+        Method::GET,
+        &format!("/v1/metric/{}", ids[0]),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await?;
     Ok(())
 }

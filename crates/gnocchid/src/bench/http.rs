@@ -125,7 +125,11 @@ impl Conn {
     pub async fn ensure_archive_policy(&mut self, json: serde_json::Value) -> Result<(), BoxError> {
         let body = Bytes::from(serde_json::to_vec(&json)?);
         let (status, resp) = self
-            .request(Method::POST, Uri::from_static("/v1/archive_policy"), Some(body))
+            .request(
+                Method::POST,
+                Uri::from_static("/v1/archive_policy"),
+                Some(body),
+            )
             .await?;
         match status {
             StatusCode::CREATED | StatusCode::CONFLICT => Ok(()),
@@ -254,12 +258,11 @@ impl Server {
                 )
                 .into());
             }
-            if let Ok(mut conn) = Conn::connect(&self.target).await {
-                if let Ok((StatusCode::OK, _)) =
+            if let Ok(mut conn) = Conn::connect(&self.target).await
+                && let Ok((StatusCode::OK, _)) =
                     conn.request(Method::GET, Uri::from_static("/"), None).await
-                {
-                    return Ok(());
-                }
+            {
+                return Ok(());
             }
             if start.elapsed() > timeout {
                 return Err(format!(
@@ -356,15 +359,15 @@ impl CpuMeter {
     pub fn note(&self, ops: u64, what: &str) -> String {
         let wall = self.start.elapsed().as_secs_f64().max(1e-9);
         let mut parts = Vec::new();
-        if let Some((pid, before)) = self.server {
-            if let Some(now) = cpu_seconds(&pid.to_string()) {
-                let used = now - before;
-                let mut s = format!("server CPU {:.2} cores", used / wall);
-                if ops > 0 {
-                    s.push_str(&format!(" ({:.0} µs/{what})", used * 1e6 / ops as f64));
-                }
-                parts.push(s);
+        if let Some((pid, before)) = self.server
+            && let Some(now) = cpu_seconds(&pid.to_string())
+        {
+            let used = now - before;
+            let mut s = format!("server CPU {:.2} cores", used / wall);
+            if ops > 0 {
+                s.push_str(&format!(" ({:.0} µs/{what})", used * 1e6 / ops as f64));
             }
+            parts.push(s);
         }
         if let (Some(before), Some(now)) = (self.client, cpu_seconds("self")) {
             parts.push(format!("bench client {:.2} cores", (now - before) / wall));

@@ -53,7 +53,16 @@ pub async fn run(
     let bodies: Vec<Bytes> = (0..RING).map(|j| batch_body(&ids, j)).collect();
     let measures_per_request = (BATCH_METRICS * BATCH_MEASURES) as u64;
     let uri = Uri::from_static("/v1/batch/metrics/measures");
-    let phase = hammer(target, server_pid, connections, s.seconds, &uri, &bodies, StatusCode::ACCEPTED).await?;
+    let phase = hammer(
+        target,
+        server_pid,
+        connections,
+        s.seconds,
+        &uri,
+        &bodies,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
     report.push(phase.figure(
         "ingest_batch_metrics",
         "ingest, batch endpoint, 1000 metrics x 5",
@@ -74,9 +83,23 @@ pub async fn run(
     let uri = Uri::from_static("/v1/influxdb/write?db=bench");
     // First request alone: it creates the resources and metrics.
     control
-        .expect(Method::POST, "/v1/influxdb/write?db=bench", Some(bodies[0].clone()), StatusCode::NO_CONTENT)
+        .expect(
+            Method::POST,
+            "/v1/influxdb/write?db=bench",
+            Some(bodies[0].clone()),
+            StatusCode::NO_CONTENT,
+        )
         .await?;
-    let phase = hammer(target, server_pid, connections, s.seconds, &uri, &bodies, StatusCode::NO_CONTENT).await?;
+    let phase = hammer(
+        target,
+        server_pid,
+        connections,
+        s.seconds,
+        &uri,
+        &bodies,
+        StatusCode::NO_CONTENT,
+    )
+    .await?;
     report.push(phase.figure(
         "ingest_influxdb_lines",
         "ingest, influxdb line protocol, 5000 lines",
@@ -85,14 +108,26 @@ pub async fn run(
     drain(&mut control, s).await?;
 
     // Prometheus remote write.
-    let bodies: Vec<Bytes> = (0..RING)
-        .map(remote_write_body)
-        .collect::<Result<_, _>>()?;
+    let bodies: Vec<Bytes> = (0..RING).map(remote_write_body).collect::<Result<_, _>>()?;
     control
-        .expect(Method::POST, "/v1/prometheus/write", Some(bodies[0].clone()), StatusCode::ACCEPTED)
+        .expect(
+            Method::POST,
+            "/v1/prometheus/write",
+            Some(bodies[0].clone()),
+            StatusCode::ACCEPTED,
+        )
         .await?;
     let uri = Uri::from_static("/v1/prometheus/write");
-    let phase = hammer(target, server_pid, connections, s.seconds, &uri, &bodies, StatusCode::ACCEPTED).await?;
+    let phase = hammer(
+        target,
+        server_pid,
+        connections,
+        s.seconds,
+        &uri,
+        &bodies,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
     report.push(phase.figure(
         "ingest_prometheus_remote_write",
         "ingest, prometheus remote write, 500x10",
@@ -104,8 +139,15 @@ pub async fn run(
 }
 
 async fn drain(control: &mut Conn, s: &Settings) -> Result<(), BoxError> {
-    if control.wait_backlog_drained(s.drain_timeout).await?.is_none() {
-        eprintln!("ingest paths: backlog not drained after {:?}", s.drain_timeout);
+    if control
+        .wait_backlog_drained(s.drain_timeout)
+        .await?
+        .is_none()
+    {
+        eprintln!(
+            "ingest paths: backlog not drained after {:?}",
+            s.drain_timeout
+        );
     }
     Ok(())
 }
@@ -181,7 +223,11 @@ fn remote_write_body(j: usize) -> Result<Bytes, BoxError> {
             series.clear();
             let name = format!("bench_metric_{m}");
             let instance = format!("host{h}:9100");
-            for (k, v) in [("__name__", name.as_str()), ("job", "bench"), ("instance", instance.as_str())] {
+            for (k, v) in [
+                ("__name__", name.as_str()),
+                ("job", "bench"),
+                ("instance", instance.as_str()),
+            ] {
                 tmp.clear();
                 len_field(&mut tmp, 1, k.as_bytes());
                 len_field(&mut tmp, 2, v.as_bytes());
@@ -295,7 +341,9 @@ async fn hammer(
 async fn run_statsd(seconds: f64, report: &mut Report) -> Result<(), BoxError> {
     const MESSAGES: usize = 20;
     const NAMES: usize = 100;
-    let dir = tempfile::Builder::new().prefix("gnocchid-bench-statsd-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("gnocchid-bench-statsd-")
+        .tempdir()?;
     let overrides = crate::config::Overrides {
         data_dir: Some(dir.path().join("data")),
         ..Default::default()

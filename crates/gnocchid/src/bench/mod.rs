@@ -116,7 +116,8 @@ struct Settings {
 impl Settings {
     fn from_args(a: &BenchArgs) -> Settings {
         let q = a.quick;
-        let pick = |v: Option<usize>, full: usize, quick: usize| v.unwrap_or(if q { quick } else { full });
+        let pick =
+            |v: Option<usize>, full: usize, quick: usize| v.unwrap_or(if q { quick } else { full });
         let workers = a.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -200,8 +201,13 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
             tokio::time::sleep(Duration::from_secs(1)).await;
             if let Some(rss) = srv.rss() {
                 report.push(
-                    Figure::new("idle_rss", "server RSS, idle after start", mb(rss.current), "MB")
-                        .aim("< 50 MB"),
+                    Figure::new(
+                        "idle_rss",
+                        "server RSS, idle after start",
+                        mb(rss.current),
+                        "MB",
+                    )
+                    .aim("< 50 MB"),
                 );
             }
         }
@@ -215,12 +221,13 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
             }
             if let Some(rss) = srv.rss() {
                 report.push(
-                    Figure::new("peak_rss", "server RSS, peak (VmHWM)", mb(rss.peak), "MB")
-                        .note(format!(
+                    Figure::new("peak_rss", "server RSS, peak (VmHWM)", mb(rss.peak), "MB").note(
+                        format!(
                             "{}; {:.1} MB resident at the end",
                             peaks.join(", "),
                             mb(rss.current)
-                        )),
+                        ),
+                    ),
                 );
             }
         }
@@ -239,7 +246,9 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
     if let (Some(before), Some(after)) = (load_before, http::load_average()) {
         report.context(
             "load average (1 min) before / after",
-            format!("{before:.2} / {after:.2} (other load on the machine skews wall-clock figures)"),
+            format!(
+                "{before:.2} / {after:.2} (other load on the machine skews wall-clock figures)"
+            ),
         );
     }
     report.print();

@@ -77,11 +77,7 @@ pub fn low_policy(name: &str) -> ArchivePolicy {
 }
 
 /// Create `n` metrics with `policy` in the index, a few at a time.
-pub async fn create_metrics(
-    b: &Backends,
-    policy: &str,
-    n: usize,
-) -> Result<Vec<Uuid>, BoxError> {
+pub async fn create_metrics(b: &Backends, policy: &str, n: usize) -> Result<Vec<Uuid>, BoxError> {
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in ids.chunks(n.div_ceil(8).max(1)) {
@@ -136,12 +132,7 @@ pub async fn process_all_sacks(engine: &Arc<Engine>, workers: usize) -> Result<u
 }
 
 /// Queue `points` per-minute measures for every metric, starting at `t0` (ns).
-async fn add_measures(
-    b: &Backends,
-    ids: &[Uuid],
-    t0: i64,
-    points: usize,
-) -> Result<(), BoxError> {
+async fn add_measures(b: &Backends, ids: &[Uuid], t0: i64, points: usize) -> Result<(), BoxError> {
     // One durable append per 250 metrics, as a busy API would group them.
     for chunk in ids.chunks(250) {
         let batch = chunk
@@ -225,7 +216,9 @@ pub async fn run(s: &Settings, report: &mut Report) -> Result<(), BoxError> {
         }
         if start.elapsed() > timeout {
             let _ = stop_tx.send(true);
-            return Err(format!("processing: metricd did not drain the backlog in {timeout:?}").into());
+            return Err(
+                format!("processing: metricd did not drain the backlog in {timeout:?}").into(),
+            );
         }
         // Polling the backlog walks every sack: not too often, not to slow metricd.
         tokio::time::sleep(Duration::from_millis(10)).await;

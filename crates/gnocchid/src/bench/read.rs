@@ -102,7 +102,10 @@ pub async fn run(
             "points/s",
         )
         .aim(">= 15M/s")
-        .note(format!("{total} reads in {:.2} s; {cpu}", took.as_secs_f64())),
+        .note(format!(
+            "{total} reads in {:.2} s; {cpu}",
+            took.as_secs_f64()
+        )),
     );
     Ok(())
 }

@@ -21,7 +21,12 @@ pub struct Figure {
 }
 
 impl Figure {
-    pub fn new(key: impl Into<String>, label: impl Into<String>, value: f64, unit: &'static str) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        label: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
         Figure {
             key: key.into(),
             label: label.into(),
@@ -77,8 +82,17 @@ impl Report {
             .max()
             .unwrap_or(8)
             .max(8);
-        let values: Vec<String> = self.figures.iter().map(|f| render(f.value, f.unit)).collect();
-        let value_w = values.iter().map(|v| v.chars().count()).max().unwrap_or(6).max(6);
+        let values: Vec<String> = self
+            .figures
+            .iter()
+            .map(|f| render(f.value, f.unit))
+            .collect();
+        let value_w = values
+            .iter()
+            .map(|v| v.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         let aim_w = self
             .figures
             .iter()

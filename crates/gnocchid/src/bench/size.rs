@@ -102,14 +102,14 @@ fn samples(k: usize, t0: i64) -> Vec<(i64, f64)> {
             }
             // Memory used: 4 KiB pages, changing now and then.
             3 => {
-                if rng.next() % 10 == 0 {
+                if rng.next().is_multiple_of(10) {
                     level += 4096.0 * ((rng.next() % 2001) as f64 - 1000.0);
                 }
                 level
             }
             // Status: 1, rarely 0.
             _ => {
-                if rng.next() % 1000 == 0 {
+                if rng.next().is_multiple_of(1000) {
                     0.0
                 } else {
                     1.0
@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(a, samples(0, 0));
         assert_eq!(a.len(), (DAY / SAMPLE) as usize);
         // Temperatures have one decimal.
-        assert!(a.iter().all(|(_, v)| (v * 10.0 - (v * 10.0).round()).abs() < 1e-6));
+        assert!(
+            a.iter()
+                .all(|(_, v)| (v * 10.0 - (v * 10.0).round()).abs() < 1e-6)
+        );
         // Counters increase.
         let c = samples(2, 0);
         assert!(c.windows(2).all(|w| w[1].1 >= w[0].1));

@@ -2,7 +2,8 @@
 //! real binary on free ports with a temporary data directory, a tiny blocking
 //! HTTP client, and bounded polling.
 
-#![allow(dead_code)]
+// Each test file uses a part of it, and `pub` is for those files.
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -107,7 +108,10 @@ impl Server {
             &self.base,
             method,
             path,
-            &[("authorization", ADMIN), ("content-type", "application/json")],
+            &[
+                ("authorization", ADMIN),
+                ("content-type", "application/json"),
+            ],
             &body,
         )
         .expect("HTTP request")
@@ -205,7 +209,11 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(
-            String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap_or("").trim(),
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
             16,
         )
         .unwrap_or(0);
