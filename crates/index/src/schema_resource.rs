@@ -15,8 +15,8 @@
 use crate::model_resource::{AttributeKind, AttributeSchema, GENERIC, ResourceTypeState};
 use crate::schema::{Step, UUID_LEN};
 use sea_query::{
-    Alias, ColumnDef, Expr, ForeignKey, ForeignKeyAction, Iden, Index, Query, Table,
-    TableAlterStatement, TableCreateStatement, TableDropStatement,
+    Alias, ColumnDef, Expr, ForeignKey, ForeignKeyAction, Iden, Index, IndexCreateStatement,
+    IndexDropStatement, Query, Table, TableAlterStatement, TableCreateStatement, TableDropStatement,
 };
 
 #[derive(Iden, Clone, Copy)]
@@ -283,6 +283,37 @@ pub(crate) fn drop_type_tables(tablename: &str) -> [TableDropStatement; 2] {
             .to_owned(),
         Table::drop().table(Alias::new(tablename)).to_owned(),
     ]
+}
+
+/// Name of the index on one attribute column of a type's current table. Attribute
+/// names may be long or contain any character: a hash keeps the name short and
+/// valid on every backend (PostgreSQL truncates identifiers at 63 bytes).
+fn attribute_index_name(table: &str, attr: &str) -> String {
+    // FNV-1a: stable across releases and platforms, unlike std's hasher.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in attr.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("ix_{table}_{h:08x}")
+}
+
+/// Every attribute column of the current table is indexed, so that searching
+/// on it stays fast with many resources (history tables are searched rarely).
+pub(crate) fn attribute_index(table: &str, attr: &str) -> IndexCreateStatement {
+    Index::create()
+        .name(attribute_index_name(table, attr))
+        .table(Alias::new(table))
+        .col(Alias::new(attr))
+        .to_owned()
+}
+
+/// SQLite refuses to drop an indexed column: drop its index first.
+pub(crate) fn drop_attribute_index(table: &str, attr: &str) -> IndexDropStatement {
+    Index::drop()
+        .name(attribute_index_name(table, attr))
+        .table(Alias::new(table))
+        .if_exists()
+        .to_owned()
 }
 
 /// One ALTER per column and table: SQLite takes a single change per statement.

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{indexer, new_metric, policy};
-use gnocchi_index::Indexer;
+use gnocchi_index::{Indexer, MetricQuery};
 use gnocchi_index::sqlite::SqliteIndexer;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,14 +39,14 @@ fn report(what: &str, n: usize, start: Instant, cpu0: f64, tasks: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "throughput figures; run explicitly"]
-async fn metric_create_and_get_throughput() {
+async fn metric_create_get_delete_list_throughput() {
     let (_dir, index) = indexer().await;
     let index: Arc<SqliteIndexer> = Arc::new(index);
     let tasks_n = tasks();
     let per_task = TOTAL / tasks_n;
     index.create_archive_policy(&policy("low")).await.unwrap();
 
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu_secs());
     let mut tasks = Vec::new();
     for t in 0..tasks_n {
         let index = index.clone();
@@ -55,11 +55,8 @@ async fn metric_create_and_get_throughput() {
             let mut ids = Vec::with_capacity(per_task);
             for i in 0..per_task {
                 let name = format!("m{t}-{i}");
-                let m = index
-                    .create_metric(&new_metric("low", Some(&name), Some(r)))
-                    .await
-                    .unwrap();
-                ids.push(m.id);
+                let nm = new_metric("low", Some(&name), Some(r));
+                ids.push(index.create_metric(&nm).await.unwrap().id);
             }
             ids
         }));
@@ -68,39 +65,26 @@ async fn metric_create_and_get_throughput() {
     for t in tasks {
         ids.extend(t.await.unwrap());
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "create_metric: {} in {secs:.2}s = {:.0}/s ({tasks_n} tasks)",
-        ids.len(),
-        ids.len() as f64 / secs
-    );
+    report("create_metric", ids.len(), start, cpu0, tasks_n);
 
     let ids = Arc::new(ids);
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu_secs());
     let mut tasks = Vec::new();
     for t in 0..tasks_n {
         let (index, ids) = (index.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0..per_task {
-                let got = index
-                    .get_metrics(&[ids[(t * per_task + i * 7919) % ids.len()]])
-                    .await
-                    .unwrap();
-                assert_eq!(got.len(), 1);
+                let id = ids[(t * per_task + i * 7919) % ids.len()];
+                assert_eq!(index.get_metrics(&[id]).await.unwrap().len(), 1);
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let secs = start.elapsed().as_secs_f64();
-    let n = tasks_n * per_task;
-    println!(
-        "get_metrics (1 id): {n} in {secs:.2}s = {:.0}/s ({tasks_n} tasks)",
-        n as f64 / secs
-    );
+    report("get_metrics (1 id)", tasks_n * per_task, start, cpu0, tasks_n);
 
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu_secs());
     let mut tasks = Vec::new();
     for t in 0..tasks_n {
         let (index, ids) = (index.clone(), ids.clone());
@@ -113,25 +97,19 @@ async fn metric_create_and_get_throughput() {
     for t in tasks {
         t.await.unwrap();
     }
-    let secs = start.elapsed().as_secs_f64();
-    let n = tasks_n * per_task / 5;
-    println!(
-        "delete_metric: {n} in {secs:.2}s = {:.0}/s ({tasks_n} tasks)",
-        n as f64 / secs
-    );
+    report("delete_metric", tasks_n * (per_task / 5), start, cpu0, tasks_n);
 
-    let start = Instant::now();
-    let q = gnocchi_index::MetricQuery {
-        limit: Some(1000),
-        ..Default::default()
-    };
+    let (start, cpu0) = (Instant::now(), cpu_secs());
+    let mut marker = None;
     let mut rows = 0;
-    for _ in 0..20 {
-        rows += index.list_metrics(&q).await.unwrap().len();
+    loop {
+        let q = MetricQuery { limit: Some(1000), marker, ..Default::default() };
+        let page = index.list_metrics(&q).await.unwrap();
+        rows += page.len();
+        match page.last() {
+            Some(m) if page.len() == 1000 => marker = Some(m.id.to_string()),
+            _ => break,
+        }
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "list_metrics (limit 1000): {:.0} rows/s",
-        rows as f64 / secs
-    );
+    report("list_metrics rows (pages of 1000)", rows, start, cpu0, 1);
 }

@@ -300,9 +300,12 @@ impl ResourceIndexer for SqliteIndexer {
             Err(e) => return Err(e.into()),
         }
         let sqls: Vec<String> = rt.tablename.as_ref().map_or_else(Vec::new, |table| {
-            rs::create_type_tables(table, &rt.attributes)
+            let tables = rs::create_type_tables(table, &rt.attributes);
+            let indexes = rt.attributes.iter().map(|a| rs::attribute_index(table, &a.name));
+            tables
                 .iter()
                 .map(|t| t.build(SqliteQueryBuilder))
+                .chain(indexes.map(|i| i.build(SqliteQueryBuilder)))
                 .collect()
         });
         for sql in &sqls {
@@ -346,6 +349,8 @@ impl ResourceIndexer for SqliteIndexer {
             if rt.attribute(attr).is_none() {
                 continue;
             }
+            let sql = rs::drop_attribute_index(&table, attr).build(SqliteQueryBuilder);
+            ddl(&mut tx, &sql).await?;
             for t in &tables {
                 let sql = rs::drop_column(t, attr).build(SqliteQueryBuilder);
                 ddl(&mut tx, &sql).await?;
@@ -361,6 +366,8 @@ impl ResourceIndexer for SqliteIndexer {
                     execute(&mut tx, &stmt).await?;
                 }
             }
+            let sql = rs::attribute_index(&table, &attr.name).build(SqliteQueryBuilder);
+            ddl(&mut tx, &sql).await?;
             rt.attributes.push(attr.clone());
         }
         for (attr, fill) in &update.update {
