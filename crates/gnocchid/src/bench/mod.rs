@@ -10,6 +10,8 @@
 //! | read, 43,200 points of one metric | [`read`] | HTTP |
 //! | metric create / show / delete | [`crud`] | HTTP, 64 connections |
 //! | bytes per stored point | [`size`] | in-process, realistic mix |
+//! | resource create / PATCH / search | [`resources`] | HTTP, 100,000 resources |
+//! | cross-metric mean, groupby | [`aggregates`] | HTTP, 1,000 metrics; 10,000 resources |
 //! | idle and peak RSS of the server | [`http::Server`] | `/proc/PID/status` |
 //!
 //! The HTTP workloads run against the real binary (`current_exe()`), started as
@@ -21,13 +23,16 @@
 //! Defaults take 1–3 minutes on a 2-core machine; `--quick` is a ~20 s smoke
 //! run (what the tests use); the flags below scale each workload.
 
+mod aggregates;
 mod crud;
 mod http;
 mod ingest;
 mod ingest_paths;
+mod parallel;
 mod processing;
 mod read;
 mod report;
+mod resources;
 mod size;
 
 use crate::server::BoxError;
@@ -44,6 +49,8 @@ pub enum Workload {
     Read,
     Crud,
     Size,
+    Resources,
+    Aggregates,
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,6 +108,15 @@ pub struct BenchArgs {
     /// Metrics of the bytes-per-point mix, one day of 10 s samples each [100; quick 10].
     #[arg(long)]
     size_metrics: Option<usize>,
+    /// Resources of the resource workload [100000; quick 500].
+    #[arg(long)]
+    resources: Option<usize>,
+    /// Metrics of the cross-metric mean [1000; quick 20].
+    #[arg(long)]
+    aggregate_metrics: Option<usize>,
+    /// Resources of the groupby [10000; quick 100].
+    #[arg(long)]
+    groupby_resources: Option<usize>,
 }
 
 /// Every knob, resolved from the flags and `--quick`.
@@ -111,6 +127,8 @@ struct Settings {
     read: read::Settings,
     crud: crud::Settings,
     size: size::Settings,
+    resources: resources::Settings,
+    aggregates: aggregates::Settings,
 }
 
 impl Settings {
@@ -154,6 +172,18 @@ impl Settings {
                 metrics: pick(a.size_metrics, 100, 10),
                 workers,
             },
+            resources: resources::Settings {
+                connections,
+                resources: pick(a.resources, 100_000, 500),
+                patches: pick(a.resources, 100_000, 500).min(10_000),
+                searches: if q { 20 } else { 200 },
+            },
+            aggregates: aggregates::Settings {
+                connections,
+                metrics: pick(a.aggregate_metrics, 1000, 20),
+                resources: pick(a.groupby_resources, 10_000, 100),
+                repeats: if q { 1 } else { 5 },
+            },
         }
     }
 }
@@ -172,7 +202,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
     #[cfg(debug_assertions)]
     report.context("build", "DEBUG (figures are meaningless; use --release)");
 
-    let http = [Workload::Ingest, Workload::Read, Workload::Crud]
+    let http = [Workload::Ingest, Workload::Read, Workload::Crud, Workload::Resources, Workload::Aggregates]
         .into_iter()
         .any(wants);
     if http {
@@ -301,6 +331,14 @@ async fn http_workloads(
     if wants(Workload::Crud) {
         crud::run(target, server_pid, &s.crud, ingest::POLICY, report).await?;
         peak_after("crud");
+    }
+    if wants(Workload::Resources) {
+        resources::run(target, &s.resources, report).await?;
+        peak_after("resources");
+    }
+    if wants(Workload::Aggregates) {
+        aggregates::run(target, &s.aggregates, report).await?;
+        peak_after("aggregates");
     }
     Ok(())
 }
