@@ -62,6 +62,9 @@ pub struct MetricQuery {
     pub name: Option<String>,
     pub unit: Option<String>,
     pub archive_policy_name: Option<String>,
+    /// Exact match, except upstream's partial forms: `"user:"` matches every creator
+    /// starting with it (that user, any project), `":project"` every creator ending
+    /// with it (any user of that project).
     pub creator: Option<String>,
     pub resource_id: Option<Uuid>,
     /// Keys among id, name, unit, archive_policy_name, creator, resource_id;

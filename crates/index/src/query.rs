@@ -153,19 +153,24 @@ pub(crate) fn delete_rule(name: &str) -> DeleteStatement {
 // ---------------------------------------------------------------- metrics
 
 pub(crate) fn insert_metric(m: &NewMetric, now_ns: i64) -> InsertStatement {
-    Query::insert()
-        .into_table(MetricT::Table)
-        .columns([
-            MetricT::Id,
-            MetricT::ArchivePolicyName,
-            MetricT::Creator,
-            MetricT::Name,
-            MetricT::Unit,
-            MetricT::ResourceId,
-            MetricT::Status,
-            MetricT::CreatedAt,
-        ])
-        .values_panic([
+    insert_metrics(&[(m, now_ns)])
+}
+
+/// One INSERT of several metrics (created at the paired instants).
+pub(crate) fn insert_metrics(metrics: &[(&NewMetric, i64)]) -> InsertStatement {
+    let mut q = Query::insert();
+    q.into_table(MetricT::Table).columns([
+        MetricT::Id,
+        MetricT::ArchivePolicyName,
+        MetricT::Creator,
+        MetricT::Name,
+        MetricT::Unit,
+        MetricT::ResourceId,
+        MetricT::Status,
+        MetricT::CreatedAt,
+    ]);
+    for (m, now_ns) in metrics {
+        q.values_panic([
             uuid_text(&m.id).into(),
             m.archive_policy_name.as_str().into(),
             opt_string_value(m.creator.as_deref()).into(),
@@ -173,9 +178,10 @@ pub(crate) fn insert_metric(m: &NewMetric, now_ns: i64) -> InsertStatement {
             opt_string_value(m.unit.as_deref()).into(),
             opt_uuid_value(m.resource_id.as_ref()).into(),
             STATUS_ACTIVE.into(),
-            now_ns.into(),
-        ])
-        .to_owned()
+            (*now_ns).into(),
+        ]);
+    }
+    q
 }
 
 /// Active metrics joined with their policy. Columns, in this order:
@@ -215,13 +221,16 @@ pub(crate) fn get_metrics(ids: &[Uuid]) -> SelectStatement {
     q
 }
 
-pub(crate) fn delete_metric(id: &Uuid) -> UpdateStatement {
+/// Mark the active metrics among `ids` deleted, returning the ids it marked
+/// (SQLite >= 3.35, PostgreSQL, MariaDB; not MySQL).
+pub(crate) fn delete_metrics_returning(ids: &[Uuid]) -> UpdateStatement {
     Query::update()
         .table(MetricT::Table)
         .value(MetricT::Status, STATUS_DELETE)
         .value(MetricT::ResourceId, Value::String(None))
-        .and_where(Expr::col(MetricT::Id).eq(uuid_text(id)))
+        .and_where(Expr::col(MetricT::Id).is_in(ids.iter().map(uuid_text)))
         .and_where(Expr::col(MetricT::Status).eq(STATUS_ACTIVE))
+        .returning_col(MetricT::Id)
         .to_owned()
 }
 

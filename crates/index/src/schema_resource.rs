@@ -16,7 +16,8 @@ use crate::model_resource::{AttributeKind, AttributeSchema, GENERIC, ResourceTyp
 use crate::schema::{Step, UUID_LEN};
 use sea_query::{
     Alias, ColumnDef, Expr, ForeignKey, ForeignKeyAction, Iden, Index, IndexCreateStatement,
-    IndexDropStatement, Query, Table, TableAlterStatement, TableCreateStatement, TableDropStatement,
+    IndexDropStatement, Query, Table, TableAlterStatement, TableCreateStatement,
+    TableDropStatement,
 };
 
 #[derive(Iden, Clone, Copy)]

@@ -8,13 +8,15 @@
 //!   failing on a lock upgrade;
 //! - group commit: single-statement writes (create/delete of metrics, policies, rules)
 //!   are queued to a task that runs everything queued in one transaction and answers
-//!   each caller after the COMMIT. A commit costs the same
-//!   for one row or a hundred (WAL frames, and the periodic checkpoint's fsyncs), so
-//!   concurrent writers share it. A failing statement (constraint violation) is undone
-//!   alone: SQLite aborts the statement, not the transaction. Alone in the queue, a
-//!   write runs in autocommit: no added latency;
-//! - a pool of reader connections: WAL lets them read a consistent snapshot while the
-//!   writer commits;
+//!   each caller after the COMMIT. A commit costs about the same for one row or a
+//!   hundred, so concurrent writers share it; consecutive metric creations become one
+//!   multi-row INSERT and deletions one `UPDATE .. RETURNING` (each statement is a
+//!   round trip to SQLite's thread). A failing statement (constraint violation) is
+//!   undone alone: SQLite aborts the statement, not the transaction (a merged INSERT
+//!   that fails is redone row by row so each caller gets its own answer). A batch of
+//!   one statement runs in autocommit: no added latency;
+//! - reader connections (opened on demand, up to 2 per CPU): WAL lets them read a
+//!   consistent snapshot while the writer commits;
 //! - a checkpointer: a background task with its own connection copies the WAL into
 //!   the database (`wal_checkpoint(PASSIVE)`, which blocks no one) twice a second.
 //!   Left to SQLite, the checkpoint (and its two fsyncs) would run inside whichever
@@ -46,18 +48,16 @@ use sea_query::{
     DeleteStatement, InsertStatement, SelectStatement, SqliteQueryBuilder, UpdateStatement, Values,
 };
 use sqlx::error::ErrorKind;
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, Sqlite};
+use sqlx::{ConnectOptions, Connection, Row};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
+use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit, mpsc, oneshot};
 use uuid::Uuid;
 
 /// How long a statement waits for another process's lock before failing.
@@ -87,15 +87,26 @@ pub struct SqliteIndexer {
 struct Inner {
     writer: Mutex<SqliteConnection>,
     /// `None` for `:memory:`: reads use the writer connection.
-    readers: Option<SqlitePool>,
+    readers: Option<Readers>,
     policies: PolicyCache,
     /// Single-statement writes, to the group-commit task.
     queue: mpsc::UnboundedSender<Queued>,
 }
 
 struct Queued {
-    stmt: (String, Values),
-    reply: oneshot::Sender<std::result::Result<u64, WriteError>>,
+    op: Op,
+    reply: oneshot::Sender<WriteResult>,
+}
+
+/// Rows affected, or why not.
+type WriteResult = std::result::Result<u64, WriteError>;
+
+/// A queued write. Runs of metric inserts and of metric deletes are merged into one
+/// statement each (one round trip to SQLite's thread instead of one per metric).
+enum Op {
+    Statement((String, Values)),
+    CreateMetric(Box<NewMetric>, i64),
+    DeleteMetric(Uuid),
 }
 
 /// How one statement of a group commit failed.
@@ -136,6 +147,9 @@ impl From<WriteError> for IndexError {
 impl SqliteIndexer {
     /// Open (creating if needed) the database at `path` (a file path or `:memory:`).
     /// Does not touch the schema: call [`Indexer::upgrade`] first.
+    ///
+    /// Spawns the group-commit and checkpoint tasks on the current tokio runtime: open
+    /// the indexer on the runtime that uses it. They end when the indexer is dropped.
     pub async fn open(path: &str) -> Result<Self> {
         let base = SqliteConnectOptions::new()
             .foreign_keys(true)
@@ -147,12 +161,12 @@ impl SqliteIndexer {
             return Ok(Self::new(writer, None));
         }
 
-        if let Some(parent) = Path::new(path).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    IndexError::Backend(format!("cannot create {}: {e}", parent.display()))
-                })?;
-            }
+        if let Some(parent) = Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                IndexError::Backend(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let base = base.filename(path).synchronous(SqliteSynchronous::Normal);
         // The writer first: it creates the file and switches it to WAL (a persistent
@@ -167,21 +181,14 @@ impl SqliteIndexer {
             .connect()
             .await?;
         let checkpointer = base.connect().await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(reader_count())
-            .min_connections(0)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
-            .connect_with(base)
-            .await?;
+        let readers = Readers::new(base, reader_count());
         let index = Self::new(writer, Some(readers));
         tokio::spawn(checkpoint_loop(Arc::downgrade(&index.inner), checkpointer));
         Ok(index)
     }
 
     /// Also starts the group-commit task (on the current runtime).
-    fn new(writer: SqliteConnection, readers: Option<SqlitePool>) -> Self {
+    fn new(writer: SqliteConnection, readers: Option<Readers>) -> Self {
         let (queue, queued) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             writer: Mutex::new(writer),
@@ -195,19 +202,23 @@ impl SqliteIndexer {
 
     /// Run one single-statement write in the next group commit; rows affected.
     /// The write goes on if this future is dropped (like any sent request).
-    async fn write_one(&self, stmt: (String, Values)) -> std::result::Result<u64, WriteError> {
+    async fn write_one(&self, stmt: (String, Values)) -> WriteResult {
+        self.write_op(Op::Statement(stmt)).await
+    }
+
+    async fn write_op(&self, op: Op) -> WriteResult {
         let (reply, answer) = oneshot::channel();
         let abandoned = || WriteError::Other("index writer stopped".to_owned());
         self.inner
             .queue
-            .send(Queued { stmt, reply })
+            .send(Queued { op, reply })
             .map_err(|_| abandoned())?;
         answer.await.unwrap_or_else(|_| Err(abandoned()))
     }
 
     async fn read(&self) -> Result<ReadConn<'_>> {
         Ok(match &self.inner.readers {
-            Some(pool) => ReadConn::Pooled(pool.acquire().await?),
+            Some(readers) => ReadConn::Pooled(readers.acquire().await?),
             None => ReadConn::Shared(self.inner.writer.lock().await),
         })
     }
@@ -296,35 +307,109 @@ async fn group_commit_loop(owner: Weak<Inner>, mut queued: mpsc::UnboundedReceiv
     }
 }
 
-async fn run_batch(
-    conn: &mut SqliteConnection,
-    batch: &[Queued],
-) -> Vec<std::result::Result<u64, WriteError>> {
-    if let [one] = batch {
-        return vec![
-            execute(conn, &one.stmt)
-                .await
-                .map_err(|e| WriteError::of(&e)),
-        ];
+/// Run a batch: in autocommit when it is one statement (after merging), else in one
+/// transaction. Results in the batch's order.
+async fn run_batch(conn: &mut SqliteConnection, batch: &[Queued]) -> Vec<WriteResult> {
+    let groups = group_ops(batch);
+    let mut results = Vec::with_capacity(batch.len());
+    if let [group] = groups.as_slice() {
+        return match run_group(conn, group, &mut results).await {
+            Ok(()) => results,
+            Err(e) => all_failed(&e, batch.len()),
+        };
     }
-    let all_failed = |e: &sqlx::Error| vec![Err(WriteError::Other(e.to_string())); batch.len()];
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
-        Err(e) => return all_failed(&e),
+        Err(e) => return all_failed(&e, batch.len()),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for q in batch {
-        match execute(&mut tx, &q.stmt).await {
-            Ok(n) => results.push(Ok(n)),
-            Err(e) if WriteError::statement_only(&e) => results.push(Err(WriteError::of(&e))),
-            // Anything else may have ended the transaction: the batch fails as a whole
-            // (dropping `tx` rolls back what is left of it).
-            Err(e) => return all_failed(&e),
+    for group in &groups {
+        // Anything but a statement's own failure may have ended the transaction: the
+        // batch fails as a whole (dropping `tx` rolls back what is left of it).
+        if let Err(e) = run_group(&mut tx, group, &mut results).await {
+            return all_failed(&e, batch.len());
         }
     }
     match tx.commit().await {
         Ok(()) => results,
-        Err(e) => all_failed(&e),
+        Err(e) => all_failed(&e, batch.len()),
+    }
+}
+
+fn all_failed(e: &sqlx::Error, n: usize) -> Vec<WriteResult> {
+    vec![Err(WriteError::Other(e.to_string())); n]
+}
+
+/// Consecutive ops run as one statement.
+enum Group<'a> {
+    Statement(&'a (String, Values)),
+    CreateMetrics(Vec<(&'a NewMetric, i64)>),
+    DeleteMetrics(Vec<Uuid>),
+}
+
+fn group_ops(batch: &[Queued]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for q in batch {
+        match (&q.op, groups.last_mut()) {
+            (Op::CreateMetric(m, at), Some(Group::CreateMetrics(ms))) => ms.push((m, *at)),
+            (Op::CreateMetric(m, at), _) => groups.push(Group::CreateMetrics(vec![(m, *at)])),
+            (Op::DeleteMetric(id), Some(Group::DeleteMetrics(ids))) => ids.push(*id),
+            (Op::DeleteMetric(id), _) => groups.push(Group::DeleteMetrics(vec![*id])),
+            (Op::Statement(stmt), _) => groups.push(Group::Statement(stmt)),
+        }
+    }
+    groups
+}
+
+/// Run one group, pushing one result per op. `Err` only for a failure that is not
+/// confined to a statement.
+async fn run_group(
+    conn: &mut SqliteConnection,
+    group: &Group<'_>,
+    results: &mut Vec<WriteResult>,
+) -> sqlx::Result<()> {
+    match group {
+        Group::Statement(stmt) => results.push(statement_result(execute(conn, stmt).await)?),
+        Group::CreateMetrics(ms) => {
+            if ms.len() > 1 {
+                match execute(conn, &query::insert_metrics(ms).render()).await {
+                    Ok(_) => {
+                        results.extend(ms.iter().map(|_| Ok(1)));
+                        return Ok(());
+                    }
+                    // Someone's insert fails: SQLite undid the whole statement; redo
+                    // them one by one to give each its own answer.
+                    Err(e) if WriteError::statement_only(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            for (m, at) in ms {
+                let stmt = query::insert_metric(m, *at).render();
+                results.push(statement_result(execute(conn, &stmt).await)?);
+            }
+        }
+        Group::DeleteMetrics(ids) => {
+            let stmt = query::delete_metrics_returning(ids).render();
+            let rows = fetch_all(conn, stmt).await?;
+            let mut marked = std::collections::HashSet::with_capacity(rows.len());
+            for row in &rows {
+                marked.insert(
+                    parse_uuid(row.try_get(0)?)
+                        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?,
+                );
+            }
+            // Deleted once: the first of duplicate requests gets it, the others not.
+            results.extend(ids.iter().map(|id| Ok(u64::from(marked.remove(id)))));
+        }
+    }
+    Ok(())
+}
+
+/// A statement's own failure is its result; anything else fails the batch.
+fn statement_result(r: sqlx::Result<u64>) -> sqlx::Result<WriteResult> {
+    match r {
+        Ok(n) => Ok(Ok(n)),
+        Err(e) if WriteError::statement_only(&e) => Ok(Err(WriteError::of(&e))),
+        Err(e) => Err(e),
     }
 }
 
@@ -347,13 +432,71 @@ async fn checkpoint_loop(owner: Weak<Inner>, mut conn: SqliteConnection) {
     let _ = conn.close().await;
 }
 
-fn reader_count() -> u32 {
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+/// Reader connections, opened on demand up to a maximum and kept.
+///
+/// Not sqlx's pool: it pings every connection on release (one more round trip to
+/// SQLite's thread per read) and spawns a task to return it. Reads here run in
+/// autocommit and a dropped query leaves nothing to clean up, so a connection goes
+/// back as is.
+struct Readers {
+    idle: std::sync::Mutex<Vec<SqliteConnection>>,
+    permits: Semaphore,
+    options: SqliteConnectOptions,
+}
+
+impl Readers {
+    fn new(options: SqliteConnectOptions, max: usize) -> Self {
+        Self {
+            idle: std::sync::Mutex::new(Vec::with_capacity(max)),
+            permits: Semaphore::new(max),
+            options,
+        }
+    }
+
+    async fn acquire(&self) -> Result<Reader<'_>> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| IndexError::Backend(e.to_string()))?;
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self.options.connect().await?,
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            readers: self,
+            _permit: permit,
+        })
+    }
+}
+
+struct Reader<'a> {
+    conn: Option<SqliteConnection>,
+    readers: &'a Readers,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.readers
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c);
+        }
+    }
+}
+
+fn reader_count() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     (cpus * 2).clamp(2, 16)
 }
 
 enum ReadConn<'a> {
-    Pooled(PoolConnection<Sqlite>),
+    Pooled(Reader<'a>),
     Shared(MutexGuard<'a, SqliteConnection>),
 }
 
@@ -361,7 +504,7 @@ impl Deref for ReadConn<'_> {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
         match self {
-            ReadConn::Pooled(c) => c,
+            ReadConn::Pooled(r) => r.conn.as_ref().expect("reader connection"),
             ReadConn::Shared(c) => c,
         }
     }
@@ -370,7 +513,7 @@ impl Deref for ReadConn<'_> {
 impl DerefMut for ReadConn<'_> {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         match self {
-            ReadConn::Pooled(c) => &mut *c,
+            ReadConn::Pooled(r) => r.conn.as_mut().expect("reader connection"),
             ReadConn::Shared(c) => &mut *c,
         }
     }
@@ -479,10 +622,12 @@ impl PolicyCache {
         definition: &str,
         methods: &str,
     ) -> Result<Arc<ArchivePolicy>> {
-        if let Some(c) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(name) {
-            if c.back_window == back_window && c.definition == definition && c.methods == methods {
-                return Ok(c.policy.clone());
-            }
+        if let Some(c) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(name)
+            && c.back_window == back_window
+            && c.definition == definition
+            && c.methods == methods
+        {
+            return Ok(c.policy.clone());
         }
         let policy = Arc::new(codec::decode_policy(
             name,
@@ -730,8 +875,10 @@ impl Indexer for SqliteIndexer {
             .policy(&metric.archive_policy_name)
             .await?
             .ok_or_else(not_found)?;
-        let stmt = query::insert_metric(metric, now_ns()).render();
-        match self.write_one(stmt).await {
+        match self
+            .write_op(Op::CreateMetric(Box::new(metric.clone()), now_ns()))
+            .await
+        {
             Ok(_) => {}
             Err(WriteError::ForeignKey) => {
                 // The policy went away since we cached it.
@@ -791,7 +938,7 @@ impl Indexer for SqliteIndexer {
     }
 
     async fn delete_metric(&self, id: Uuid) -> Result<()> {
-        match self.write_one(query::delete_metric(&id).render()).await? {
+        match self.write_op(Op::DeleteMetric(id)).await? {
             0 => Err(IndexError::MetricNotFound(id)),
             _ => Ok(()),
         }
@@ -819,4 +966,3 @@ impl Indexer for SqliteIndexer {
         Ok(())
     }
 }
-

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{indexer, new_metric, policy};
-use gnocchi_index::{Indexer, MetricQuery};
 use gnocchi_index::sqlite::SqliteIndexer;
+use gnocchi_index::{Indexer, MetricQuery};
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
@@ -13,7 +13,10 @@ use uuid::Uuid;
 /// Concurrent callers (as an API server's in-flight requests); env
 /// `GNOCCHI_INDEX_BENCH_TASKS` overrides.
 fn tasks() -> usize {
-    std::env::var("GNOCCHI_INDEX_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
+    std::env::var("GNOCCHI_INDEX_BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32)
 }
 const TOTAL: usize = 40_000;
 
@@ -22,7 +25,10 @@ const TOTAL: usize = 40_000;
 fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
     // Fields 14 and 15 (utime, stime), counted after the ")" that ends field 2.
     (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
 }
@@ -82,7 +88,13 @@ async fn metric_create_get_delete_list_throughput() {
     for t in tasks {
         t.await.unwrap();
     }
-    report("get_metrics (1 id)", tasks_n * per_task, start, cpu0, tasks_n);
+    report(
+        "get_metrics (1 id)",
+        tasks_n * per_task,
+        start,
+        cpu0,
+        tasks_n,
+    );
 
     let (start, cpu0) = (Instant::now(), cpu_secs());
     let mut tasks = Vec::new();
@@ -97,13 +109,23 @@ async fn metric_create_get_delete_list_throughput() {
     for t in tasks {
         t.await.unwrap();
     }
-    report("delete_metric", tasks_n * (per_task / 5), start, cpu0, tasks_n);
+    report(
+        "delete_metric",
+        tasks_n * (per_task / 5),
+        start,
+        cpu0,
+        tasks_n,
+    );
 
     let (start, cpu0) = (Instant::now(), cpu_secs());
     let mut marker = None;
     let mut rows = 0;
     loop {
-        let q = MetricQuery { limit: Some(1000), marker, ..Default::default() };
+        let q = MetricQuery {
+            limit: Some(1000),
+            marker,
+            ..Default::default()
+        };
         let page = index.list_metrics(&q).await.unwrap();
         rows += page.len();
         match page.last() {

@@ -44,13 +44,20 @@ fn minute_points(n: usize, seed: usize) -> Value {
     )
 }
 
-async fn median_latency(conn: &mut Conn, uri: &str, body: &Value, repeats: usize) -> Result<(f64, usize), BoxError> {
+async fn median_latency(
+    conn: &mut Conn,
+    uri: &str,
+    body: &Value,
+    repeats: usize,
+) -> Result<(f64, usize), BoxError> {
     let payload = bytes(body);
     let mut ms = Vec::new();
     let mut size = 0;
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
-        let resp = conn.expect(Method::POST, uri, payload.clone(), StatusCode::OK).await?;
+        let resp = conn
+            .expect(Method::POST, uri, payload.clone(), StatusCode::OK)
+            .await?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         size = resp.len();
     }
@@ -97,8 +104,17 @@ pub async fn run(target: &Target, s: &Settings, report: &mut Report) -> Result<(
     let query = json!({"operations": ["aggregate", "mean", metric_node]});
     let (ms, size) = median_latency(&mut conn, "/v1/aggregates", &query, s.repeats).await?;
     report.push(
-        Figure::new("aggregates_mean_metrics", "aggregates: mean of metrics x 1 day of 1-min points", ms, "ms")
-            .note(format!("{m} metrics, {} points read; median of {}; {size} bytes out", m * 1440, s.repeats)),
+        Figure::new(
+            "aggregates_mean_metrics",
+            "aggregates: mean of metrics x 1 day of 1-min points",
+            ms,
+            "ms",
+        )
+        .note(format!(
+            "{m} metrics, {} points read; median of {}; {size} bytes out",
+            m * 1440,
+            s.repeats
+        )),
     );
 
     // (2) groupby over resources.
@@ -111,7 +127,11 @@ pub async fn run(target: &Target, s: &Settings, report: &mut Report) -> Result<(
         )
         .await?;
     if status != StatusCode::CREATED && status != StatusCode::CONFLICT {
-        return Err(format!("creating {TYPE}: {status} {}", String::from_utf8_lossy(&resp)).into());
+        return Err(format!(
+            "creating {TYPE}: {status} {}",
+            String::from_utf8_lossy(&resp)
+        )
+        .into());
     }
     let run = run_id();
     eprintln!("aggregates: {g} resources with a metric each...");
@@ -151,10 +171,19 @@ pub async fn run(target: &Target, s: &Settings, report: &mut Report) -> Result<(
         "resource_type": TYPE,
         "search": {"like": {"group": "g%"}},
     });
-    let (ms, size) = median_latency(&mut conn, "/v1/aggregates?groupby=group", &query, s.repeats).await?;
+    let (ms, size) =
+        median_latency(&mut conn, "/v1/aggregates?groupby=group", &query, s.repeats).await?;
     report.push(
-        Figure::new("aggregates_groupby", "aggregates: groupby over resources", ms, "ms")
-            .note(format!("{g} resources in 10 groups x 60 points; median of {}; {size} bytes out", s.repeats)),
+        Figure::new(
+            "aggregates_groupby",
+            "aggregates: groupby over resources",
+            ms,
+            "ms",
+        )
+        .note(format!(
+            "{g} resources in 10 groups x 60 points; median of {}; {size} bytes out",
+            s.repeats
+        )),
     );
     Ok(())
 }

@@ -202,9 +202,15 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
     #[cfg(debug_assertions)]
     report.context("build", "DEBUG (figures are meaningless; use --release)");
 
-    let http = [Workload::Ingest, Workload::Read, Workload::Crud, Workload::Resources, Workload::Aggregates]
-        .into_iter()
-        .any(wants);
+    let http = [
+        Workload::Ingest,
+        Workload::Read,
+        Workload::Crud,
+        Workload::Resources,
+        Workload::Aggregates,
+    ]
+    .into_iter()
+    .any(wants);
     if http {
         let server = match &args.target {
             Some(url) => {

@@ -51,9 +51,17 @@ async fn worker(
     let mut out = Vec::new();
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(call) = calls.get(i) else { return Ok(out) };
+        let Some(call) = calls.get(i) else {
+            return Ok(out);
+        };
         let t = Instant::now();
-        conn.expect(call.method.clone(), &call.uri, call.body.clone(), call.expected).await?;
+        conn.expect(
+            call.method.clone(),
+            &call.uri,
+            call.body.clone(),
+            call.expected,
+        )
+        .await?;
         out.push((i, t.elapsed()));
     }
 }

@@ -10,9 +10,9 @@
 //! or port and updates it on every state change; Grafana and Aodh find them by
 //! attribute. Upstream published about 1.5K creations/s on 12 cores.
 
+use super::http::Target;
 use super::parallel::{self, Call, run_id, uuid_for};
 use super::report::{Figure, Report};
-use super::http::Target;
 use crate::server::BoxError;
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -46,7 +46,11 @@ pub async fn run(target: &Target, s: &Settings, report: &mut Report) -> Result<(
         )
         .await?;
     if status != StatusCode::CREATED && status != StatusCode::CONFLICT {
-        return Err(format!("creating the bench resource type: {status} {}", String::from_utf8_lossy(&resp)).into());
+        return Err(format!(
+            "creating the bench resource type: {status} {}",
+            String::from_utf8_lossy(&resp)
+        )
+        .into());
     }
     let run = run_id();
     let n = s.resources.max(1);
@@ -67,23 +71,36 @@ pub async fn run(target: &Target, s: &Settings, report: &mut Report) -> Result<(
         .collect();
     let (took, _) = parallel::run(target, s.connections, creates).await?;
     report.push(
-        Figure::new("resource_create", "resource create (custom type)", n as f64 / took.as_secs_f64(), "ops/s")
-            .note(format!("{n} resources in {:.1} s", took.as_secs_f64())),
+        Figure::new(
+            "resource_create",
+            "resource create (custom type)",
+            n as f64 / took.as_secs_f64(),
+            "ops/s",
+        )
+        .note(format!("{n} resources in {:.1} s", took.as_secs_f64())),
     );
 
     let patches = s.patches.min(n).max(1);
     let calls: Vec<Call> = (0..patches)
         .map(|i| Call {
             method: Method::PATCH,
-            uri: format!("/v1/resource/{TYPE}/{}", uuid_for(run, 1, i * (n / patches).max(1))),
+            uri: format!(
+                "/v1/resource/{TYPE}/{}",
+                uuid_for(run, 1, i * (n / patches).max(1))
+            ),
             body: body(json!({"flavor": 100.0 + i as f64, "enabled": i % 3 == 0})),
             expected: StatusCode::OK,
         })
         .collect();
     let (took, _) = parallel::run(target, s.connections, calls).await?;
     report.push(
-        Figure::new("resource_patch", "resource PATCH (new revision)", patches as f64 / took.as_secs_f64(), "ops/s")
-            .note(format!("{patches} patches among {n} resources")),
+        Figure::new(
+            "resource_patch",
+            "resource PATCH (new revision)",
+            patches as f64 / took.as_secs_f64(),
+            "ops/s",
+        )
+        .note(format!("{patches} patches among {n} resources")),
     );
 
     let searches = s.searches.max(1);
@@ -99,8 +116,15 @@ pub async fn run(target: &Target, s: &Settings, report: &mut Report) -> Result<(
     let (_, lat) = parallel::run(target, 1, by_host).await?;
     let (p50, p99) = parallel::percentiles_ms(&lat);
     report.push(
-        Figure::new("resource_search_eq", "resource search, attribute =", p50, "ms")
-            .note(format!("median of {searches}; p99 {p99:.2} ms; {n} resources")),
+        Figure::new(
+            "resource_search_eq",
+            "resource search, attribute =",
+            p50,
+            "ms",
+        )
+        .note(format!(
+            "median of {searches}; p99 {p99:.2} ms; {n} resources"
+        )),
     );
     let combined: Vec<Call> = (0..searches)
         .map(|i| Call {
@@ -117,8 +141,15 @@ pub async fn run(target: &Target, s: &Settings, report: &mut Report) -> Result<(
     let (_, lat) = parallel::run(target, 1, combined).await?;
     let (p50, p99) = parallel::percentiles_ms(&lat);
     report.push(
-        Figure::new("resource_search_and", "resource search, and(=, like, =), limit 10", p50, "ms")
-            .note(format!("median of {searches}; p99 {p99:.2} ms; {n} resources")),
+        Figure::new(
+            "resource_search_and",
+            "resource search, and(=, like, =), limit 10",
+            p50,
+            "ms",
+        )
+        .note(format!(
+            "median of {searches}; p99 {p99:.2} ms; {n} resources"
+        )),
     );
     Ok(())
 }

@@ -301,7 +301,10 @@ impl ResourceIndexer for SqliteIndexer {
         }
         let sqls: Vec<String> = rt.tablename.as_ref().map_or_else(Vec::new, |table| {
             let tables = rs::create_type_tables(table, &rt.attributes);
-            let indexes = rt.attributes.iter().map(|a| rs::attribute_index(table, &a.name));
+            let indexes = rt
+                .attributes
+                .iter()
+                .map(|a| rs::attribute_index(table, &a.name));
             tables
                 .iter()
                 .map(|t| t.build(SqliteQueryBuilder))
