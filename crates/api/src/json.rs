@@ -62,6 +62,13 @@ pub(crate) fn py_float(f: f64, out: &mut String) {
     }
     let mut buf = ryu::Buffer::new();
     let s = buf.format_finite(f);
+    // Without an exponent, ryu's shortest form is already Python's repr
+    // (`43.1`, `60.0`, `0.0001`): the common case, kept allocation-free.
+    // Python switches to scientific notation below 1e-4, ryu later.
+    if !s.contains('e') && !s.trim_start_matches('-').starts_with("0.0000") {
+        out.push_str(s);
+        return;
+    }
     let (neg, s) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s),
@@ -193,5 +200,70 @@ mod tests {
             String::from_utf8(to_vec(&v)).unwrap(),
             r#"{"a": [1, 2.0], "b": "x"}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod repr_props {
+    use super::py_float;
+    use proptest::prelude::*;
+
+    /// The reference: Python's repr rules applied to Rust's exact shortest
+    /// scientific form, without the fast path.
+    fn reference(f: f64) -> String {
+        let sci = format!("{f:e}");
+        let (mant, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        let (neg, mant) = match mant.strip_prefix('-') {
+            Some(m) => (true, m),
+            None => (false, mant),
+        };
+        let digits: String = mant.chars().filter(|c| *c != '.').collect();
+        let mut out = String::from(if neg { "-" } else { "" });
+        if !(-4..16).contains(&exp) {
+            out.push_str(&digits[..1]);
+            if digits.len() > 1 {
+                out.push('.');
+                out.push_str(&digits[1..]);
+            }
+            out.push_str(&format!(
+                "e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            ));
+        } else if exp < 0 {
+            out.push_str("0.");
+            out.push_str(&"0".repeat((-exp - 1) as usize));
+            out.push_str(&digits);
+        } else if (exp as usize) + 1 >= digits.len() {
+            out.push_str(&digits);
+            out.push_str(&"0".repeat(exp as usize + 1 - digits.len()));
+            out.push_str(".0");
+        } else {
+            out.push_str(&digits[..exp as usize + 1]);
+            out.push('.');
+            out.push_str(&digits[exp as usize + 1..]);
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_matches_python_repr(bits in any::<u64>()) {
+            let f = f64::from_bits(bits);
+            prop_assume!(f.is_finite() && f != 0.0);
+            let mut got = String::new();
+            py_float(f, &mut got);
+            prop_assert_eq!(got, reference(f));
+        }
+
+        #[test]
+        fn decimal_values_match_python_repr(n in -10_000_000i64..10_000_000, scale in 0u32..9) {
+            let f = n as f64 / 10f64.powi(scale as i32);
+            prop_assume!(f != 0.0);
+            let mut got = String::new();
+            py_float(f, &mut got);
+            prop_assert_eq!(got, reference(f));
+        }
     }
 }
