@@ -1,0 +1,79 @@
+//! Processing several sacks as one batch aggregates every metric of every sack
+//! exactly as processing them one by one, and empties them all.
+
+use carbonara::Method;
+use carbonara::policy::{builtin_policies, default_aggregation_methods};
+use gnocchi_engine::{Engine, EngineConfig, MeasuresQuery};
+use gnocchi_index::{Indexer, NewMetric, sqlite::SqliteIndexer};
+use gnocchi_storage::{local_aggregates::LocalAggregates, local_incoming::LocalIncoming, sack_of};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_batch_of_sacks_processes_every_metric_of_every_sack() {
+    let dir = std::env::temp_dir().join(format!("engine-sack-batch-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let indexer = SqliteIndexer::open(dir.join("index.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    indexer.upgrade().await.unwrap();
+    for ap in builtin_policies(&default_aggregation_methods()) {
+        indexer.create_archive_policy(&ap).await.unwrap();
+    }
+    let incoming = LocalIncoming::open(&dir.join("incoming"), 8).unwrap();
+    let aggregates = LocalAggregates::open(&dir.join("aggregates.redb")).unwrap();
+    let e = Engine::new(
+        Arc::new(indexer),
+        Arc::new(incoming),
+        Arc::new(aggregates),
+        EngineConfig::default(),
+    );
+
+    let t0 = 1_700_000_000_000_000_000i64;
+    let mut metrics = Vec::new();
+    let mut sacks = BTreeSet::new();
+    for i in 0..40 {
+        let id = Uuid::new_v4();
+        let m = e
+            .indexer
+            .create_metric(&NewMetric {
+                id,
+                name: None,
+                unit: None,
+                resource_id: None,
+                creator: Some("admin".into()),
+                archive_policy_name: "low".into(),
+            })
+            .await
+            .unwrap();
+        let v = f64::from(i);
+        e.incoming
+            .add_measures(vec![(id, vec![(t0, v), (t0 + 1_000_000_000, v + 2.0)])])
+            .await
+            .unwrap();
+        sacks.insert(sack_of(id, e.incoming.sacks()));
+        metrics.push((m, v + 1.0));
+    }
+    assert!(
+        sacks.len() > 1,
+        "the metrics should spread over several sacks"
+    );
+    let sacks: Vec<u32> = sacks.into_iter().collect();
+    let report = e.process_sacks(&sacks).await.unwrap();
+    assert_eq!(report.metrics, 40);
+    assert_eq!(report.measures, 80);
+    assert!(e.incoming.backlog().await.unwrap().per_metric.is_empty());
+    let q = MeasuresQuery {
+        method: Method::Mean,
+        granularity: None,
+        start: None,
+        stop: None,
+        resample: None,
+    };
+    for (m, mean) in &metrics {
+        let series = e.read_measures(m, &q).await.unwrap();
+        assert_eq!(series[0].values, vec![*mean], "metric {}", m.id);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
