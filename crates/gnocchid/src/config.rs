@@ -32,10 +32,79 @@ pub struct Config {
     /// `sqlite:///path` or a plain path; empty means `<data_dir>/index.sqlite`.
     pub indexer_url: String,
     pub sacks: u32,
+    /// Where measures wait: `[incoming] driver` (defaults to the storage driver).
+    pub incoming: IncomingDriver,
+    /// Where aggregates live: `[storage] driver`.
+    pub storage: StorageDriver,
     pub api: ApiConfig,
     pub engine: EngineConfig,
     /// `[statsd]` (see `crate::statsd`).
     pub statsd: crate::statsd::Settings,
+}
+
+/// `[incoming] driver`: `file` (the embedded write-ahead log) or `redis`.
+#[derive(Debug, Clone)]
+pub enum IncomingDriver {
+    File,
+    Redis { url: String },
+}
+
+/// `[storage] driver`: `file` (the embedded redb store), `redis` or `s3`.
+#[derive(Debug, Clone)]
+pub enum StorageDriver {
+    File,
+    Redis { url: String },
+    S3(gnocchi_storage::s3_aggregates::S3Config),
+}
+
+const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/";
+
+/// `[storage]` and `[incoming]` with upstream's option names; each `[incoming]`
+/// option defaults to the `[storage]` one, as upstream.
+fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError> {
+    let storage_driver = src
+        .get("storage", "driver")
+        .unwrap_or_else(|| "file".into());
+    let storage_redis = src
+        .get("storage", "redis_url")
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+    let storage = match storage_driver.as_str() {
+        "file" => StorageDriver::File,
+        "redis" => StorageDriver::Redis {
+            url: storage_redis.clone(),
+        },
+        "s3" => StorageDriver::S3(gnocchi_storage::s3_aggregates::S3Config {
+            endpoint_url: src.get("storage", "s3_endpoint_url"),
+            region_name: src.get("storage", "s3_region_name"),
+            access_key_id: src.get("storage", "s3_access_key_id"),
+            secret_access_key: src.get("storage", "s3_secret_access_key"),
+            bucket_prefix: src
+                .get("storage", "s3_bucket_prefix")
+                .unwrap_or_else(|| "gnocchi".into()),
+        }),
+        other => {
+            return Err(ConfigError::Invalid {
+                section: "storage".into(),
+                key: "driver".into(),
+                message: format!("unsupported driver `{other}' (supported: file, redis, s3)"),
+            });
+        }
+    };
+    let incoming_driver = src.get("incoming", "driver").unwrap_or(storage_driver);
+    let incoming = match incoming_driver.as_str() {
+        "file" => IncomingDriver::File,
+        "redis" => IncomingDriver::Redis {
+            url: src.get("incoming", "redis_url").unwrap_or(storage_redis),
+        },
+        other => {
+            return Err(ConfigError::Invalid {
+                section: "incoming".into(),
+                key: "driver".into(),
+                message: format!("unsupported driver `{other}' (supported: file, redis)"),
+            });
+        }
+    };
+    Ok((storage, incoming))
 }
 
 struct Source {
@@ -253,6 +322,7 @@ impl Config {
             cleanup_delay: src.seconds("metricd", "metric_cleanup_delay", 300.0)?,
             cleanup_batch_size: src.parse("metricd", "cleanup_batch_size", 10_000)?,
         };
+        let (storage, incoming) = drivers(&src)?;
         Ok(Config {
             host: overrides
                 .host
@@ -266,6 +336,8 @@ impl Config {
             data_dir,
             indexer_url,
             sacks: src.parse("incoming", "sacks", 128)?,
+            storage,
+            incoming,
             api,
             engine,
             statsd: crate::statsd::Settings::load(&|key| src.get("statsd", key))?,

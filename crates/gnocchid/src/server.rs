@@ -1,12 +1,15 @@
 //! Wiring: open the backends named by the configuration, prepare them, start the
 //! roles asked for, and shut down cleanly on SIGTERM / SIGINT.
 
-use crate::config::Config;
+use crate::config::{Config, IncomingDriver, StorageDriver};
 use gnocchi_api::AppState;
 use gnocchi_engine::Engine;
 use gnocchi_index::{Indexer, sqlite::SqliteIndexer};
 use gnocchi_storage::{
     Aggregates, Incoming, local_aggregates::LocalAggregates, local_incoming::LocalIncoming,
+};
+use gnocchi_storage::{
+    redis_aggregates::RedisAggregates, redis_incoming::RedisIncoming, s3_aggregates::S3Aggregates,
 };
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -51,13 +54,20 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
     })?;
     let indexer: Arc<dyn Indexer> = Arc::new(SqliteIndexer::open(&cfg.sqlite_path()).await?);
     indexer.upgrade().await?;
-    let incoming: Arc<dyn Incoming> = Arc::new(LocalIncoming::open(
-        &cfg.data_dir.join("incoming"),
-        cfg.sacks,
-    )?);
-    let aggregates: Arc<dyn Aggregates> = Arc::new(LocalAggregates::open(
-        &cfg.data_dir.join("aggregates.redb"),
-    )?);
+    let incoming: Arc<dyn Incoming> = match &cfg.incoming {
+        IncomingDriver::File => Arc::new(LocalIncoming::open(
+            &cfg.data_dir.join("incoming"),
+            cfg.sacks,
+        )?),
+        IncomingDriver::Redis { url } => Arc::new(RedisIncoming::connect(url, cfg.sacks).await?),
+    };
+    let aggregates: Arc<dyn Aggregates> = match &cfg.storage {
+        StorageDriver::File => Arc::new(LocalAggregates::open(
+            &cfg.data_dir.join("aggregates.redb"),
+        )?),
+        StorageDriver::Redis { url } => Arc::new(RedisAggregates::connect(url).await?),
+        StorageDriver::S3(s3) => Arc::new(S3Aggregates::connect(s3.clone()).await?),
+    };
     if create_policies {
         create_default_policies(indexer.as_ref(), &cfg.api.default_aggregation_methods).await?;
     }
