@@ -54,6 +54,13 @@ enum Command {
     Upgrade,
     /// Only the statsd daemon (UDP, `[statsd]`); `--host`/`--port` set its address.
     Statsd,
+    /// Change the number of sacks of the incoming store (refused while measures
+    /// are pending, as upstream's gnocchi-change-sack-size). The server must be stopped.
+    ChangeSackSize {
+        /// The new number of sacks.
+        #[arg(long)]
+        sacks_number: u32,
+    },
     /// Measure ingestion, processing and read speed against a fresh server.
     Bench(Box<bench::BenchArgs>),
 }
@@ -98,6 +105,9 @@ fn main() -> ExitCode {
             Command::Metricd => server::run(cfg, server::Roles::METRICD, create_policies).await,
             Command::Upgrade => server::upgrade(&cfg, create_policies).await.map(|_| ()),
             Command::Statsd => statsd::run(cfg, cli.host, cli.port, create_policies).await,
+            Command::ChangeSackSize { sacks_number } => {
+                server::change_sack_size(&cfg, sacks_number)
+            }
             Command::Bench(args) => bench::run(*args).await,
         }
     });

@@ -78,6 +78,21 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
     })
 }
 
+/// `gnocchid change-sack-size`: re-split the incoming store into `sacks` sacks.
+pub fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> {
+    match &cfg.incoming {
+        IncomingDriver::File => {
+            let old = LocalIncoming::change_sacks(&cfg.data_dir.join("incoming"), sacks)
+                .map_err(|e| format!("Cannot change sack size: {e}"))?;
+            tracing::info!(from = old, to = sacks, "changed the number of sacks");
+            Ok(())
+        }
+        IncomingDriver::Redis { .. } => {
+            Err("change-sack-size is not supported on the Redis incoming driver yet".into())
+        }
+    }
+}
+
 /// Upstream's default archive policies and the `default` rule, created only on
 /// a fresh index (no policy and no rule yet), as gnocchi-upgrade does.
 async fn create_default_policies(
