@@ -59,34 +59,7 @@ const DEFAULT_SORT: &[&str] = &["revision_start:asc", "started_at:asc"];
 
 // ------------------------------------------------------------------ ids
 
-/// SPEC §1.7: the UUID a client's resource id stands for. A UUID (any of
-/// Python's spellings) is itself; any other string (≤ 289 chars, no `/`) is
-/// `uuid5(NAMESPACE, id + "\0" + creator)`, so each creator has its own namespace.
-pub(crate) fn resource_uuid(id: &str, creator: &str) -> Result<Uuid, String> {
-    if id.contains('/') {
-        return Err("'/' is not supported in resource id".into());
-    }
-    let braced = id
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .unwrap_or(id);
-    let compact = braced
-        .strip_prefix("urn:uuid:")
-        .unwrap_or(braced)
-        .replace('-', "");
-    if compact.len() == 32 && compact.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Uuid::parse_str(&compact).map_err(|e| e.to_string());
-    }
-    if id.chars().count() > 289 {
-        return Err("transformable resource id >289 max allowed characters".into());
-    }
-    const NAMESPACE: Uuid = Uuid::from_u128(0x0a7a15ff_aa13_4ac2_897c_9bdf30ce175b);
-    let creator = if creator.is_empty() { "\x00" } else { creator };
-    Ok(Uuid::new_v5(
-        &NAMESPACE,
-        format!("{id}\x00{creator}").as_bytes(),
-    ))
-}
+pub(crate) use gnocchi_index::resource_uuid;
 
 fn resource_not_found(id: impl std::fmt::Display) -> ApiError {
     ApiError::not_found(format!("Resource {id} does not exist"))

@@ -97,24 +97,8 @@ pub fn resource_uuid(id: &str, creator: Option<&str>) -> Result<Uuid, StatsdErro
     if id.is_empty() {
         return Err(StatsdError::MissingResourceId);
     }
-    if let Ok(u) = Uuid::parse_str(id) {
-        return Ok(u);
-    }
-    if id.contains('/') {
-        return Err(StatsdError::InvalidResourceId(
-            id.into(),
-            "'/' is not supported in resource id".into(),
-        ));
-    }
-    if id.chars().count() > 289 {
-        return Err(StatsdError::InvalidResourceId(
-            id.into(),
-            "transformable resource id >289 max allowed characters".into(),
-        ));
-    }
-    const NAMESPACE: Uuid = Uuid::from_u128(0x0a7a15ff_aa13_4ac2_897c_9bdf30ce175b);
-    let name = format!("{id}\x00{}", creator.unwrap_or("\x00"));
-    Ok(Uuid::new_v5(&NAMESPACE, name.as_bytes()))
+    gnocchi_index::resource_uuid(id, creator.unwrap_or(""))
+        .map_err(|reason| StatsdError::InvalidResourceId(id.into(), reason))
 }
 
 /// A bound daemon, not yet running (tests bind port 0 and read the address).
