@@ -69,7 +69,9 @@ pub struct ApiConfig {
     pub operation_timeout: Duration,
     /// Largest accepted request body, in bytes.
     pub max_body_size: usize,
-    /// Identifiers of the metricd processors, for /v1/status.
+    /// This process's identifier when it runs metricd, listed by /v1/status
+    /// when there is no distributed coordinator (which lists the group's live
+    /// members instead).
     pub processors: Vec<String>,
     /// `[keystone_authtoken]`, required when `auth_mode` is keystone.
     pub keystone: Option<keystone::KeystoneConfig>,

@@ -9,16 +9,28 @@
 //! [`Engine::read_measures`] the read path, [`Engine::run_janitor`] the
 //! asynchronous deletion of metrics.
 //!
+//! Several metricd processes share the sacks through a [`Coordinator`]
+//! ([`coordination`]): each processes the sacks a consistent hash ring of the
+//! live members gives it ([`hashring`]) and holds a sack's distributed lock from
+//! reading the sack to deleting what it read. The embedded default uses the
+//! [`InProcessCoordinator`], which costs nothing.
+//!
 //! Invariants: measures leave a sack only after their aggregates are durably
 //! written (a crash in between reprocesses them, which is idempotent); a sack is
-//! processed by one task at a time (per-sack mutex); CPU-bound carbonara work runs
-//! on the blocking pool, never on the async executor.
+//! processed by one task at a time (per-sack mutex within the process, plus the
+//! sack's distributed lock across processes); CPU-bound carbonara work runs on
+//! the blocking pool, never on the async executor.
 
+pub mod coordination;
+pub mod coordination_pg;
+pub mod coordination_redis;
 mod error;
+pub mod hashring;
 mod metricd;
 mod read;
 
-pub use error::EngineError;
+pub use coordination::{Coordinator, InProcessCoordinator};
+pub use error::{CoordinationError, EngineError};
 pub use read::{MeasuresQuery, ReadError, SeriesRef};
 
 use gnocchi_index::Indexer;
@@ -39,6 +51,13 @@ pub struct EngineConfig {
     pub cleanup_delay: Duration,
     /// Metrics purged per janitor pass.
     pub cleanup_batch_size: usize,
+    /// How many workers the hash ring gives each sack (`[metricd]
+    /// processing_replicas`): more replicas mean faster take-over and more lock
+    /// contention.
+    pub processing_replicas: usize,
+    /// How often the metricd loop refreshes the group's membership and
+    /// recomputes its sacks.
+    pub membership_refresh: Duration,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +69,8 @@ impl Default for EngineConfig {
             processing_delay: Duration::from_secs(60),
             cleanup_delay: Duration::from_secs(300),
             cleanup_batch_size: 10_000,
+            processing_replicas: 3,
+            membership_refresh: Duration::from_secs(2),
         }
     }
 }
@@ -60,16 +81,38 @@ pub struct Engine {
     pub aggregates: Arc<dyn Aggregates>,
     pub config: EngineConfig,
     /// One lock per sack: the background loop and `refresh=true` never process
-    /// the same sack at once.
+    /// the same sack at once within this process. Taken before the
+    /// coordinator's lock, so a process never contends with itself there (and
+    /// PostgreSQL's re-entrant advisory locks are never taken twice).
     sack_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Membership and distributed sack locks shared with other processes.
+    coordinator: Arc<dyn Coordinator>,
 }
 
 impl Engine {
+    /// An engine that is the only worker on its sacks (in-process coordination).
     pub fn new(
         indexer: Arc<dyn Indexer>,
         incoming: Arc<dyn Incoming>,
         aggregates: Arc<dyn Aggregates>,
         config: EngineConfig,
+    ) -> Arc<Self> {
+        Self::with_coordinator(
+            indexer,
+            incoming,
+            aggregates,
+            config,
+            Arc::new(InProcessCoordinator::new()),
+        )
+    }
+
+    /// An engine sharing its sacks with other processes through `coordinator`.
+    pub fn with_coordinator(
+        indexer: Arc<dyn Indexer>,
+        incoming: Arc<dyn Incoming>,
+        aggregates: Arc<dyn Aggregates>,
+        config: EngineConfig,
+        coordinator: Arc<dyn Coordinator>,
     ) -> Arc<Self> {
         let sack_locks = (0..incoming.sacks())
             .map(|_| tokio::sync::Mutex::new(()))
@@ -80,6 +123,11 @@ impl Engine {
             aggregates,
             config,
             sack_locks,
+            coordinator,
         })
+    }
+
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.coordinator
     }
 }

@@ -1,13 +1,15 @@
 //! metricd: turning the measures waiting in sacks into stored aggregates.
 
+use crate::coordination::{SackLock, lock_sack_until};
+use crate::hashring::HashRing;
 use crate::{Engine, EngineError, Result};
 use carbonara::aggregated::{merge_split, split_is_expired};
 use carbonara::codec;
 use carbonara::process::{self, ComputedAggregate, MetricUpdate};
 use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Method, SplitKey};
 use gnocchi_index::Metric;
-use gnocchi_storage::{SplitRef, WriteBatch, sack_of};
-use std::collections::HashMap;
+use gnocchi_storage::{SackMeasures, SplitRef, WriteBatch, sack_of};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -18,6 +20,8 @@ use uuid::Uuid;
 pub struct SackReport {
     pub metrics: usize,
     pub measures: usize,
+    /// Sacks not processed because another process holds their lock.
+    pub skipped: usize,
 }
 
 /// Sacks the metricd loop processes as one batch: one index lookup, one read
@@ -25,11 +29,24 @@ pub struct SackReport {
 /// one commit per sack (each commit costs an fsync).
 const SACKS_PER_BATCH: usize = 16;
 
+/// A sack skipped because another process held its lock is tried again after
+/// this long, without waiting for a notification or the next full scan: after a
+/// worker dies, its sacks may stay locked until the lock's TTL, and nothing
+/// else would bring the new owner back to them before `processing_delay`.
+const RETRY_SKIPPED_AFTER: Duration = Duration::from_secs(1);
+
 impl Engine {
     /// Process everything pending in several sacks as one batch. Waits for
-    /// their locks, taken in ascending order so that concurrent callers never
-    /// wait on each other in a cycle.
+    /// their in-process locks, taken in ascending order so that concurrent
+    /// callers never wait on each other in a cycle; then takes their
+    /// distributed locks without waiting and skips the sacks another process
+    /// holds (as upstream does: that process is on them already).
     pub async fn process_sacks(&self, sacks: &[u32]) -> Result<SackReport> {
+        self.process_sacks_or_skip(sacks).await.map(|(r, _)| r)
+    }
+
+    /// [`Engine::process_sacks`], also returning the sacks skipped.
+    async fn process_sacks_or_skip(&self, sacks: &[u32]) -> Result<(SackReport, Vec<u32>)> {
         let mut sorted = sacks.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
@@ -37,9 +54,52 @@ impl Engine {
         for sack in &sorted {
             guards.push(self.sack_locks[*sack as usize].lock().await);
         }
-        let mut taken = Vec::with_capacity(sorted.len());
-        for sack in &sorted {
-            match self.incoming.take(*sack).await {
+        // One concurrent attempt per sack: over a multiplexed Redis connection
+        // they share round trips. In-process, no call at all: the embedded
+        // default pays nothing for coordination.
+        let attempts: Vec<_> = if self.coordinator.is_distributed() {
+            futures::future::join_all(
+                sorted
+                    .iter()
+                    .map(|&sack| self.coordinator.try_lock_sack(sack)),
+            )
+            .await
+        } else {
+            sorted
+                .iter()
+                .map(|&s| Ok(Some(SackLock::local(s))))
+                .collect()
+        };
+        let mut locks = Vec::with_capacity(sorted.len());
+        let mut skipped = Vec::new();
+        let mut kept_guards = Vec::with_capacity(sorted.len());
+        for ((sack, guard), attempt) in sorted.iter().zip(guards).zip(attempts) {
+            match attempt {
+                Ok(Some(lock)) => {
+                    locks.push(lock);
+                    kept_guards.push(guard);
+                }
+                Ok(None) => skipped.push(*sack),
+                Err(e) => {
+                    tracing::warn!(sack, error = %e, "cannot take the sack lock; sack skipped");
+                    skipped.push(*sack);
+                }
+            }
+        }
+        let result = self.process_locked_sacks(&locks).await;
+        unlock_all(locks).await;
+        drop(kept_guards);
+        result.map(|mut report| {
+            report.skipped = skipped.len();
+            (report, skipped)
+        })
+    }
+
+    /// Take, process and commit the sacks whose locks are all held.
+    async fn process_locked_sacks(&self, locks: &[SackLock]) -> Result<SackReport> {
+        let mut taken = Vec::with_capacity(locks.len());
+        for lock in locks {
+            match self.incoming.take(lock.sack()).await {
                 Ok(t) => taken.push(t),
                 Err(e) => {
                     for t in taken {
@@ -63,10 +123,16 @@ impl Engine {
         };
         match result {
             Ok(report) => {
-                for t in taken {
-                    self.incoming.commit(t).await?;
+                let mut first_error = None;
+                for (t, lock) in taken.into_iter().zip(locks) {
+                    if let Err(e) = self.finish(t, lock).await {
+                        first_error.get_or_insert(e);
+                    }
                 }
-                Ok(report)
+                match first_error {
+                    None => Ok(report),
+                    Some(e) => Err(e),
+                }
             }
             Err(e) => {
                 for t in taken {
@@ -77,33 +143,63 @@ impl Engine {
         }
     }
 
-    /// Process everything pending in one sack. Waits for the sack's lock.
+    /// Delete the processed measures of a sack, if its lock is still ours. A
+    /// lock that may have expired (the coordination backend was unreachable)
+    /// means another worker may have read the same measures: deleting them now
+    /// could delete measures that worker has not processed, so they are left
+    /// in the sack and processed again (idempotently) instead.
+    async fn finish(&self, taken: SackMeasures, lock: &SackLock) -> Result<()> {
+        if lock.held() {
+            self.incoming.commit(taken).await?;
+        } else {
+            tracing::warn!(
+                sack = lock.sack(),
+                "sack lock lost while processing; measures kept to be processed again"
+            );
+            self.incoming.release(taken).await?;
+        }
+        Ok(())
+    }
+
+    /// Process everything pending in one sack. Waits for the sack's locks
+    /// (in-process, then distributed).
     pub async fn process_sack(&self, sack: u32) -> Result<SackReport> {
         let _guard = self.sack_locks[sack as usize].lock().await;
-        self.process_sack_locked(sack).await
+        let lock = lock_sack_until(self.coordinator.as_ref(), sack, None)
+            .await
+            .ok_or_else(|| EngineError::Internal(format!("cannot lock sack {sack}")))?;
+        let r = self.process_sack_locked(&lock).await;
+        unlock_all(vec![lock]).await;
+        r
     }
 
     /// `refresh=true`: process the metric's sack now, waiting at most `timeout` for
-    /// a concurrent processing of the same sack to finish.
+    /// a concurrent processing of the same sack (here or in another process) to
+    /// finish.
     pub async fn refresh_metric(&self, metric: Uuid, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         let sack = sack_of(metric, self.incoming.sacks());
         let guard = tokio::time::timeout(timeout, self.sack_locks[sack as usize].lock())
             .await
             .map_err(|_| EngineError::MetricLocked(metric))?;
-        let r = self.process_sack_locked(sack).await.map(|_| ());
+        let lock = lock_sack_until(self.coordinator.as_ref(), sack, Some(deadline))
+            .await
+            .ok_or(EngineError::MetricLocked(metric))?;
+        let r = self.process_sack_locked(&lock).await.map(|_| ());
+        unlock_all(vec![lock]).await;
         drop(guard);
         r
     }
 
-    async fn process_sack_locked(&self, sack: u32) -> Result<SackReport> {
-        let taken = self.incoming.take(sack).await?;
+    async fn process_sack_locked(&self, lock: &SackLock) -> Result<SackReport> {
+        let taken = self.incoming.take(lock.sack()).await?;
         if taken.measures.is_empty() {
             self.incoming.commit(taken).await?;
             return Ok(SackReport::default());
         }
         match self.process_measures(&taken.measures).await {
             Ok(report) => {
-                self.incoming.commit(taken).await?;
+                self.finish(taken, lock).await?;
                 Ok(report)
             }
             Err(e) => {
@@ -126,6 +222,16 @@ impl Engine {
         }
         let metric_ids: Vec<Uuid> = metrics.iter().map(|m| m.id).collect();
         let raws = self.aggregates.get_raw(&metric_ids).await?;
+        // A metric without a raw buffer was never processed, so it has no
+        // splits either (every write batch stores the raw buffer of each metric
+        // it touches): listing its series would only cost round trips (six
+        // LISTs per new metric on S3).
+        let processed_before: HashSet<Uuid> = metric_ids
+            .iter()
+            .zip(&raws)
+            .filter(|(_, raw)| raw.is_some())
+            .map(|(id, _)| *id)
+            .collect();
 
         // Pure computation off the executor: decode raw buffers, apply measures.
         let inputs: Vec<MetricInput> = metrics
@@ -142,16 +248,32 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let metrics_count = updates.len();
 
-        // Which splits already exist: one listing for every series touched.
+        // Which splits already exist: one listing for every series touched
+        // of the metrics processed before; none for the new ones.
         let series: Vec<(Uuid, Method, i64)> = updates
             .iter()
+            .filter(|(id, _)| processed_before.contains(id))
             .flat_map(|(id, u)| {
                 u.aggregates
                     .iter()
                     .map(move |a| (*id, a.method, a.granularity))
             })
             .collect();
-        let existing_keys = self.aggregates.list_split_keys(&series).await?;
+        let mut listed = self.aggregates.list_split_keys(&series).await?.into_iter();
+        let existing_keys: Vec<Vec<SplitKey>> = updates
+            .iter()
+            .flat_map(|(id, u)| {
+                let known = processed_before.contains(id);
+                u.aggregates.iter().map(move |_| known)
+            })
+            .map(|known| {
+                if known {
+                    listed.next().unwrap_or_default()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
 
         // Read only the stored splits that the new points fall into.
         let mut to_read: Vec<SplitRef> = Vec::new();
@@ -185,47 +307,149 @@ impl Engine {
         Ok(SackReport {
             metrics: metrics_count,
             measures: measures_count,
+            skipped: 0,
         })
     }
 
-    /// The metricd loop: process sacks as soon as they are notified, and every
-    /// sack at least every `processing_delay`, until `shutdown` flips to true.
+    /// The metricd loop: process this worker's sacks as soon as they are
+    /// notified, and all of them at least every `processing_delay`, until
+    /// `shutdown` flips to true. With a distributed coordinator the worker joins
+    /// the processing group, refreshes the membership every
+    /// `membership_refresh` and processes the sacks the hash ring gives it;
+    /// when the ring changes it scans its (new) sacks at once, which is how a
+    /// dead worker's backlog is taken over.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let sacks = self.incoming.sacks();
         let workers = self.config.workers.max(1);
+        let distributed = self.coordinator.is_distributed();
+        if distributed {
+            match self.coordinator.join().await {
+                Ok(()) => tracing::info!(
+                    member = %self.coordinator.member_id(),
+                    "joined the processing group"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "cannot join the processing group yet; processing every sack until the membership is known"
+                ),
+            }
+        }
+        // Which sacks are ours (`None`: all of them, no membership known).
+        let mut mine: Option<Vec<bool>> = None;
+        let mut members: Vec<String> = Vec::new();
+        let mut last_membership: Option<Instant> = None;
         let mut last_full_scan = Instant::now();
+        let mut skipped: Vec<u32> = Vec::new();
+        let mut skipped_since = Instant::now();
         loop {
             if *shutdown.borrow() {
-                return;
+                break;
+            }
+            let mut rebalanced = false;
+            if distributed
+                && last_membership.is_none_or(|t| t.elapsed() >= self.config.membership_refresh)
+            {
+                last_membership = Some(Instant::now());
+                if let Some((now_members, now_mine)) = self.my_sacks(sacks).await
+                    && (now_members != members || mine.as_ref() != Some(&now_mine))
+                {
+                    let count = now_mine.iter().filter(|m| **m).count();
+                    tracing::info!(
+                        members = ?now_members,
+                        sacks = count,
+                        total = sacks,
+                        "processing group rebalanced: {} members, processing {count} of {sacks} sacks",
+                        now_members.len()
+                    );
+                    members = now_members;
+                    mine = Some(now_mine);
+                    rebalanced = true;
+                }
             }
             let wait = Duration::from_millis(200);
             let mut todo = tokio::select! {
                 s = self.incoming.wait_for_new(wait) => s,
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             };
-            if last_full_scan.elapsed() >= self.config.processing_delay {
+            if rebalanced || last_full_scan.elapsed() >= self.config.processing_delay {
                 todo = (0..sacks).collect();
                 last_full_scan = Instant::now();
+            }
+            if !skipped.is_empty() && skipped_since.elapsed() >= RETRY_SKIPPED_AFTER {
+                todo.append(&mut skipped);
+            }
+            if let Some(mine) = &mine {
+                todo.retain(|s| mine.get(*s as usize).copied().unwrap_or(false));
             }
             todo.sort_unstable();
             todo.dedup();
             // Process the sacks in batches, with bounded concurrency.
             let mut set = tokio::task::JoinSet::new();
+            let mut skipped_now = Vec::new();
             let per_batch = todo.len().div_ceil(workers).clamp(1, SACKS_PER_BATCH);
             for group in todo.chunks(per_batch) {
                 while set.len() >= workers {
-                    set.join_next().await;
+                    if let Some(Ok(s)) = set.join_next().await {
+                        skipped_now.extend(s);
+                    }
                 }
                 let engine = self.clone();
                 let group = group.to_vec();
                 set.spawn(async move {
-                    if let Err(e) = engine.process_sacks(&group).await {
-                        tracing::error!(sacks = ?group, error = %e, "processing sacks failed; measures kept for retry");
+                    match engine.process_sacks_or_skip(&group).await {
+                        Ok((_, skipped)) => skipped,
+                        Err(e) => {
+                            tracing::error!(sacks = ?group, error = %e, "processing sacks failed; measures kept for retry");
+                            Vec::new()
+                        }
                     }
                 });
             }
-            while set.join_next().await.is_some() {}
+            while let Some(r) = set.join_next().await {
+                if let Ok(s) = r {
+                    skipped_now.extend(s);
+                }
+            }
+            if !skipped_now.is_empty() {
+                if skipped.is_empty() {
+                    skipped_since = Instant::now();
+                }
+                skipped.append(&mut skipped_now);
+                skipped.sort_unstable();
+                skipped.dedup();
+            }
         }
+        if distributed {
+            self.coordinator.leave().await;
+            tracing::info!("left the processing group");
+        }
+    }
+
+    /// The live members and which sacks the ring gives this worker, or `None`
+    /// when the membership is unknown (coordinator without membership, or
+    /// unreachable: the previous assignment is kept, and the sack locks still
+    /// keep processing exclusive).
+    async fn my_sacks(&self, sacks: u32) -> Option<(Vec<String>, Vec<bool>)> {
+        let mut members = match self.coordinator.members().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot refresh the processing group's membership");
+                return None;
+            }
+        };
+        let me = self.coordinator.member_id();
+        // Our own heartbeat may lag behind our processing: we are alive.
+        if !members.contains(&me) {
+            members.push(me.clone());
+            members.sort_unstable();
+        }
+        let ring = HashRing::new(&members);
+        let mut mine = vec![false; sacks as usize];
+        for s in ring.sacks_for(&me, sacks, self.config.processing_replicas.max(1)) {
+            mine[s as usize] = true;
+        }
+        Some((members, mine))
     }
 
     /// Purge the data of deleted metrics, then their index rows. Returns how many.
@@ -254,6 +478,25 @@ impl Engine {
                 _ = tokio::time::sleep(self.config.cleanup_delay) => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+/// Release distributed sack locks (concurrently: one shared round trip on a
+/// multiplexed connection). A failed release is only logged: the lock then
+/// expires at its TTL (Redis) or was already gone with its session (PostgreSQL).
+async fn unlock_all(locks: Vec<SackLock>) {
+    if locks.iter().all(SackLock::is_local) {
+        return;
+    }
+    let results = futures::future::join_all(locks.into_iter().map(|l| {
+        let sack = l.sack();
+        async move { (sack, l.unlock().await) }
+    }))
+    .await;
+    for (sack, r) in results {
+        if let Err(e) = r {
+            tracing::warn!(sack, error = %e, "cannot release the sack lock; it expires on its own");
         }
     }
 }

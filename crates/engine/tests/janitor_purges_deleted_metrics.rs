@@ -1,37 +1,18 @@
 //! Deleting a metric only marks it; the janitor then removes its aggregates and
 //! its index row, and measures still pending for it are dropped by metricd.
 
-use carbonara::policy::builtin_policies;
-use carbonara::{Method, policy::default_aggregation_methods};
-use gnocchi_engine::{Engine, EngineConfig, MeasuresQuery};
-use gnocchi_index::{Indexer, NewMetric, sqlite::SqliteIndexer};
-use gnocchi_storage::{local_aggregates::LocalAggregates, local_incoming::LocalIncoming, sack_of};
-use std::sync::Arc;
-use uuid::Uuid;
+mod embedded;
 
-async fn engine(dir: &std::path::Path) -> Arc<Engine> {
-    let indexer = SqliteIndexer::open(dir.join("index.sqlite").to_str().unwrap())
-        .await
-        .unwrap();
-    indexer.upgrade().await.unwrap();
-    for ap in builtin_policies(&default_aggregation_methods()) {
-        indexer.create_archive_policy(&ap).await.unwrap();
-    }
-    let incoming = LocalIncoming::open(&dir.join("incoming"), 8).unwrap();
-    let aggregates = LocalAggregates::open(&dir.join("aggregates.redb")).unwrap();
-    Engine::new(
-        Arc::new(indexer),
-        Arc::new(incoming),
-        Arc::new(aggregates),
-        EngineConfig::default(),
-    )
-}
+use carbonara::Method;
+use gnocchi_engine::MeasuresQuery;
+use gnocchi_index::NewMetric;
+use gnocchi_storage::sack_of;
+use uuid::Uuid;
 
 #[tokio::test]
 async fn janitor_purges_deleted_metrics() {
     let dir = std::env::temp_dir().join(format!("engine-janitor-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let e = engine(&dir).await;
+    let e = embedded::engine_in(&dir, 8, None).await;
     let id = Uuid::new_v4();
     let metric = e
         .indexer

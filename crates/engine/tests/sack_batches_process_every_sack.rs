@@ -1,34 +1,19 @@
 //! Processing several sacks as one batch aggregates every metric of every sack
 //! exactly as processing them one by one, and empties them all.
 
+mod embedded;
+
 use carbonara::Method;
-use carbonara::policy::{builtin_policies, default_aggregation_methods};
-use gnocchi_engine::{Engine, EngineConfig, MeasuresQuery};
-use gnocchi_index::{Indexer, NewMetric, sqlite::SqliteIndexer};
-use gnocchi_storage::{local_aggregates::LocalAggregates, local_incoming::LocalIncoming, sack_of};
+use gnocchi_engine::MeasuresQuery;
+use gnocchi_index::NewMetric;
+use gnocchi_storage::sack_of;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use uuid::Uuid;
 
 #[tokio::test]
 async fn a_batch_of_sacks_processes_every_metric_of_every_sack() {
     let dir = std::env::temp_dir().join(format!("engine-sack-batch-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let indexer = SqliteIndexer::open(dir.join("index.sqlite").to_str().unwrap())
-        .await
-        .unwrap();
-    indexer.upgrade().await.unwrap();
-    for ap in builtin_policies(&default_aggregation_methods()) {
-        indexer.create_archive_policy(&ap).await.unwrap();
-    }
-    let incoming = LocalIncoming::open(&dir.join("incoming"), 8).unwrap();
-    let aggregates = LocalAggregates::open(&dir.join("aggregates.redb")).unwrap();
-    let e = Engine::new(
-        Arc::new(indexer),
-        Arc::new(incoming),
-        Arc::new(aggregates),
-        EngineConfig::default(),
-    );
+    let e = embedded::engine_in(&dir, 8, None).await;
 
     let t0 = 1_700_000_000_000_000_000i64;
     let mut metrics = Vec::new();

@@ -7,6 +7,7 @@
 use gnocchi_api::keystone::KeystoneConfig;
 use gnocchi_api::{ApiConfig, AuthMode, CorsConfig};
 use gnocchi_engine::EngineConfig;
+use gnocchi_engine::coordination::CoordinationUrl;
 use ini::Ini;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +39,9 @@ pub struct Config {
     pub storage: StorageDriver,
     pub api: ApiConfig,
     pub engine: EngineConfig,
+    /// `[DEFAULT] coordination_url`, given or derived (see [`coordination`]);
+    /// `None`: in-process, this process is the only metricd.
+    pub coordination: Option<CoordinationUrl>,
     /// `[statsd]` (see `crate::statsd`).
     pub statsd: crate::statsd::Settings,
 }
@@ -114,12 +118,15 @@ struct Source {
 impl Source {
     fn get(&self, section: &str, key: &str) -> Option<String> {
         let ini = self.ini.as_ref()?;
-        let section = if section == "DEFAULT" {
-            None
+        // oslo.config files spell the default section `[DEFAULT]`; options
+        // before any section header belong to it too.
+        let value = if section == "DEFAULT" {
+            ini.get_from(None::<&str>, key)
+                .or_else(|| ini.get_from(Some("DEFAULT"), key))
         } else {
-            Some(section)
+            ini.get_from(Some(section), key)
         };
-        ini.get_from(section, key)
+        value
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
     }
@@ -166,6 +173,42 @@ impl Source {
             message: e.to_string(),
         })
     }
+}
+
+/// `[DEFAULT] coordination_url` (tooz's URL forms, the `+driver` suffix
+/// stripped). Unset, it is derived as upstream does: the Redis URL when the
+/// incoming or the aggregate store is Redis, else the index URL when the index
+/// is PostgreSQL, else none (in-process: the embedded default, one metricd).
+fn coordination(
+    src: &Source,
+    incoming: &IncomingDriver,
+    storage: &StorageDriver,
+    indexer_url: &str,
+) -> Result<Option<CoordinationUrl>, ConfigError> {
+    let (url, origin) = match src.get("DEFAULT", "coordination_url") {
+        Some(url) => (url, None),
+        None => match (incoming, storage) {
+            (IncomingDriver::Redis { url }, _) => (url.clone(), Some("[incoming] redis_url")),
+            (_, StorageDriver::Redis { url }) => (url.clone(), Some("[storage] redis_url")),
+            _ if indexer_url
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("postgres")) =>
+            {
+                (indexer_url.to_string(), Some("[indexer] url"))
+            }
+            _ => return Ok(None),
+        },
+    };
+    CoordinationUrl::parse(&url)
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            section: "DEFAULT".into(),
+            key: "coordination_url".into(),
+            message: match origin {
+                None => e.to_string(),
+                Some(o) => format!("{e} (derived from {o})"),
+            },
+        })
 }
 
 /// Command-line values that override the file.
@@ -321,8 +364,20 @@ impl Config {
             processing_delay: src.seconds("metricd", "metric_processing_delay", 60.0)?,
             cleanup_delay: src.seconds("metricd", "metric_cleanup_delay", 300.0)?,
             cleanup_batch_size: src.parse("metricd", "cleanup_batch_size", 10_000)?,
+            processing_replicas: match src.parse("metricd", "processing_replicas", 3usize)? {
+                0 => {
+                    return Err(ConfigError::Invalid {
+                        section: "metricd".into(),
+                        key: "processing_replicas".into(),
+                        message: "must be at least 1".into(),
+                    });
+                }
+                n => n,
+            },
+            ..defaults
         };
         let (storage, incoming) = drivers(&src)?;
+        let coordination = coordination(&src, &incoming, &storage, &indexer_url)?;
         Ok(Config {
             host: overrides
                 .host
@@ -340,19 +395,107 @@ impl Config {
             incoming,
             api,
             engine,
+            coordination,
             statsd: crate::statsd::Settings::load(&|key| src.get("statsd", key))?,
         })
     }
 
-    /// Where the SQLite index lives.
-    pub fn sqlite_path(&self) -> String {
-        let url = self.indexer_url.as_str();
-        if url.is_empty() {
-            return self.data_dir.join("index.sqlite").display().to_string();
+    /// The index URL: `[indexer] url` (upstream's form, e.g.
+    /// `postgresql://user@host/gnocchi` or `mysql+pymysql://root@host/gnocchi`), or
+    /// the embedded SQLite file in the data directory when unset.
+    pub fn indexer_url(&self) -> String {
+        if self.indexer_url.is_empty() {
+            return format!("sqlite://{}", self.data_dir.join("index.sqlite").display());
         }
-        url.strip_prefix("sqlite:///")
-            .map(str::to_string)
-            .or_else(|| url.strip_prefix("sqlite://").map(str::to_string))
-            .unwrap_or_else(|| url.to_string())
+        self.indexer_url.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let path = std::env::temp_dir().join(format!(
+            "gnocchid-config-test-{}-{}.conf",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&path, text).expect("write config");
+        let r = Config::load(Some(&path), &Overrides::default());
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn coordination_url_defaults_as_upstream() {
+        // The embedded default: in-process.
+        assert_eq!(load("").unwrap().coordination, None);
+        // Redis incoming or storage: their URL.
+        let c = load("[incoming]\ndriver = redis\nredis_url = redis://h:1/?db=4\n").unwrap();
+        assert_eq!(
+            c.coordination,
+            Some(CoordinationUrl::Redis("redis://h:1/?db=4".into()))
+        );
+        let c = load(
+            "[storage]\ndriver = redis\nredis_url = redis://h:2/\n[incoming]\ndriver = file\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.coordination,
+            Some(CoordinationUrl::Redis("redis://h:2/".into()))
+        );
+        // A PostgreSQL index, without its +driver suffix.
+        if std::env::var_os("GNOCCHI_INDEXER_URL").is_none() {
+            let c = load("[indexer]\nurl = postgresql+psycopg2://u@h/gnocchi\n").unwrap();
+            assert_eq!(
+                c.coordination,
+                Some(CoordinationUrl::Postgres("postgresql://u@h/gnocchi".into()))
+            );
+        }
+        // Explicit, under [DEFAULT] or before any section.
+        let c = load("[DEFAULT]\ncoordination_url = postgresql://u@h/c\n").unwrap();
+        assert_eq!(
+            c.coordination,
+            Some(CoordinationUrl::Postgres("postgresql://u@h/c".into()))
+        );
+        let c = load("coordination_url = redis://h:3/\n").unwrap();
+        assert_eq!(
+            c.coordination,
+            Some(CoordinationUrl::Redis("redis://h:3/".into()))
+        );
+        assert_eq!(load("").unwrap().engine.processing_replicas, 3);
+        assert_eq!(
+            load("[metricd]\nprocessing_replicas = 2\n")
+                .unwrap()
+                .engine
+                .processing_replicas,
+            2
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        for (text, option) in [
+            (
+                "[DEFAULT]\ncoordination_url = zookeeper://h:2181\n",
+                "[DEFAULT] coordination_url",
+            ),
+            (
+                "[incoming]\ndriver = redis\nredis_url = redis://h:1/notanumber\n",
+                "[DEFAULT] coordination_url",
+            ),
+            (
+                "[metricd]\nprocessing_replicas = 0\n",
+                "[metricd] processing_replicas",
+            ),
+            (
+                "[metricd]\nprocessing_replicas = many\n",
+                "[metricd] processing_replicas",
+            ),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.contains(option), "{text}: {e}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! With no subcommand it is the all-in-one server: the API on 127.0.0.1:8041,
 //! an embedded SQLite index, local incoming and aggregate stores under the data
 //! directory, and metricd plus the janitor in-process. Subcommands run one role
-//! (`api`, `metricd`), prepare storage (`upgrade`), or measure (`bench`).
+//! (`api`, `metricd`), prepare storage (`upgrade`), or measure (`bench`); with
+//! network backends in gnocchi.conf, any number of them share the work.
 //! This crate only parses configuration and wires the other crates together.
 
 // A binary has no public API: `pub` here only means "shared between modules".
@@ -30,8 +31,8 @@ struct Cli {
     /// Port to listen on (overrides [api] port; default 8041).
     #[arg(long, global = true)]
     port: Option<u16>,
-    /// Directory holding the index, the incoming log and the aggregates
-    /// (overrides [storage] file_basepath; default ./gnocchi-data).
+    /// Directory holding the embedded stores: the SQLite index, the incoming log
+    /// and the aggregates (overrides [storage] file_basepath; default ./gnocchi-data).
     #[arg(long, global = true, env = "GNOCCHI_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Do not create the default archive policies (low, medium, high, bool) and the
@@ -48,14 +49,16 @@ enum Command {
     Serve,
     /// Only the API (metrics are processed by `gnocchid metricd` or on refresh=true).
     Api,
-    /// Only metricd: process incoming measures and purge deleted metrics.
+    /// Only metricd: process incoming measures and purge deleted metrics. Several
+    /// metricd processes share the sacks through `[DEFAULT] coordination_url`.
     Metricd,
     /// Create or migrate the index and storage, then create the default archive policies.
     Upgrade,
     /// Only the statsd daemon (UDP, `[statsd]`); `--host`/`--port` set its address.
     Statsd,
     /// Change the number of sacks of the incoming store (refused while measures
-    /// are pending, as upstream's gnocchi-change-sack-size). The server must be stopped.
+    /// are pending, as upstream's gnocchi-change-sack-size). With the embedded
+    /// store the server must be stopped; on Redis, restart every process afterwards.
     ChangeSackSize {
         /// The new number of sacks.
         #[arg(long)]
@@ -106,9 +109,9 @@ fn main() -> ExitCode {
             Command::Upgrade => server::upgrade(&cfg, create_policies).await.map(|_| ()),
             Command::Statsd => statsd::run(cfg, cli.host, cli.port, create_policies).await,
             Command::ChangeSackSize { sacks_number } => {
-                server::change_sack_size(&cfg, sacks_number)
+                server::change_sack_size(&cfg, sacks_number).await
             }
-            Command::Bench(args) => bench::run(*args).await,
+            Command::Bench(args) => bench::run(*args, cli.config_file).await,
         }
     });
     match result {

@@ -3,8 +3,11 @@
 
 use crate::config::{Config, IncomingDriver, StorageDriver};
 use gnocchi_api::AppState;
-use gnocchi_engine::Engine;
-use gnocchi_index::{Indexer, sqlite::SqliteIndexer};
+use gnocchi_engine::coordination::CoordinationUrl;
+use gnocchi_engine::coordination_pg::PgCoordinator;
+use gnocchi_engine::coordination_redis::RedisCoordinator;
+use gnocchi_engine::{Coordinator, Engine, InProcessCoordinator};
+use gnocchi_index::Indexer;
 use gnocchi_storage::{
     Aggregates, Incoming, local_aggregates::LocalAggregates, local_incoming::LocalIncoming,
 };
@@ -52,7 +55,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
             cfg.data_dir.display()
         )
     })?;
-    let indexer: Arc<dyn Indexer> = Arc::new(SqliteIndexer::open(&cfg.sqlite_path()).await?);
+    let indexer: Arc<dyn Indexer> = gnocchi_index::open(&cfg.indexer_url()).await?;
     indexer.upgrade().await?;
     let incoming: Arc<dyn Incoming> = match &cfg.incoming {
         IncomingDriver::File => Arc::new(LocalIncoming::open(
@@ -78,19 +81,20 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
     })
 }
 
-/// `gnocchid change-sack-size`: re-split the incoming store into `sacks` sacks.
-pub fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> {
-    match &cfg.incoming {
-        IncomingDriver::File => {
-            let old = LocalIncoming::change_sacks(&cfg.data_dir.join("incoming"), sacks)
-                .map_err(|e| format!("Cannot change sack size: {e}"))?;
-            tracing::info!(from = old, to = sacks, "changed the number of sacks");
-            Ok(())
-        }
-        IncomingDriver::Redis { .. } => {
-            Err("change-sack-size is not supported on the Redis incoming driver yet".into())
-        }
+/// `gnocchid change-sack-size`: re-split the incoming store into `sacks` sacks
+/// (refused while measures are pending). On Redis the new count is stored in
+/// Redis; every api, metricd and statsd process using it must then be restarted.
+pub async fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> {
+    let old = match &cfg.incoming {
+        IncomingDriver::File => LocalIncoming::change_sacks(&cfg.data_dir.join("incoming"), sacks),
+        IncomingDriver::Redis { url } => RedisIncoming::change_sacks(url, sacks).await,
     }
+    .map_err(|e| format!("Cannot change sack size: {e}"))?;
+    tracing::info!(from = old, to = sacks, "changed the number of sacks");
+    if matches!(cfg.incoming, IncomingDriver::Redis { .. }) && old != sacks {
+        tracing::warn!("restart every gnocchid api, metricd and statsd process using this Redis");
+    }
+    Ok(())
 }
 
 /// Upstream's default archive policies and the `default` rule, created only on
@@ -148,13 +152,35 @@ fn processor_id() -> String {
     format!("{host}.{}", std::process::id())
 }
 
+/// The coordinator of `[DEFAULT] coordination_url` (given or derived, see
+/// `config::coordination`): in-process for the embedded default. Every role
+/// that processes sacks or refreshes metrics takes sack locks through it; only
+/// metricd joins the processing group (`Engine::run` does).
+async fn coordinator(cfg: &Config) -> Result<Arc<dyn Coordinator>, BoxError> {
+    Ok(match &cfg.coordination {
+        None => Arc::new(InProcessCoordinator::new()),
+        Some(url) => {
+            tracing::info!(url = %url, "coordination");
+            match url {
+                CoordinationUrl::Redis(u) => Arc::new(
+                    RedisCoordinator::connect(u, &processor_id(), Default::default()).await?,
+                ),
+                CoordinationUrl::Postgres(u) => {
+                    Arc::new(PgCoordinator::connect(u, Default::default()).await?)
+                }
+            }
+        }
+    })
+}
+
 pub async fn run(mut cfg: Config, roles: Roles, create_policies: bool) -> Result<(), BoxError> {
     let backends = upgrade(&cfg, create_policies).await?;
-    let engine = Engine::new(
+    let engine = Engine::with_coordinator(
         backends.indexer.clone(),
         backends.incoming.clone(),
         backends.aggregates.clone(),
         cfg.engine.clone(),
+        coordinator(&cfg).await?,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();

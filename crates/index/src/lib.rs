@@ -19,6 +19,8 @@ mod query;
 mod resource_query;
 mod schema;
 mod schema_resource;
+pub mod server;
+pub mod sql;
 pub mod sqlite;
 
 pub use error::IndexError;
@@ -131,4 +133,52 @@ pub trait ResourceIndexer: Send + Sync + 'static {
     /// `ResourceTypeNotFound`, `InvalidSortKey`, `InvalidMarker`, `QueryValueError`,
     /// `QueryAttributeError`.
     async fn list_resources(&self, query: &ResourceQuery) -> Result<Vec<Resource>>;
+}
+
+/// The backend an index URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexUrl {
+    /// A file path, or `:memory:`.
+    Sqlite(String),
+    /// A `postgres://` URL as sqlx takes it.
+    Postgres(String),
+    /// A `mysql://` URL as sqlx takes it.
+    Mysql(String),
+}
+
+impl IndexUrl {
+    /// Parse upstream's `[indexer] url`: `sqlite:///path`, `postgresql://…`,
+    /// `mysql://…`, with or without a SQLAlchemy driver suffix
+    /// (`postgresql+psycopg2://`, `mysql+pymysql://`); a bare path is SQLite.
+    pub fn parse(url: &str) -> Result<Self> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Ok(IndexUrl::Sqlite(url.to_owned()));
+        };
+        let base = scheme.split('+').next().unwrap_or(scheme);
+        match base {
+            "sqlite" => Ok(IndexUrl::Sqlite(
+                rest.strip_prefix('/')
+                    .filter(|p| p.starts_with('/') || p.starts_with(":memory:"))
+                    .unwrap_or(rest)
+                    .to_owned(),
+            )),
+            "postgresql" | "postgres" => Ok(IndexUrl::Postgres(format!("postgres://{rest}"))),
+            "mysql" | "mariadb" => Ok(IndexUrl::Mysql(format!("mysql://{rest}"))),
+            other => Err(IndexError::Backend(format!(
+                "unsupported indexer URL scheme `{other}' (expected sqlite, postgresql or mysql)"
+            ))),
+        }
+    }
+}
+
+/// Open the index `url` names (see [`IndexUrl::parse`]). Does not touch the schema:
+/// call [`Indexer::upgrade`] first.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Indexer>> {
+    Ok(match IndexUrl::parse(url)? {
+        IndexUrl::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteIndexer::open(&path).await?),
+        IndexUrl::Postgres(url) => {
+            std::sync::Arc::new(server::PostgresIndexer::connect(&url).await?)
+        }
+        IndexUrl::Mysql(url) => std::sync::Arc::new(server::MysqlIndexer::connect(&url).await?),
+    })
 }

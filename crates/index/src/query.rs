@@ -221,17 +221,21 @@ pub(crate) fn get_metrics(ids: &[Uuid]) -> SelectStatement {
     q
 }
 
-/// Mark the active metrics among `ids` deleted, returning the ids it marked
-/// (SQLite >= 3.35, PostgreSQL, MariaDB; not MySQL).
-pub(crate) fn delete_metrics_returning(ids: &[Uuid]) -> UpdateStatement {
+/// Mark the active metrics among `ids` deleted (rows affected: how many were active).
+pub(crate) fn delete_metrics(ids: &[Uuid]) -> UpdateStatement {
     Query::update()
         .table(MetricT::Table)
         .value(MetricT::Status, STATUS_DELETE)
         .value(MetricT::ResourceId, Value::String(None))
         .and_where(Expr::col(MetricT::Id).is_in(ids.iter().map(uuid_text)))
         .and_where(Expr::col(MetricT::Status).eq(STATUS_ACTIVE))
-        .returning_col(MetricT::Id)
         .to_owned()
+}
+
+/// [`delete_metrics`], returning the ids it marked (SQLite >= 3.35, PostgreSQL;
+/// not MySQL/MariaDB).
+pub(crate) fn delete_metrics_returning(ids: &[Uuid]) -> UpdateStatement {
+    delete_metrics(ids).returning_col(MetricT::Id).to_owned()
 }
 
 pub(crate) fn list_deleted_metrics(limit: usize) -> SelectStatement {

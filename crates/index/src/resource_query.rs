@@ -533,6 +533,19 @@ fn select_result(rt: &ResourceType, history: bool) -> SelectStatement {
 }
 
 /// One current resource of the type (any type for `generic`, base columns only).
+/// Lock a resource's base row for the rest of the transaction (`FOR UPDATE` on
+/// PostgreSQL and MySQL; SQLite's write transaction already excludes other
+/// writers), so that concurrent updates of one resource apply one after the
+/// other and each records its own revision.
+pub(crate) fn lock_resource(id: &Uuid) -> SelectStatement {
+    Query::select()
+        .column(ResourceT::Id)
+        .from(ResourceT::Table)
+        .and_where(Expr::col(ResourceT::Id).eq(uuid_text(id)))
+        .lock_exclusive()
+        .to_owned()
+}
+
 pub(crate) fn select_resource(rt: &ResourceType, id: &Uuid) -> SelectStatement {
     let mut q = select_result(rt, false);
     q.and_where(Expr::expr(rcol("id")).eq(uuid_text(id)));

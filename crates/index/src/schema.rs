@@ -5,9 +5,14 @@
 //! Migrations are append-only: never edit a released one, add the next version.
 //!
 //! Column conventions (all backends):
-//! - ids (metric id, later resource id) are 36-char lowercase hyphenated UUID text.
-//!   One representation everywhere, readable in any SQL shell, and its text order is the
-//!   UUID's byte order, so `ORDER BY id` and keyset markers agree across backends.
+//! - ids (metric id, resource id) are 36-char lowercase hyphenated UUID text in a
+//!   `VARCHAR(36)`. One representation everywhere, readable in any SQL shell, and its
+//!   text order is the UUID's byte order, so `ORDER BY id` and keyset markers agree
+//!   across backends. Not `CHAR(36)`: PostgreSQL compares a `bpchar` column with a
+//!   text parameter (what sqlx binds) by casting the column, which rules out its
+//!   index — every metric lookup would scan the table. (Migrations 1 and 2 declared
+//!   `CHAR(36)` before the PostgreSQL backend existed; on SQLite, the only engine
+//!   with databases from then, both declarations mean the same TEXT column.)
 //! - instants are BIGINT nanoseconds since the Unix epoch, UTC.
 //! - archive policy definitions and method sets are JSON text (see `codec`).
 
@@ -183,7 +188,7 @@ fn v1_steps() -> Vec<Step> {
         .table(MetricT::Table)
         .col(
             ColumnDef::new(MetricT::Id)
-                .char_len(UUID_LEN)
+                .string_len(UUID_LEN)
                 .not_null()
                 .primary_key(),
         )
@@ -197,7 +202,7 @@ fn v1_steps() -> Vec<Step> {
         .col(ColumnDef::new(MetricT::Unit).string_len(31).null())
         .col(
             ColumnDef::new(MetricT::ResourceId)
-                .char_len(UUID_LEN)
+                .string_len(UUID_LEN)
                 .null(),
         )
         .col(

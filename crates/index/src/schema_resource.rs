@@ -125,7 +125,7 @@ pub(crate) fn v2_steps() -> Vec<Step> {
     let mut resource = Table::create();
     resource.table(ResourceT::Table).col(
         ColumnDef::new(ResourceT::Id)
-            .char_len(UUID_LEN)
+            .string_len(UUID_LEN)
             .not_null()
             .primary_key(),
     );
@@ -148,7 +148,11 @@ pub(crate) fn v2_steps() -> Vec<Step> {
                 .auto_increment()
                 .primary_key(),
         )
-        .col(ColumnDef::new(ResourceT::Id).char_len(UUID_LEN).not_null())
+        .col(
+            ColumnDef::new(ResourceT::Id)
+                .string_len(UUID_LEN)
+                .not_null(),
+        )
         .col(
             ColumnDef::new(HistoryT::RevisionEnd)
                 .big_integer()
@@ -225,7 +229,7 @@ pub(crate) fn attribute_column(attr: &AttributeSchema) -> ColumnDef {
     let mut c = ColumnDef::new(Alias::new(&attr.name));
     match attr.kind {
         AttributeKind::String { .. } => c.string_len(256),
-        AttributeKind::Uuid => c.char_len(UUID_LEN),
+        AttributeKind::Uuid => c.string_len(UUID_LEN),
         AttributeKind::Number { .. } => c.double(),
         AttributeKind::Bool => c.boolean(),
         AttributeKind::Datetime => c.big_integer(),
@@ -242,7 +246,7 @@ pub(crate) fn create_type_tables(
     let mut current = Table::create();
     current.table(Alias::new(tablename)).col(
         ColumnDef::new(ResourceT::Id)
-            .char_len(UUID_LEN)
+            .string_len(UUID_LEN)
             .not_null()
             .primary_key(),
     );
@@ -308,12 +312,13 @@ pub(crate) fn attribute_index(table: &str, attr: &str) -> IndexCreateStatement {
         .to_owned()
 }
 
-/// SQLite refuses to drop an indexed column: drop its index first.
+/// SQLite refuses to drop an indexed column: drop its index first. Every
+/// attribute column has one (created with the column), so no `IF EXISTS`, which
+/// MySQL lacks.
 pub(crate) fn drop_attribute_index(table: &str, attr: &str) -> IndexDropStatement {
     Index::drop()
         .name(attribute_index_name(table, attr))
         .table(Alias::new(table))
-        .if_exists()
         .to_owned()
 }
 

@@ -1,4 +1,4 @@
-//! The embedded SQLite indexer (the all-in-one default).
+//! The embedded SQLite backend of [`SqlIndexer`] (the all-in-one default).
 //!
 //! Connections:
 //! - one writer connection behind an async mutex: every write of this process goes
@@ -31,32 +31,28 @@
 //! killed (kill -9, panic, OOM); the WAL is fsynced at checkpoints, so a power loss
 //! or kernel crash may lose the last transactions, never corrupt the database.
 //!
-//! Statements are built with sea-query ([`crate::query`]) and rendered with
-//! [`SqliteQueryBuilder`]; sqlx keeps them prepared per connection (statement cache).
-
-mod resource;
+//! Statements are rendered with [`SqliteQueryBuilder`]; sqlx keeps them prepared
+//! per connection (statement cache). Write transactions are `BEGIN IMMEDIATE` on
+//! the writer, held through [`SqliteTx`].
 
 use crate::bind::bind_values;
-use crate::codec;
-use crate::model::{ArchivePolicyRule, Metric, MetricQuery, NewMetric};
+use crate::model::NewMetric;
 use crate::query;
-use crate::schema;
-use crate::{IndexError, Indexer, Result};
-use async_trait::async_trait;
-use carbonara::{ArchivePolicy, ArchivePolicyItem};
-use sea_query::{
-    DeleteStatement, InsertStatement, SelectStatement, SqliteQueryBuilder, UpdateStatement, Values,
+use crate::sql::{
+    Backend, Render, SqlIndexer, SqlRow, Stmt, WriteError, WriteResult, kind, parse_uuid,
 };
+use crate::{IndexError, Result};
+use async_trait::async_trait;
+use sea_query::{QueryBuilder, SchemaBuilder, SqliteQueryBuilder};
 use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row};
-use std::collections::HashMap;
+use sqlx::{ConnectOptions, Connection, Database, Row, Sqlite, TransactionManager};
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -64,8 +60,6 @@ use uuid::Uuid;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
-/// Ids per statement in batched id lookups and deletes.
-const ID_CHUNK: usize = 500;
 /// How often the checkpointer runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// WAL pages after which a commit checkpoints itself (the checkpointer fell behind).
@@ -80,7 +74,10 @@ const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
 /// Most writes one group commit carries; the rest wait for the next.
 const MAX_BATCH: usize = 256;
 
-pub struct SqliteIndexer {
+/// The embedded indexer.
+pub type SqliteIndexer = SqlIndexer<SqliteBackend>;
+
+pub struct SqliteBackend {
     inner: Arc<Inner>,
 }
 
@@ -88,7 +85,6 @@ struct Inner {
     writer: Mutex<SqliteConnection>,
     /// `None` for `:memory:`: reads use the writer connection.
     readers: Option<Readers>,
-    policies: PolicyCache,
     /// Single-statement writes, to the group-commit task.
     queue: mpsc::UnboundedSender<Queued>,
 }
@@ -98,50 +94,21 @@ struct Queued {
     reply: oneshot::Sender<WriteResult>,
 }
 
-/// Rows affected, or why not.
-type WriteResult = std::result::Result<u64, WriteError>;
-
 /// A queued write. Runs of metric inserts and of metric deletes are merged into one
 /// statement each (one round trip to SQLite's thread instead of one per metric).
 enum Op {
-    Statement((String, Values)),
+    Statement(Stmt),
     CreateMetric(Box<NewMetric>, i64),
     DeleteMetric(Uuid),
 }
 
-/// How one statement of a group commit failed.
-#[derive(Debug, Clone)]
-enum WriteError {
-    Unique { primary_key: bool },
-    ForeignKey,
-    Other(String),
+fn write_error(e: &sqlx::Error) -> WriteError {
+    WriteError::of(e, is_primary_key_violation(e))
 }
 
-impl WriteError {
-    fn of(e: &sqlx::Error) -> Self {
-        match kind(e) {
-            Some(ErrorKind::UniqueViolation) => WriteError::Unique {
-                primary_key: is_primary_key_violation(e),
-            },
-            Some(ErrorKind::ForeignKeyViolation) => WriteError::ForeignKey,
-            _ => WriteError::Other(e.to_string()),
-        }
-    }
-
-    /// Whether SQLite undid only the statement and the transaction goes on.
-    fn statement_only(e: &sqlx::Error) -> bool {
-        kind(e).is_some_and(|k| k != ErrorKind::Other)
-    }
-}
-
-impl From<WriteError> for IndexError {
-    fn from(e: WriteError) -> Self {
-        IndexError::Backend(match e {
-            WriteError::Unique { .. } => "unique constraint violated".to_owned(),
-            WriteError::ForeignKey => "foreign key constraint violated".to_owned(),
-            WriteError::Other(m) => m,
-        })
-    }
+/// Whether SQLite undid only the statement and the transaction goes on.
+fn statement_only(e: &sqlx::Error) -> bool {
+    kind(e).is_some_and(|k| k != ErrorKind::Other)
 }
 
 impl SqliteIndexer {
@@ -158,7 +125,7 @@ impl SqliteIndexer {
             .disable_statement_logging();
         if path == ":memory:" {
             let writer = base.filename(":memory:").connect().await?;
-            return Ok(Self::new(writer, None));
+            return Ok(Self::with_backend(SqliteBackend::new(writer, None)));
         }
 
         if let Some(parent) = Path::new(path).parent()
@@ -182,28 +149,26 @@ impl SqliteIndexer {
             .await?;
         let checkpointer = base.connect().await?;
         let readers = Readers::new(base, reader_count());
-        let index = Self::new(writer, Some(readers));
-        tokio::spawn(checkpoint_loop(Arc::downgrade(&index.inner), checkpointer));
+        let index = Self::with_backend(SqliteBackend::new(writer, Some(readers)));
+        tokio::spawn(checkpoint_loop(
+            Arc::downgrade(&index.backend.inner),
+            checkpointer,
+        ));
         Ok(index)
     }
+}
 
+impl SqliteBackend {
     /// Also starts the group-commit task (on the current runtime).
     fn new(writer: SqliteConnection, readers: Option<Readers>) -> Self {
         let (queue, queued) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             writer: Mutex::new(writer),
             readers,
-            policies: PolicyCache::default(),
             queue,
         });
         tokio::spawn(group_commit_loop(Arc::downgrade(&inner), queued));
         Self { inner }
-    }
-
-    /// Run one single-statement write in the next group commit; rows affected.
-    /// The write goes on if this future is dropped (like any sent request).
-    async fn write_one(&self, stmt: (String, Values)) -> WriteResult {
-        self.write_op(Op::Statement(stmt)).await
     }
 
     async fn write_op(&self, op: Op) -> WriteResult {
@@ -215,6 +180,48 @@ impl SqliteIndexer {
             .map_err(|_| abandoned())?;
         answer.await.unwrap_or_else(|_| Err(abandoned()))
     }
+}
+
+/// A write transaction on the writer connection (`BEGIN IMMEDIATE`): the writer's
+/// lock is held until it is committed or dropped; dropped uncommitted, it is rolled
+/// back (queued on the connection, sent before its next statement).
+pub struct SqliteTx<'a> {
+    conn: MutexGuard<'a, SqliteConnection>,
+    open: bool,
+}
+
+impl Deref for SqliteTx<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for SqliteTx<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            <Sqlite as Database>::TransactionManager::start_rollback(&mut self.conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    type Conn = SqliteConnection;
+    type Row = SqliteRow;
+    type Read<'a> = ReadConn<'a>;
+    type Tx<'a> = SqliteTx<'a>;
+    /// `BEGIN IMMEDIATE` already serialises upgraders.
+    type UpgradeLock = ();
+
+    const QUERY: &'static dyn QueryBuilder = &SqliteQueryBuilder;
+    const SCHEMA: &'static dyn SchemaBuilder = &SqliteQueryBuilder;
 
     async fn read(&self) -> Result<ReadConn<'_>> {
         Ok(match &self.inner.readers {
@@ -223,62 +230,64 @@ impl SqliteIndexer {
         })
     }
 
-    /// The writer, for multi-statement transactions.
-    async fn write(&self) -> MutexGuard<'_, SqliteConnection> {
-        self.inner.writer.lock().await
+    async fn begin(&self) -> Result<SqliteTx<'_>> {
+        let mut conn = self.inner.writer.lock().await;
+        <Sqlite as Database>::TransactionManager::begin(&mut conn, Some("BEGIN IMMEDIATE".into()))
+            .await?;
+        Ok(SqliteTx { conn, open: true })
     }
 
-    /// The policy named `name`, from the cache or the database.
-    async fn policy(&self, name: &str) -> Result<Option<Arc<ArchivePolicy>>> {
-        if let Some(p) = self.inner.policies.get(name) {
-            return Ok(Some(p));
-        }
-        let rows = fetch_all(
-            &mut *self.read().await?,
-            query::select_archive_policies(Some(name)).render(),
-        )
-        .await?;
-        rows.first().map(|r| self.policy_from_row(r, 0)).transpose()
+    async fn commit(mut tx: SqliteTx<'_>) -> Result<()> {
+        <Sqlite as Database>::TransactionManager::commit(&mut tx.conn).await?;
+        tx.open = false;
+        Ok(())
     }
 
-    /// Policy columns (name, back_window, definition, methods) starting at `at`,
-    /// resolved through the cache: only a policy changed since it was cached is parsed.
-    fn policy_from_row(&self, row: &SqliteRow, at: usize) -> Result<Arc<ArchivePolicy>> {
-        let name: &str = row.try_get(at)?;
-        let back_window: i64 = row.try_get(at + 1)?;
-        let definition: &str = row.try_get(at + 2)?;
-        let methods: &str = row.try_get(at + 3)?;
-        self.inner
-            .policies
-            .resolve(name, back_window, definition, methods)
+    async fn fetch_all(conn: &mut SqliteConnection, stmt: Stmt) -> sqlx::Result<Vec<SqliteRow>> {
+        fetch_all(conn, stmt).await
     }
 
-    fn metric_from_row(&self, row: &SqliteRow) -> Result<Metric> {
-        Ok(Metric {
-            id: parse_uuid(row.try_get(0)?)?,
-            name: row.try_get(1)?,
-            unit: row.try_get(2)?,
-            resource_id: row
-                .try_get::<Option<&str>, _>(3)?
-                .map(parse_uuid)
-                .transpose()?,
-            creator: row.try_get(4)?,
-            archive_policy: self.policy_from_row(row, 5)?,
-        })
+    async fn execute(conn: &mut SqliteConnection, stmt: &Stmt) -> sqlx::Result<u64> {
+        execute(conn, stmt).await
     }
 
-    async fn fetch_metrics(
-        &self,
-        conn: &mut SqliteConnection,
-        ids: &[Uuid],
-    ) -> Result<Vec<Metric>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(ID_CHUNK) {
-            for row in fetch_all(conn, query::get_metrics(chunk).render()).await? {
-                out.push(self.metric_from_row(&row)?);
-            }
-        }
-        Ok(out)
+    async fn ddl(conn: &mut SqliteConnection, sql: &str) -> sqlx::Result<()> {
+        sqlx::query(sql).persistent(false).execute(conn).await?;
+        Ok(())
+    }
+
+    async fn write_one(&self, stmt: Stmt) -> WriteResult {
+        self.write_op(Op::Statement(stmt)).await
+    }
+
+    async fn insert_metric(&self, metric: &NewMetric, at: i64) -> WriteResult {
+        self.write_op(Op::CreateMetric(Box::new(metric.clone()), at))
+            .await
+    }
+
+    async fn delete_metric(&self, id: Uuid) -> WriteResult {
+        self.write_op(Op::DeleteMetric(id)).await
+    }
+
+    async fn lock_upgrade(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn unlock_upgrade(&self, _lock: ()) {}
+}
+
+impl SqlRow for SqliteRow {
+    fn text(&self, i: usize) -> Result<Option<&str>> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn real(&self, i: usize) -> Result<Option<f64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn boolean(&self, i: usize) -> Result<Option<bool>> {
+        Ok(self.try_get(i)?)
     }
 }
 
@@ -341,7 +350,7 @@ fn all_failed(e: &sqlx::Error, n: usize) -> Vec<WriteResult> {
 
 /// Consecutive ops run as one statement.
 enum Group<'a> {
-    Statement(&'a (String, Values)),
+    Statement(&'a Stmt),
     CreateMetrics(Vec<(&'a NewMetric, i64)>),
     DeleteMetrics(Vec<Uuid>),
 }
@@ -371,24 +380,24 @@ async fn run_group(
         Group::Statement(stmt) => results.push(statement_result(execute(conn, stmt).await)?),
         Group::CreateMetrics(ms) => {
             if ms.len() > 1 {
-                match execute(conn, &query::insert_metrics(ms).render()).await {
+                match execute(conn, &render(query::insert_metrics(ms))).await {
                     Ok(_) => {
                         results.extend(ms.iter().map(|_| Ok(1)));
                         return Ok(());
                     }
                     // Someone's insert fails: SQLite undid the whole statement; redo
                     // them one by one to give each its own answer.
-                    Err(e) if WriteError::statement_only(&e) => {}
+                    Err(e) if statement_only(&e) => {}
                     Err(e) => return Err(e),
                 }
             }
             for (m, at) in ms {
-                let stmt = query::insert_metric(m, *at).render();
+                let stmt = render(query::insert_metric(m, *at));
                 results.push(statement_result(execute(conn, &stmt).await)?);
             }
         }
         Group::DeleteMetrics(ids) => {
-            let stmt = query::delete_metrics_returning(ids).render();
+            let stmt = render(query::delete_metrics_returning(ids));
             let rows = fetch_all(conn, stmt).await?;
             let mut marked = std::collections::HashSet::with_capacity(rows.len());
             for row in &rows {
@@ -408,7 +417,7 @@ async fn run_group(
 fn statement_result(r: sqlx::Result<u64>) -> sqlx::Result<WriteResult> {
     match r {
         Ok(n) => Ok(Ok(n)),
-        Err(e) if WriteError::statement_only(&e) => Ok(Err(WriteError::of(&e))),
+        Err(e) if statement_only(&e) => Ok(Err(write_error(&e))),
         Err(e) => Err(e),
     }
 }
@@ -472,7 +481,7 @@ impl Readers {
     }
 }
 
-struct Reader<'a> {
+pub struct Reader<'a> {
     conn: Option<SqliteConnection>,
     readers: &'a Readers,
     _permit: SemaphorePermit<'a>,
@@ -495,7 +504,7 @@ fn reader_count() -> usize {
     (cpus * 2).clamp(2, 16)
 }
 
-enum ReadConn<'a> {
+pub enum ReadConn<'a> {
     Pooled(Reader<'a>),
     Shared(MutexGuard<'a, SqliteConnection>),
 }
@@ -521,31 +530,14 @@ impl DerefMut for ReadConn<'_> {
 
 // ------------------------------------------------------------------ execution helpers
 
-/// Render a statement for SQLite. Consumes it: sea-query statements are not `Send`,
-/// so none may live across an `.await`.
-trait Render {
-    fn render(self) -> (String, Values);
+/// Render a statement for SQLite (the group-commit task builds its own statements).
+fn render(stmt: impl Render) -> Stmt {
+    stmt.sql::<SqliteBackend>()
 }
-
-macro_rules! render {
-    ($($t:ty),*) => {$(
-        impl Render for $t {
-            fn render(self) -> (String, Values) {
-                self.build(SqliteQueryBuilder)
-            }
-        }
-    )*};
-}
-render!(
-    SelectStatement,
-    InsertStatement,
-    UpdateStatement,
-    DeleteStatement
-);
 
 async fn fetch_all(
     conn: &mut SqliteConnection,
-    (sql, values): (String, Values),
+    (sql, values): Stmt,
 ) -> sqlx::Result<Vec<SqliteRow>> {
     bind_values(sqlx::query(&sql), &values)
         .fetch_all(conn)
@@ -553,416 +545,15 @@ async fn fetch_all(
 }
 
 /// Rows affected.
-async fn execute(
-    conn: &mut SqliteConnection,
-    (sql, values): &(String, Values),
-) -> sqlx::Result<u64> {
+async fn execute(conn: &mut SqliteConnection, (sql, values): &Stmt) -> sqlx::Result<u64> {
     Ok(bind_values(sqlx::query(sql), values)
         .execute(conn)
         .await?
         .rows_affected())
 }
 
-fn kind(e: &sqlx::Error) -> Option<ErrorKind> {
-    e.as_database_error().map(|d| d.kind())
-}
-
 fn is_primary_key_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == SQLITE_CONSTRAINT_PRIMARYKEY)
-}
-
-fn parse_uuid(s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|e| IndexError::Backend(format!("bad id {s:?} in the index: {e}")))
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-fn rule_from_row(row: &SqliteRow) -> Result<ArchivePolicyRule> {
-    Ok(ArchivePolicyRule {
-        name: row.try_get(0)?,
-        metric_pattern: row.try_get(1)?,
-        archive_policy_name: row.try_get(2)?,
-    })
-}
-
-// ------------------------------------------------------------------ policy cache
-
-/// Parsed policies by name, with the stored text they were parsed from. Reads join the
-/// policy row and compare: a policy changed by another process (or connection) is
-/// re-parsed, an unchanged one is shared (`Arc`) without touching JSON.
-#[derive(Default)]
-struct PolicyCache(RwLock<HashMap<String, Arc<CachedPolicy>>>);
-
-struct CachedPolicy {
-    back_window: i64,
-    definition: String,
-    methods: String,
-    policy: Arc<ArchivePolicy>,
-}
-
-impl PolicyCache {
-    fn get(&self, name: &str) -> Option<Arc<ArchivePolicy>> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .map(|c| c.policy.clone())
-    }
-
-    fn resolve(
-        &self,
-        name: &str,
-        back_window: i64,
-        definition: &str,
-        methods: &str,
-    ) -> Result<Arc<ArchivePolicy>> {
-        if let Some(c) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(name)
-            && c.back_window == back_window
-            && c.definition == definition
-            && c.methods == methods
-        {
-            return Ok(c.policy.clone());
-        }
-        let policy = Arc::new(codec::decode_policy(
-            name,
-            back_window,
-            definition,
-            methods,
-        )?);
-        let entry = CachedPolicy {
-            back_window,
-            definition: definition.to_owned(),
-            methods: methods.to_owned(),
-            policy: policy.clone(),
-        };
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), Arc::new(entry));
-        Ok(policy)
-    }
-
-    fn invalidate(&self, name: &str) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
-    }
-}
-
-// ------------------------------------------------------------------ the trait
-
-#[async_trait]
-impl Indexer for SqliteIndexer {
-    async fn upgrade(&self) -> Result<()> {
-        let mut w = self.write().await;
-        let sql = schema::schema_version_table().build(SqliteQueryBuilder);
-        sqlx::query(&sql).persistent(false).execute(&mut *w).await?;
-        let latest = schema::latest_version();
-        for migration in schema::MIGRATIONS {
-            // One transaction per migration, the version re-read under the write lock:
-            // concurrent upgraders (other processes) apply each migration once.
-            let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-            let rows = fetch_all(&mut tx, query::select_schema_version().render()).await?;
-            let current: i64 = rows
-                .first()
-                .map(|r| r.try_get::<Option<i64>, _>(0))
-                .transpose()?
-                .flatten()
-                .unwrap_or(0);
-            if current > latest {
-                return Err(IndexError::Backend(format!(
-                    "the index schema is at version {current}, newer than this program's {latest}: upgrade the program"
-                )));
-            }
-            if migration.version <= current {
-                tx.commit().await?;
-                continue;
-            }
-            tracing::info!(
-                version = migration.version,
-                description = migration.description,
-                "index migration"
-            );
-            let steps: Vec<String> = (migration.steps)()
-                .iter()
-                .map(|s| s.to_sql(&SqliteQueryBuilder))
-                .collect();
-            for sql in &steps {
-                sqlx::query(sql).persistent(false).execute(&mut *tx).await?;
-            }
-            execute(
-                &mut tx,
-                &query::insert_schema_version(migration.version, migration.description, now_ns())
-                    .render(),
-            )
-            .await?;
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-
-    // -- archive policies --
-
-    async fn create_archive_policy(&self, ap: &ArchivePolicy) -> Result<()> {
-        let back_window = codec::back_window_to_db(ap.back_window)?;
-        let definition = codec::encode_definition(&ap.definition);
-        let methods = codec::encode_methods(&ap.aggregation_methods);
-        let stmt = query::insert_archive_policy(
-            &ap.name,
-            back_window,
-            definition.clone(),
-            methods.clone(),
-        )
-        .render();
-        match self.write_one(stmt).await {
-            Ok(_) => {}
-            Err(WriteError::Unique { .. }) => {
-                return Err(IndexError::ArchivePolicyAlreadyExists(ap.name.clone()));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.inner.policies.invalidate(&ap.name);
-        self.inner
-            .policies
-            .resolve(&ap.name, back_window, &definition, &methods)?;
-        Ok(())
-    }
-
-    async fn list_archive_policies(&self) -> Result<Vec<ArchivePolicy>> {
-        let rows = fetch_all(
-            &mut *self.read().await?,
-            query::select_archive_policies(None).render(),
-        )
-        .await?;
-        rows.iter()
-            .map(|r| Ok((*self.policy_from_row(r, 0)?).clone()))
-            .collect()
-    }
-
-    async fn get_archive_policy(&self, name: &str) -> Result<Option<ArchivePolicy>> {
-        let rows = fetch_all(
-            &mut *self.read().await?,
-            query::select_archive_policies(Some(name)).render(),
-        )
-        .await?;
-        match rows.first() {
-            Some(r) => Ok(Some((*self.policy_from_row(r, 0)?).clone())),
-            None => {
-                self.inner.policies.invalidate(name);
-                Ok(None)
-            }
-        }
-    }
-
-    async fn update_archive_policy(
-        &self,
-        name: &str,
-        definition: &[ArchivePolicyItem],
-        back_window: Option<u64>,
-    ) -> Result<ArchivePolicy> {
-        let back_window = back_window.map(codec::back_window_to_db).transpose()?;
-        let stmt =
-            query::update_archive_policy(name, codec::encode_definition(definition), back_window)
-                .render();
-        let mut w = self.write().await;
-        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        self.inner.policies.invalidate(name);
-        if execute(&mut tx, &stmt).await? == 0 {
-            return Err(IndexError::ArchivePolicyNotFound(name.to_owned()));
-        }
-        let rows = fetch_all(&mut tx, query::select_archive_policies(Some(name)).render()).await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| IndexError::ArchivePolicyNotFound(name.to_owned()))?;
-        // Parse before committing: never commit a policy we cannot read back.
-        let ap = codec::decode_policy(name, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)?;
-        tx.commit().await?;
-        self.inner.policies.invalidate(name);
-        Ok(ap)
-    }
-
-    async fn delete_archive_policy(&self, name: &str) -> Result<()> {
-        let result = self
-            .write_one(query::delete_archive_policy(name).render())
-            .await;
-        self.inner.policies.invalidate(name);
-        match result {
-            Ok(0) => Err(IndexError::ArchivePolicyNotFound(name.to_owned())),
-            Ok(_) => Ok(()),
-            // The foreign keys of metric (active or deleted) and rule rows.
-            Err(WriteError::ForeignKey) => Err(IndexError::ArchivePolicyInUse(name.to_owned())),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    // -- archive policy rules --
-
-    async fn create_archive_policy_rule(&self, rule: &ArchivePolicyRule) -> Result<()> {
-        let stmt = query::insert_rule(&rule.name, &rule.metric_pattern, &rule.archive_policy_name)
-            .render();
-        match self.write_one(stmt).await {
-            Ok(_) => Ok(()),
-            Err(WriteError::Unique { .. }) => Err(IndexError::ArchivePolicyRuleAlreadyExists(
-                rule.name.clone(),
-            )),
-            Err(WriteError::ForeignKey) => Err(IndexError::ArchivePolicyNotFound(
-                rule.archive_policy_name.clone(),
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn list_archive_policy_rules(&self) -> Result<Vec<ArchivePolicyRule>> {
-        let rows = fetch_all(&mut *self.read().await?, query::select_rules(None).render()).await?;
-        rows.iter().map(rule_from_row).collect()
-    }
-
-    async fn get_archive_policy_rule(&self, name: &str) -> Result<Option<ArchivePolicyRule>> {
-        let rows = fetch_all(
-            &mut *self.read().await?,
-            query::select_rules(Some(name)).render(),
-        )
-        .await?;
-        rows.first().map(rule_from_row).transpose()
-    }
-
-    async fn rename_archive_policy_rule(
-        &self,
-        name: &str,
-        new_name: &str,
-    ) -> Result<ArchivePolicyRule> {
-        let mut w = self.write().await;
-        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        match execute(&mut tx, &query::rename_rule(name, new_name).render()).await {
-            Ok(0) => return Err(IndexError::ArchivePolicyRuleNotFound(name.to_owned())),
-            Ok(_) => {}
-            Err(e) if kind(&e) == Some(ErrorKind::UniqueViolation) => {
-                return Err(IndexError::ArchivePolicyRuleAlreadyExists(
-                    new_name.to_owned(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let rows = fetch_all(&mut tx, query::select_rules(Some(new_name)).render()).await?;
-        let rule = rows
-            .first()
-            .map(rule_from_row)
-            .transpose()?
-            .ok_or_else(|| IndexError::ArchivePolicyRuleNotFound(name.to_owned()))?;
-        tx.commit().await?;
-        Ok(rule)
-    }
-
-    async fn delete_archive_policy_rule(&self, name: &str) -> Result<()> {
-        match self.write_one(query::delete_rule(name).render()).await? {
-            0 => Err(IndexError::ArchivePolicyRuleNotFound(name.to_owned())),
-            _ => Ok(()),
-        }
-    }
-
-    // -- metrics --
-
-    async fn create_metric(&self, metric: &NewMetric) -> Result<Metric> {
-        let not_found = || IndexError::ArchivePolicyNotFound(metric.archive_policy_name.clone());
-        let archive_policy = self
-            .policy(&metric.archive_policy_name)
-            .await?
-            .ok_or_else(not_found)?;
-        match self
-            .write_op(Op::CreateMetric(Box::new(metric.clone()), now_ns()))
-            .await
-        {
-            Ok(_) => {}
-            Err(WriteError::ForeignKey) => {
-                // The policy went away since we cached it.
-                self.inner.policies.invalidate(&metric.archive_policy_name);
-                return Err(not_found());
-            }
-            Err(WriteError::Unique { primary_key: true }) => {
-                return Err(IndexError::Backend(format!(
-                    "metric {} already exists",
-                    metric.id
-                )));
-            }
-            Err(WriteError::Unique { primary_key: false }) => {
-                return Err(IndexError::NamedMetricAlreadyExists(
-                    metric.name.clone().unwrap_or_default(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Ok(Metric {
-            id: metric.id,
-            name: metric.name.clone(),
-            unit: metric.unit.clone(),
-            resource_id: metric.resource_id,
-            creator: metric.creator.clone(),
-            archive_policy,
-        })
-    }
-
-    async fn get_metrics(&self, ids: &[Uuid]) -> Result<Vec<Metric>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.fetch_metrics(&mut *self.read().await?, ids).await
-    }
-
-    async fn list_metrics(&self, q: &MetricQuery) -> Result<Vec<Metric>> {
-        // Sort keys are checked before any I/O (and before the marker).
-        query::list_metrics(q, None)?;
-        let mut conn = self.read().await?;
-        let marker = match &q.marker {
-            None => None,
-            Some(m) => {
-                let invalid = || IndexError::InvalidMarker(m.clone());
-                let id = Uuid::parse_str(m).map_err(|_| invalid())?;
-                Some(
-                    self.fetch_metrics(&mut conn, &[id])
-                        .await?
-                        .pop()
-                        .ok_or_else(invalid)?,
-                )
-            }
-        };
-        let stmt = query::list_metrics(q, marker.as_ref())?;
-        let rows = fetch_all(&mut conn, stmt.render()).await?;
-        rows.iter().map(|r| self.metric_from_row(r)).collect()
-    }
-
-    async fn delete_metric(&self, id: Uuid) -> Result<()> {
-        match self.write_op(Op::DeleteMetric(id)).await? {
-            0 => Err(IndexError::MetricNotFound(id)),
-            _ => Ok(()),
-        }
-    }
-
-    async fn list_deleted_metrics(&self, limit: usize) -> Result<Vec<Uuid>> {
-        let rows = fetch_all(
-            &mut *self.read().await?,
-            query::list_deleted_metrics(limit).render(),
-        )
-        .await?;
-        rows.iter().map(|r| parse_uuid(r.try_get(0)?)).collect()
-    }
-
-    async fn expunge_metrics(&self, ids: &[Uuid]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut w = self.write().await;
-        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in ids.chunks(ID_CHUNK) {
-            execute(&mut tx, &query::expunge_metrics(chunk).render()).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use carbonara::ArchivePolicyItem;
 use common::{SECOND, indexer, policy};
-use gnocchi_index::{IndexError, Indexer};
+use gnocchi_index::IndexError;
 
 #[tokio::test]
 async fn created_policy_reads_back_identically() {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{indexer, new_metric, policy};
-use gnocchi_index::{ArchivePolicyRule, IndexError, Indexer};
+use gnocchi_index::{ArchivePolicyRule, IndexError};
 
 fn in_use(r: gnocchi_index::Result<()>) -> bool {
     matches!(r, Err(IndexError::ArchivePolicyInUse(n)) if n == "low")

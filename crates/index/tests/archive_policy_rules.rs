@@ -3,7 +3,7 @@
 mod common;
 
 use common::{indexer, policy};
-use gnocchi_index::{ArchivePolicyRule, IndexError, Indexer};
+use gnocchi_index::{ArchivePolicyRule, IndexError};
 
 fn rule(name: &str, pattern: &str, ap: &str) -> ArchivePolicyRule {
     ArchivePolicyRule {

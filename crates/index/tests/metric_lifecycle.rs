@@ -4,7 +4,7 @@
 mod common;
 
 use common::{indexer, new_metric, policy};
-use gnocchi_index::{IndexError, Indexer, MetricQuery};
+use gnocchi_index::{IndexError, MetricQuery};
 use std::collections::HashSet;
 use uuid::Uuid;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{indexer, new_metric, policy};
-use gnocchi_index::sqlite::SqliteIndexer;
+
 use gnocchi_index::{IndexError, Indexer, Metric, MetricQuery, Nulls, SortDir, SortKey};
 use std::cmp::Ordering;
 use uuid::Uuid;
@@ -73,7 +73,7 @@ fn ids(ms: &[Metric]) -> Vec<Uuid> {
     ms.iter().map(|m| m.id).collect()
 }
 
-async fn populate(index: &SqliteIndexer) -> Vec<Metric> {
+async fn populate(index: &dyn Indexer) -> Vec<Metric> {
     index.create_archive_policy(&policy("low")).await.unwrap();
     index.create_archive_policy(&policy("high")).await.unwrap();
     let names = [None, Some("a"), Some("b"), Some("c")];
@@ -140,7 +140,7 @@ fn sort_specs() -> Vec<Vec<SortKey>> {
 #[tokio::test]
 async fn listing_follows_sort_and_pages_add_up() {
     let (_dir, index) = indexer().await;
-    let all = populate(&index).await;
+    let all = populate(index.as_ref()).await;
     for sort in sort_specs() {
         let mut expected = all.clone();
         expected.sort_by(|a, b| reference_cmp(a, b, &sort));
@@ -177,7 +177,7 @@ async fn listing_follows_sort_and_pages_add_up() {
 #[tokio::test]
 async fn pages_respect_filters() {
     let (_dir, index) = indexer().await;
-    let all = populate(&index).await;
+    let all = populate(index.as_ref()).await;
     let expected: Vec<Uuid> = {
         let mut e: Vec<&Metric> = all
             .iter()
@@ -208,7 +208,7 @@ async fn pages_respect_filters() {
 #[tokio::test]
 async fn bad_marker_and_sort_key_are_rejected() {
     let (_dir, index) = indexer().await;
-    let all = populate(&index).await;
+    let all = populate(index.as_ref()).await;
     let q = |marker: &str| MetricQuery {
         marker: Some(marker.into()),
         ..Default::default()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TempDir, new_metric, policy};
+use common::{TempDir, TestDb, new_metric, policy};
 use gnocchi_index::sqlite::SqliteIndexer;
 use gnocchi_index::{IndexError, Indexer};
 use sqlx::{Connection, Row, SqliteConnection};
@@ -95,4 +95,26 @@ async fn memory_database_upgrades_and_serves() {
     assert_eq!(*got[0].archive_policy, policy("low"));
     let listed = index.list_metrics(&Default::default()).await.unwrap();
     assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test]
+async fn processes_starting_together_migrate_once_on_any_backend() {
+    let db = TestDb::new().await;
+    let (a, b, c) = (db.open().await, db.open().await, db.open().await);
+    let (ra, rb, rc) = tokio::join!(a.upgrade(), b.upgrade(), c.upgrade());
+    ra.unwrap();
+    rb.unwrap();
+    rc.unwrap();
+    a.create_archive_policy(&policy("low")).await.unwrap();
+    let again = db.open().await;
+    again.upgrade().await.unwrap();
+    assert_eq!(
+        again.get_archive_policy("low").await.unwrap(),
+        Some(policy("low"))
+    );
+    assert_eq!(
+        again.list_resource_types().await.unwrap().len(),
+        1,
+        "generic, seeded once"
+    );
 }

@@ -1,20 +1,20 @@
 //! Metrics carry their policy as it is in the database now: after an update in this
-//! process, and after an update by another process (another indexer on the file).
+//! process, and after an update by another process (another indexer on the same
+//! database, on whichever backend the run targets).
 
 mod common;
 
 use carbonara::ArchivePolicyItem;
-use common::{SECOND, TempDir, new_metric, policy};
-use gnocchi_index::sqlite::SqliteIndexer;
-use gnocchi_index::{Indexer, MetricQuery};
+use common::{SECOND, TestDb, new_metric, policy};
+use gnocchi_index::MetricQuery;
 use std::sync::Arc;
 
 #[tokio::test]
 async fn readers_see_updates_from_this_and_other_processes() {
-    let dir = TempDir::new();
-    let a = SqliteIndexer::open(&dir.db_path()).await.unwrap();
+    let db = TestDb::new().await;
+    let a = db.open().await;
     a.upgrade().await.unwrap();
-    let b = SqliteIndexer::open(&dir.db_path()).await.unwrap();
+    let b = db.open().await;
     a.create_archive_policy(&policy("low")).await.unwrap();
     let m1 = a
         .create_metric(&new_metric("low", Some("a"), None))

@@ -6,8 +6,7 @@ mod common;
 
 use common::{indexer, policy};
 use gnocchi_index::{
-    CmpOp, Filter, FilterValue, GENERIC, Indexer, MetricSpec, NewResource, ResourceIndexer,
-    ResourceQuery, ResourceUpdate,
+    CmpOp, Filter, FilterValue, GENERIC, MetricSpec, NewResource, ResourceQuery, ResourceUpdate,
 };
 use uuid::Uuid;
 

@@ -6,8 +6,8 @@ mod common;
 
 use common::indexer;
 use gnocchi_index::{
-    AttrValue, AttributeKind, AttributeSchema, IndexError, NewResource, ResourceIndexer,
-    ResourceQuery, ResourceType, ResourceTypeState, ResourceTypeUpdate, ResourceUpdate,
+    AttrValue, AttributeKind, AttributeSchema, IndexError, NewResource, ResourceQuery,
+    ResourceType, ResourceTypeState, ResourceTypeUpdate, ResourceUpdate,
 };
 use uuid::Uuid;
 

@@ -4,9 +4,7 @@
 mod common;
 
 use common::indexer;
-use gnocchi_index::{
-    CmpOp, Filter, FilterValue, GENERIC, IndexError, NewResource, ResourceIndexer, ResourceQuery,
-};
+use gnocchi_index::{CmpOp, Filter, FilterValue, GENERIC, IndexError, NewResource, ResourceQuery};
 use uuid::Uuid;
 
 const SECOND: i64 = 1_000_000_000;

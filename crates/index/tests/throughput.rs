@@ -4,8 +4,7 @@
 mod common;
 
 use common::{indexer, new_metric, policy};
-use gnocchi_index::sqlite::SqliteIndexer;
-use gnocchi_index::{Indexer, MetricQuery};
+use gnocchi_index::MetricQuery;
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
@@ -47,7 +46,6 @@ fn report(what: &str, n: usize, start: Instant, cpu0: f64, tasks: usize) {
 #[ignore = "throughput figures; run explicitly"]
 async fn metric_create_get_delete_list_throughput() {
     let (_dir, index) = indexer().await;
-    let index: Arc<SqliteIndexer> = Arc::new(index);
     let tasks_n = tasks();
     let per_task = TOTAL / tasks_n;
     index.create_archive_policy(&policy("low")).await.unwrap();

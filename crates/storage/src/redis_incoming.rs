@@ -4,7 +4,8 @@
 //!
 //! - `P gnocchi-config`: hash, field `sacks` = the number of sacks `N`. Written
 //!   with `HSETNX` by the first [`RedisIncoming::connect`]; the stored value wins
-//!   over the one passed later, as upstream's `gnocchi-config`.
+//!   over the one passed later, as upstream's `gnocchi-config`. Only
+//!   [`RedisIncoming::change_sacks`] (`gnocchid change-sack-size`) changes it.
 //! - `P incoming<N>-<s>:<metric uuid>`: list, one element per request that
 //!   brought measures for that metric (upstream's layout): packed 16-byte records
 //!   `(i64 ns timestamp, f64 value)`, little-endian.
@@ -20,11 +21,14 @@
 //!
 //! # Operations and round trips
 //!
-//! - `add_measures`: one `MULTI … EXEC` pipeline per request: per metric one
-//!   `RPUSH` and one `HINCRBY`, per touched sack one `PUBLISH`. When it returns
+//! - `add_measures`: one `EVALSHA` per request of a script that checks that the
+//!   stored sack count is still this process's, then per metric one `RPUSH` and
+//!   one `HINCRBY`, per touched sack one `PUBLISH`, atomically. When it returns
 //!   the measures are in Redis, as durable as Redis's persistence settings make
 //!   them (`appendonly yes` with `appendfsync always` for the guarantee the local
 //!   store gives; `everysec` loses at most a second on power loss).
+//!   A process started before a [`RedisIncoming::change_sacks`] gets an error
+//!   instead of writing into sacks nobody reads any more.
 //! - `take`: one `EVALSHA` of a script that reads the sack index and `LRANGE`s
 //!   every listed metric; the number of list elements and measures read per
 //!   metric is remembered in the lease.
@@ -70,6 +74,81 @@ use uuid::Uuid;
 
 const MAX_SACKS: u32 = 65535;
 const RECORD: usize = 16;
+
+/// KEYS[1] = `gnocchi-config`; ARGV[1] = the writer's sack count, ARGV[2] = the
+/// number of metrics `m`; then `m` times (sack name, metric uuid, packed records,
+/// measure count); then the sack names to notify.
+/// Returns 0, or the stored sack count when it is not the writer's (nothing written).
+const ADD_LUA: &str = r"
+local stored = redis.call('HGET', KEYS[1], 'sacks')
+if not stored then
+  redis.call('HSET', KEYS[1], 'sacks', ARGV[1])
+elseif tonumber(stored) ~= tonumber(ARGV[1]) then
+  return stored
+end
+local last = 2 + 4 * tonumber(ARGV[2])
+for i = 3, last, 4 do
+  redis.call('RPUSH', ARGV[i] .. ':' .. ARGV[i + 1], ARGV[i + 2])
+  redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 3])
+end
+for i = last + 1, #ARGV do
+  redis.call('PUBLISH', ARGV[i], '')
+end
+return 0
+";
+
+/// KEYS[1] = `gnocchi-config`; ARGV[1] = key prefix, ARGV[2] = the new sack count.
+/// Returns `{code, old, a, b}`: code 0 = changed (`a` = stale sack keys of the
+/// old layout deleted), 1 = refused, measures pending (`a` measures in `b`
+/// metrics), 2 = no count was stored (now set), 3 = unchanged, 4 = the stored
+/// count is not a valid number (`old` = the stored string).
+/// Atomic: no `add_measures` (a script or transaction too) runs in between.
+const CHANGE_LUA: &str = r"
+local stored = redis.call('HGET', KEYS[1], 'sacks')
+local new = tonumber(ARGV[2])
+if not stored then
+  redis.call('HSET', KEYS[1], 'sacks', ARGV[2])
+  return {2, new, 0, 0}
+end
+local old = tonumber(stored)
+if not old or old < 1 or old > 65535 or old ~= math.floor(old) then
+  return {4, stored, 0, 0}
+end
+if old == new then
+  return {3, old, 0, 0}
+end
+local prefix = ARGV[1] .. 'incoming' .. old .. '-'
+local measures, metrics = 0, 0
+local stale = {}
+for s = 0, old - 1 do
+  local sack = prefix .. s
+  local t = redis.call('TYPE', sack)['ok']
+  if t == 'hash' then
+    local kv = redis.call('HGETALL', sack)
+    local live = false
+    for i = 1, #kv, 2 do
+      if redis.call('LLEN', sack .. ':' .. kv[i]) > 0 then
+        live = true
+        metrics = metrics + 1
+        measures = measures + math.max(tonumber(kv[i + 1]) or 0, 0)
+      end
+    end
+    if not live then
+      stale[#stale + 1] = sack
+    end
+  elseif t ~= 'none' then
+    stale[#stale + 1] = sack
+  end
+end
+if metrics > 0 then
+  return {1, old, measures, metrics}
+end
+for _, k in ipairs(stale) do
+  redis.call('DEL', k)
+end
+redis.call('HSET', KEYS[1], 'sacks', ARGV[2])
+return {0, old, #stale, 0}
+";
 
 /// KEYS[1] = sack index; ARGV[1] = list key prefix (`<sack>:`).
 /// Returns `{{uuid, {element, ...}}, ...}`.
@@ -119,12 +198,15 @@ pub struct RedisIncoming {
     client: redis::Client,
     conn: ConnectionManager,
     nsacks: u32,
+    /// `P gnocchi-config`.
+    config_key: String,
     /// `P incoming<N>-`: sack `s` is named `{sack_prefix}{s}`.
     sack_prefix: String,
     leases: Mutex<HashMap<u32, Lease>>,
     next_token: AtomicU64,
     wake: Arc<Wake>,
     subscriber: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    add_script: redis::Script,
     take_script: redis::Script,
     commit_script: redis::Script,
     backlog_script: redis::Script,
@@ -199,6 +281,16 @@ impl Wake {
             d.flags[s as usize] = false;
         }
         list
+    }
+}
+
+fn check_count(sacks: u32) -> Result<()> {
+    if (1..=MAX_SACKS).contains(&sacks) {
+        Ok(())
+    } else {
+        Err(StorageError::Backend(format!(
+            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
+        )))
     }
 }
 
@@ -277,11 +369,7 @@ impl RedisIncoming {
     /// As [`RedisIncoming::connect`], with every key and channel name prefixed by
     /// `prefix` (several independent stores in one Redis database, e.g. tests).
     pub async fn connect_with_prefix(url: &str, sacks: u32, prefix: &str) -> Result<Self> {
-        if !(1..=MAX_SACKS).contains(&sacks) {
-            return Err(StorageError::Backend(format!(
-                "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
-            )));
-        }
+        check_count(sacks)?;
         let client = client(url)?;
         let mut conn = manager(&client).await?;
         let config = format!("{prefix}gnocchi-config");
@@ -322,6 +410,7 @@ impl RedisIncoming {
             client,
             conn,
             nsacks,
+            config_key: config,
             sack_prefix: format!("{prefix}incoming{nsacks}-"),
             leases: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
@@ -333,10 +422,87 @@ impl RedisIncoming {
                 notify: Notify::new(),
             }),
             subscriber: Mutex::new(None),
+            add_script: redis::Script::new(ADD_LUA),
             take_script: redis::Script::new(TAKE_LUA),
             commit_script: redis::Script::new(COMMIT_LUA),
             backlog_script: redis::Script::new(BACKLOG_LUA),
         })
+    }
+
+    /// `gnocchid change-sack-size`, as upstream's `gnocchi-change-sack-size`:
+    /// store `sacks` as the number of sacks of the Redis at `url`, and return
+    /// the number stored before (`sacks` itself if none was stored yet, or if it
+    /// is unchanged).
+    ///
+    /// Refused (a [`StorageError::Backend`] saying "Cannot change sack when
+    /// non-empty backlog", with the number of pending measures) while any
+    /// measure waits in any sack: measures are routed by `metric id mod sacks`,
+    /// so those already in a sack would never be read again. `sacks` must be
+    /// 1..=65535.
+    ///
+    /// The check and the change are one Lua script, so no `add_measures` can
+    /// slip in between. Keys of the old layout left without data (an index
+    /// whose lists are all empty, upstream's notification key) are deleted in
+    /// the same script. Nothing else moves: an empty sack has no keys.
+    ///
+    /// Every gnocchid `api`, `metricd` and `statsd` process using this Redis
+    /// must be restarted afterwards, as upstream requires: a running process
+    /// keeps the count it read at start. Its `add_measures` then fail (the
+    /// script sees the new count) rather than write into sacks that nobody
+    /// processes, and its metricd sees only the old, empty sacks.
+    pub async fn change_sacks(url: &str, sacks: u32) -> Result<u32> {
+        Self::change_sacks_with_prefix(url, sacks, "").await
+    }
+
+    /// As [`RedisIncoming::change_sacks`], for a store opened with
+    /// [`RedisIncoming::connect_with_prefix`].
+    pub async fn change_sacks_with_prefix(url: &str, sacks: u32, prefix: &str) -> Result<u32> {
+        check_count(sacks)?;
+        let client = client(url)?;
+        let mut conn = manager(&client).await?;
+        let config = format!("{prefix}gnocchi-config");
+        let reply: Value = redis::Script::new(CHANGE_LUA)
+            .key(&config)
+            .arg(prefix)
+            .arg(sacks)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend)?;
+        let reply = array_of(reply, "change sacks")?;
+        let [code, old, a, b] = reply.as_slice() else {
+            return Err(unexpected("change sacks", &Value::Array(reply)));
+        };
+        let code = int_of(code, "change sacks")?;
+        if code == 4 {
+            let stored = bytes_of(old.clone(), "change sacks")?;
+            return Err(StorageError::Corrupt(format!(
+                "{config} field sacks is {:?}",
+                String::from_utf8_lossy(&stored)
+            )));
+        }
+        let old = u32::try_from(int_of(old, "change sacks")?)
+            .map_err(|_| unexpected("change sacks", old))?;
+        let (a, b) = (int_of(a, "change sacks")?, int_of(b, "change sacks")?);
+        match code {
+            0 => {
+                tracing::debug!(
+                    from = old,
+                    to = sacks,
+                    stale_keys_deleted = a,
+                    "changed the number of sacks"
+                );
+                Ok(old)
+            }
+            1 => Err(StorageError::Backend(format!(
+                "Cannot change sack when non-empty backlog. Process remaining {a} measures (of {b} metrics) and try again"
+            ))),
+            2 => {
+                tracing::info!(sacks, "no sack count was stored yet, stored this one");
+                Ok(old)
+            }
+            3 => Ok(old),
+            _ => Err(unexpected("change sacks", &Value::Int(code))),
+        }
     }
 
     /// Name of sack `s`: its index key and its notification channel.
@@ -478,36 +644,43 @@ impl Incoming for RedisIncoming {
     }
 
     async fn add_measures(&self, batch: MeasureBatch) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let metrics = batch.iter().filter(|(_, p)| !p.is_empty()).count();
+        if metrics == 0 {
+            return Ok(());
+        }
+        let mut inv = self.add_script.key(&self.config_key);
+        inv.arg(self.nsacks).arg(metrics);
         let mut touched = vec![false; self.nsacks as usize];
-        let mut any = false;
         let mut buf = Vec::new();
         for (metric, points) in &batch {
             if points.is_empty() {
                 continue;
             }
-            any = true;
             let s = sack_of(*metric, self.nsacks);
             touched[s as usize] = true;
-            let sack = self.sack_name(s);
-            let id = metric.hyphenated().to_string();
             buf.clear();
             encode(points, &mut buf);
-            pipe.rpush(format!("{sack}:{id}"), buf.as_slice())
-                .ignore()
-                .hincr(&sack, &id, points.len() as u64)
-                .ignore();
-        }
-        if !any {
-            return Ok(());
+            inv.arg(self.sack_name(s))
+                .arg(metric.hyphenated().to_string())
+                .arg(buf.as_slice())
+                .arg(points.len() as u64);
         }
         for (s, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
-            pipe.publish(self.sack_name(s as u32), "").ignore();
+            inv.arg(self.sack_name(s as u32));
         }
-        pipe.exec_async(&mut self.conn.clone())
+        let reply: Value = inv
+            .invoke_async(&mut self.conn.clone())
             .await
-            .map_err(backend)
+            .map_err(backend)?;
+        match reply {
+            Value::Int(0) => Ok(()),
+            Value::BulkString(stored) => Err(StorageError::Backend(format!(
+                "the number of sacks stored in Redis is now {}, this process uses {}: restart it (gnocchid change-sack-size was run)",
+                String::from_utf8_lossy(&stored),
+                self.nsacks
+            ))),
+            v => Err(unexpected("add measures", &v)),
+        }
     }
 
     async fn take(&self, sack: u32) -> Result<SackMeasures> {

@@ -18,7 +18,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -214,8 +214,9 @@ pub struct Server {
 
 impl Server {
     /// Start `current_exe()` on a free port with a fresh data directory and wait
-    /// until `GET /` answers (at most 30 s).
-    pub async fn spawn(user: &str) -> Result<Server, BoxError> {
+    /// until `GET /` answers (at most 30 s); with `config`, the server reads that
+    /// gnocchi.conf (its port and data directory are still ours).
+    pub async fn spawn(user: &str, config: Option<&Path>) -> Result<Server, BoxError> {
         let dir = tempfile::Builder::new()
             .prefix("gnocchid-bench-")
             .tempdir()?;
@@ -225,7 +226,11 @@ impl Server {
         };
         let data_dir: PathBuf = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("gnocchid.log"))?;
-        let child = Command::new(std::env::current_exe()?)
+        let mut cmd = Command::new(std::env::current_exe()?);
+        if let Some(path) = config {
+            cmd.arg("--config-file").arg(path);
+        }
+        let child = cmd
             .arg("--host")
             .arg("127.0.0.1")
             .arg("--port")

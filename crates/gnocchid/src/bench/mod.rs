@@ -22,9 +22,20 @@
 //!
 //! Defaults take 1–3 minutes on a 2-core machine; `--quick` is a ~20 s smoke
 //! run (what the tests use); the flags below scale each workload.
+//!
+//! `--config-file FILE` (the global flag) measures the backends of a
+//! gnocchi.conf instead, e.g. PostgreSQL + Redis + S3: the child server reads
+//! that file (with the bench's port and data directory) and the processing
+//! workload opens its backends through `server::upgrade` from it. The bench
+//! **wipes the configured Redis database** (refusing database 0) and uses a
+//! fresh S3 bucket per phase ([`deployment`]). The report names the
+//! configuration (`embedded`, `postgresql+redis+s3`...), so that runs on both
+//! can be put side by side (`scripts/bench-scaleout.sh` does). The statsd and
+//! bytes-per-point workloads stay on the embedded backends.
 
 mod aggregates;
 mod crud;
+mod deployment;
 mod http;
 mod ingest;
 mod ingest_paths;
@@ -36,10 +47,11 @@ mod resources;
 mod size;
 
 use crate::server::BoxError;
+use deployment::Deployment;
 use http::{Conn, Server, Target};
 use report::{Figure, Report};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,10 +200,38 @@ impl Settings {
     }
 }
 
-pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
+/// The backends to measure: those of `--config-file` when it is on the command
+/// line, the embedded ones otherwise (`GNOCCHI_CONFIG_FILE` alone is ignored:
+/// the bench wipes the Redis database a file names).
+fn deployment(config_file: Option<&Path>) -> Result<Deployment, BoxError> {
+    let on_command_line = std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--config-file" || a.starts_with("--config-file=")
+    });
+    match config_file {
+        Some(path) if on_command_line => Deployment::from_file(path),
+        Some(path) => {
+            eprintln!(
+                "bench: GNOCCHI_CONFIG_FILE={} ignored (pass --config-file to bench those backends)",
+                path.display()
+            );
+            Ok(Deployment::embedded())
+        }
+        None => Ok(Deployment::embedded()),
+    }
+}
+
+/// `config_file`: the global `--config-file` (see [`deployment`]).
+pub async fn run(args: BenchArgs, config_file: Option<PathBuf>) -> Result<(), BoxError> {
     let s = Settings::from_args(&args);
     let wants = |w: Workload| args.only.is_empty() || args.only.contains(&w);
+    let deployment = deployment(config_file.as_deref())?;
+    // Holds the per-phase copies of the config file.
+    let conf_dir = tempfile::Builder::new()
+        .prefix("gnocchid-bench-conf-")
+        .tempdir()?;
     let mut report = Report::default();
+    report.context("configuration", deployment.describe());
     report.context("version", env!("CARGO_PKG_VERSION"));
     report.context(
         "cpus",
@@ -218,11 +258,15 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
                 None
             }
             None => {
-                eprintln!("starting the server...");
-                let server = Server::spawn(&args.user).await?;
+                eprintln!("starting the server ({})...", deployment.name);
+                let conf = deployment.fresh_config("server", conf_dir.path()).await?;
+                let server = Server::spawn(&args.user, conf.as_deref()).await?;
                 report.context(
                     "server",
-                    format!("spawned `gnocchid` (all-in-one) on {}", server.target.addr),
+                    format!(
+                        "spawned `gnocchid` (all-in-one, {}) on {}",
+                        deployment.name, server.target.addr
+                    ),
                 );
                 Some(server)
             }
@@ -273,7 +317,22 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
     }
 
     if wants(Workload::Processing) {
-        processing::run(&s.processing, &mut report).await?;
+        processing::run(&s.processing, &deployment, &mut report).await?;
+    }
+    if !deployment.is_embedded() {
+        // These two always run in-process on their own embedded backends.
+        if wants(Workload::Ingest) {
+            report.context(
+                "statsd datagrams",
+                "measured on the embedded backends, whatever the configuration",
+            );
+        }
+        if wants(Workload::Size) {
+            report.context(
+                "bytes per point",
+                "measured on the embedded backends (redb), whatever the configuration",
+            );
+        }
     }
     if wants(Workload::Size) {
         size::run(&s.size, &mut report).await?;

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# gnocchid bench on the scale-out configuration next to the embedded default.
+#
+#   scripts/bench-scaleout.sh [--index postgresql|sqlite] [-- extra bench flags]
+#
+# Starts s3s-fs on a free port in a temporary directory, creates a fresh
+# PostgreSQL database (dropped at the end), writes a gnocchi.conf with
+#   [indexer] url = postgresql://postgres@127.0.0.1:5432/<fresh db>
+#   [incoming] driver = redis, redis_url = <redis>/10   (WIPED by the bench)
+#   [storage]  driver = s3 on s3s-fs
+# then runs `gnocchid bench --only ingest,processing` with that file and again
+# without it (the embedded default), prints both tables, and the two side by
+# side. --index sqlite keeps the index embedded (SQLite in the bench's data
+# directories): Redis + S3 only.
+#
+# Needs: target/release/gnocchid (cargo build --release -p gnocchid), s3s-fs
+# (scripts/install-test-peers.sh), a Redis server (GNOCCHI_BENCH_REDIS_URL,
+# default redis://127.0.0.1:6379; database 10 is wiped), psql and a PostgreSQL
+# server (GNOCCHI_BENCH_PG, default host 127.0.0.1, user postgres) for
+# --index postgresql. Other flags after `--` go to both bench runs, e.g.
+#   scripts/bench-scaleout.sh -- --quick
+#   scripts/bench-scaleout.sh -- --processing-metrics 2000 --ingest-seconds 5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+index=postgresql
+extra=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --index) index=${2:?--index needs postgresql or sqlite}; shift 2 ;;
+    --index=*) index=${1#--index=}; shift ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case $index in
+  postgresql|sqlite) ;;
+  *) echo "--index must be postgresql or sqlite" >&2; exit 2 ;;
+esac
+
+gnocchid=$root/target/release/gnocchid
+[ -x "$gnocchid" ] || { echo "build first: cargo build --release -p gnocchid" >&2; exit 1; }
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+command -v s3s-fs >/dev/null || { echo "s3s-fs missing: bash scripts/install-test-peers.sh" >&2; exit 1; }
+redis_url=${GNOCCHI_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+redis_url=${redis_url%/}/10
+pg_host=${GNOCCHI_BENCH_PG_HOST:-127.0.0.1}
+pg_user=${GNOCCHI_BENCH_PG_USER:-postgres}
+
+work=$(mktemp -d -t gnocchid-bench-scaleout-XXXXXX)
+s3pid=
+db=
+cleanup() {
+  if [ -n "$s3pid" ]; then
+    kill "$s3pid" 2>/dev/null || true
+    wait "$s3pid" 2>/dev/null || true
+  fi
+  if [ -n "$db" ]; then
+    psql -h "$pg_host" -U "$pg_user" -d test -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+s3port=$(free_port)
+mkdir -p "$work/s3"
+s3s-fs --host 127.0.0.1 --port "$s3port" --access-key AKBENCH --secret-key SKBENCH "$work/s3" > "$work/s3s-fs.log" 2>&1 &
+s3pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && break
+  sleep 0.1
+done
+
+indexer=
+if [ "$index" = postgresql ]; then
+  db=gnocchi_bench_$$_$RANDOM
+  psql -h "$pg_host" -U "$pg_user" -d test -qc "CREATE DATABASE $db" >/dev/null
+  indexer="url = postgresql://$pg_user@$pg_host:5432/$db"
+fi
+
+conf=$work/gnocchi.conf
+cat > "$conf" <<CONF
+[indexer]
+$indexer
+
+[storage]
+driver = s3
+s3_endpoint_url = http://127.0.0.1:$s3port
+s3_access_key_id = AKBENCH
+s3_secret_access_key = SKBENCH
+s3_bucket_prefix = gnocchi
+
+[incoming]
+driver = redis
+redis_url = $redis_url
+CONF
+
+echo "== load: $(uptime)"
+echo "== scale-out: index $index, incoming $redis_url (wiped), aggregates s3s-fs on :$s3port"
+GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$gnocchid" bench --only ingest,processing --config-file "$conf" \
+  --json "$work/scaleout.json" "${extra[@]}" | tee "$work/scaleout.txt"
+echo
+echo "== embedded"
+GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$gnocchid" bench --only ingest,processing \
+  --json "$work/embedded.json" "${extra[@]}" | tee "$work/embedded.txt"
+echo
+echo "== load: $(uptime)"
+echo
+echo "== side by side"
+python3 - "$work/embedded.json" "$work/scaleout.json" <<'PY'
+import json, sys
+emb, sco = (json.load(open(p)) for p in sys.argv[1:3])
+name = sco["context"].get("configuration", "scale-out").split(" ")[0]
+
+def fmt(f):
+    if f is None:
+        return "-"
+    v, unit = f["value"], f["unit"]
+    if abs(v) >= 1e6:
+        s = f"{v / 1e6:.2f}M"
+    elif abs(v) >= 1e4:
+        s = f"{v / 1e3:.1f}K"
+    elif abs(v) >= 100:
+        s = f"{v:.0f}"
+    else:
+        s = f"{v:.2f}"
+    return f"{s} {unit}"
+
+keys = list(emb["figures"]) + [k for k in sco["figures"] if k not in emb["figures"]]
+rows = [("workload", "embedded", name)]
+for k in keys:
+    e, s = emb["figures"].get(k), sco["figures"].get(k)
+    label = (e or s)["label"]
+    if k == "ingest_statsd_datagrams":
+        label += " [embedded in both]"
+    rows.append((label, fmt(e), fmt(s)))
+w = [max(len(r[i]) for r in rows) for i in range(3)]
+for i, r in enumerate(rows):
+    print(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}")
+    if i == 0:
+        print("-" * (sum(w) + 4))
+PY
