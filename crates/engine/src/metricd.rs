@@ -9,7 +9,7 @@ use carbonara::process::{self, ComputedAggregate, MetricUpdate};
 use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Method, SplitKey};
 use gnocchi_index::Metric;
 use gnocchi_storage::{SackMeasures, SplitRef, WriteBatch, sack_of};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -248,37 +248,55 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let metrics_count = updates.len();
 
-        // Which splits already exist: one listing for every series touched
-        // of the metrics processed before; none for the new ones.
-        let series: Vec<(Uuid, Method, i64)> = updates
+        // Which splits already exist, per series touched: from the split
+        // index stored in the raw buffer; none for new metrics; a listing
+        // only for buffers written without an index (or lacking the series).
+        let known: Vec<Option<Vec<SplitKey>>> = updates
             .iter()
-            .filter(|(id, _)| processed_before.contains(id))
-            .flat_map(|(id, u)| {
+            .flat_map(|(id, u, index)| {
+                let new_metric = !processed_before.contains(id);
+                u.aggregates.iter().map(move |a| {
+                    if new_metric {
+                        return Some(Vec::new());
+                    }
+                    let starts = index.as_ref()?.get(&(a.method, a.granularity))?;
+                    Some(
+                        starts
+                            .iter()
+                            .map(|&start| SplitKey {
+                                start,
+                                granularity: a.granularity,
+                            })
+                            .collect(),
+                    )
+                })
+            })
+            .collect();
+        let to_list: Vec<(Uuid, Method, i64)> = updates
+            .iter()
+            .flat_map(|(id, u, _)| {
                 u.aggregates
                     .iter()
                     .map(move |a| (*id, a.method, a.granularity))
             })
+            .zip(&known)
+            .filter(|(_, keys)| keys.is_none())
+            .map(|(series, _)| series)
             .collect();
-        let mut listed = self.aggregates.list_split_keys(&series).await?.into_iter();
-        let existing_keys: Vec<Vec<SplitKey>> = updates
-            .iter()
-            .flat_map(|(id, u)| {
-                let known = processed_before.contains(id);
-                u.aggregates.iter().map(move |_| known)
-            })
-            .map(|known| {
-                if known {
-                    listed.next().unwrap_or_default()
-                } else {
-                    Vec::new()
-                }
-            })
+        let mut listed = if to_list.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            self.aggregates.list_split_keys(&to_list).await?.into_iter()
+        };
+        let existing_keys: Vec<Vec<SplitKey>> = known
+            .into_iter()
+            .map(|keys| keys.unwrap_or_else(|| listed.next().unwrap_or_default()))
             .collect();
 
         // Read only the stored splits that the new points fall into.
         let mut to_read: Vec<SplitRef> = Vec::new();
         let mut series_keys = existing_keys.iter();
-        for (id, update) in &updates {
+        for (id, update, _) in &updates {
             for agg in &update.aggregates {
                 let keys = series_keys.next().map(Vec::as_slice).unwrap_or(&[]);
                 for (key, _) in agg.serie.split() {
@@ -501,7 +519,8 @@ async fn unlock_all(locks: Vec<SackLock>) {
     }
 }
 
-type Update = (Uuid, MetricUpdate);
+/// A metric's update and the split index of its previous raw buffer.
+type Update = (Uuid, MetricUpdate, Option<codec::SplitIndex>);
 /// A metric, its stored raw buffer and the measures to merge into it.
 type MetricInput = (Metric, Option<Vec<u8>>, Vec<(i64, f64)>);
 
@@ -509,8 +528,8 @@ fn compute_updates(inputs: Vec<MetricInput>) -> Vec<Update> {
     let mut out = Vec::with_capacity(inputs.len());
     for (metric, raw, mut measures) in inputs {
         let policy = &metric.archive_policy;
-        let raw = raw.and_then(|bytes| {
-            match codec::decode_raw(
+        let decoded = raw.and_then(|bytes| {
+            match codec::decode_raw_with_index(
                 &bytes,
                 policy.max_block_size(),
                 process::raw_back_window(policy),
@@ -518,11 +537,16 @@ fn compute_updates(inputs: Vec<MetricInput>) -> Vec<Update> {
                 Ok(r) => Some(r),
                 Err(e) => {
                     // Upstream treats a corrupt buffer as empty; so do we, loudly.
+                    // Its split index is lost with it: the splits get listed.
                     tracing::error!(metric = %metric.id, error = %e, "corrupt raw buffer ignored");
                     None
                 }
             }
         });
+        let (raw, index) = match decoded {
+            Some((raw, index)) => (Some(raw), index),
+            None => (None, None),
+        };
         let raw: Option<BoundTimeSerie> = raw.map(|mut r| {
             // The policy may have changed since the buffer was written.
             r.block_size = policy.max_block_size();
@@ -530,7 +554,7 @@ fn compute_updates(inputs: Vec<MetricInput>) -> Vec<Update> {
             r
         });
         if let Some(update) = process::apply_measures(raw, policy, &mut measures) {
-            out.push((metric.id, update));
+            out.push((metric.id, update, index));
         }
     }
     out
@@ -543,33 +567,44 @@ fn build_write_batch(
 ) -> WriteBatch {
     let mut batch = WriteBatch::default();
     let mut keys_iter = existing_keys.into_iter();
-    for (id, update) in updates {
-        batch.raw.push((id, codec::encode_raw(&update.raw)));
+    for (id, update, index) in updates {
+        // Series not touched this time keep their entries.
+        let mut index = index.unwrap_or_default();
         for agg in &update.aggregates {
             let keys = keys_iter.next().unwrap_or_default();
-            write_aggregate(&mut batch, id, agg, &keys, &stored);
+            let kept = write_aggregate(&mut batch, id, agg, &keys, &stored);
+            index.insert(
+                (agg.method, agg.granularity),
+                kept.into_iter().map(|k| k.start).collect(),
+            );
         }
+        batch
+            .raw
+            .push((id, codec::encode_raw_with_index(&update.raw, &index)));
     }
     batch
 }
 
+/// Add one series' split writes and deletions to `batch`; returns the keys
+/// of the splits the series has once the batch is written, sorted.
 fn write_aggregate(
     batch: &mut WriteBatch,
     id: Uuid,
     agg: &ComputedAggregate,
     existing: &[SplitKey],
     stored: &HashMap<SplitRef, Vec<u8>>,
-) {
+) -> Vec<SplitKey> {
     let oldest = agg.oldest_point_to_keep();
-    if let Some(oldest) = oldest {
-        for key in existing {
-            if split_is_expired(*key, oldest) {
-                batch.delete_splits.push(SplitRef {
-                    metric: id,
-                    method: agg.method,
-                    key: *key,
-                });
-            }
+    let mut kept: BTreeSet<SplitKey> = BTreeSet::new();
+    for key in existing {
+        if oldest.is_some_and(|o| split_is_expired(*key, o)) {
+            batch.delete_splits.push(SplitRef {
+                metric: id,
+                method: agg.method,
+                key: *key,
+            });
+        } else {
+            kept.insert(*key);
         }
     }
     for (key, part) in agg.serie.split() {
@@ -589,8 +624,11 @@ fn write_aggregate(
         let merged = merge_split(previous, &part, oldest);
         if merged.is_empty() {
             batch.delete_splits.push(r);
+            kept.remove(&key);
         } else {
             batch.splits.push((r, codec::encode_split(key, &merged)));
+            kept.insert(key);
         }
     }
+    kept.into_iter().collect()
 }
