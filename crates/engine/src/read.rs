@@ -76,22 +76,25 @@ impl Engine {
                 granularity,
             })
             .collect();
-        let series = self.read_series(&refs, query.start, query.stop).await?;
-        // As upstream: the points in [start, stop) are regrouped, not whole buckets.
-        Ok(match query.resample {
-            None => series,
-            Some(Sampling::Fixed(g)) => {
-                series.iter().map(|s| s.resample(g, query.method)).collect()
-            }
-            Some(Sampling::Calendar(c)) => series
-                .iter()
-                .map(|s| {
+        let Some(resample) = query.resample else {
+            return self.read_series(&refs, query.start, query.stop).await;
+        };
+        // As upstream: every point of the splits overlapping [start, stop] is
+        // regrouped, and only then are the new buckets restricted to
+        // [floor(start, period), stop). A bucket before `stop` thus holds
+        // points after it, as far as the last split read.
+        let loaded = self.load_series(&refs, query.start, query.stop).await?;
+        Ok(loaded
+            .iter()
+            .map(|s| match resample {
+                Sampling::Fixed(g) => s.resample(g, query.method).slice(query.start, query.stop),
+                Sampling::Calendar(c) => {
                     let mut r = calendar::resample(&s.timestamps, &s.values, c, query.method);
                     r.granularity = s.granularity;
-                    r
-                })
-                .collect(),
-        })
+                    r.slice(query.start, query.stop)
+                }
+            })
+            .collect())
     }
 
     /// Several series, each restricted to `[floor(start, granularity), stop)`
@@ -100,6 +103,19 @@ impl Engine {
     /// never written is empty. The caller has checked that each method and
     /// granularity exists in the metric's policy.
     pub async fn read_series(
+        &self,
+        refs: &[SeriesRef<'_>],
+        start: Option<Timestamp>,
+        stop: Option<Timestamp>,
+    ) -> Result<Vec<AggregatedTimeSerie>, ReadError> {
+        let loaded = self.load_series(refs, start, stop).await?;
+        Ok(loaded.iter().map(|s| s.slice(start, stop)).collect())
+    }
+
+    /// Every point of the splits overlapping `[start, stop]`, within the
+    /// policy's timespan, per series: what upstream loads before it resamples
+    /// and restricts to the range.
+    async fn load_series(
         &self,
         refs: &[SeriesRef<'_>],
         start: Option<Timestamp>,
@@ -156,7 +172,7 @@ impl Engine {
             if let (Some(span), Some(last)) = (timespan, serie.last()) {
                 serie.truncate_before(last - span);
             }
-            out.push(serie.slice(start, stop));
+            out.push(serie);
         }
         Ok(out)
     }
