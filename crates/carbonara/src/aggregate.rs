@@ -8,8 +8,11 @@
 //! - `max`: NaN as soon as the bucket holds a NaN (NaN sorts last);
 //! - `median`/`Npct`: values sorted with NaN last, then
 //!   `(a + b) / 2` for the median (also for odd counts, where `a == b`), and
-//!   `v[f]·(c − pos) + v[c]·(pos − f)` with `pos = (n − 1)·(N / 100)` for percentiles
-//!   (`v[pos]` when `pos` is integral);
+//!   `v[f]·(c − pos) + v[c]·(pos − f)` with `pos = lo + (n − 1)·(N / 100)` for
+//!   percentiles (`v[pos]` when `pos` is integral), where `lo` is the index of
+//!   the bucket's first point in the whole array being grouped: upstream
+//!   computes every bucket's position in that array, and the rounding of
+//!   `pos` (hence the last digits of the result) depends on `lo`;
 //! - `std`: two-pass sample standard deviation (ddof = 1); a bucket with a
 //!   single point yields no point at all;
 //! - `count`: number of points as a float; `first`/`last`: by timestamp.
@@ -140,7 +143,7 @@ pub(crate) fn reduce_buckets(
         let Some(vals) = values.get(b.lo..b.hi) else {
             continue;
         };
-        if let Some(v) = reduce(vals, method, scratch) {
+        if let Some(v) = reduce(vals, b.lo, method, scratch) {
             out.timestamps.push(b.start);
             out.values.push(v);
         }
@@ -157,8 +160,9 @@ fn seq_sum(vals: &[f64]) -> f64 {
 }
 
 /// Reduce the values of one bucket; `None` when the method yields no point.
+/// `offset` is the index of the bucket's first value in the array grouped.
 #[inline]
-fn reduce(vals: &[f64], method: BaseMethod, scratch: &mut Vec<f64>) -> Option<f64> {
+fn reduce(vals: &[f64], offset: usize, method: BaseMethod, scratch: &mut Vec<f64>) -> Option<f64> {
     let n = vals.len();
     if n == 0 {
         return None;
@@ -216,12 +220,13 @@ fn reduce(vals: &[f64], method: BaseMethod, scratch: &mut Vec<f64>) -> Option<f6
             (a + b) / 2.0
         }
         BaseMethod::Pct(q) => {
-            let pos = ((n - 1) as f64 * (f64::from(q) / 100.0)).clamp(0.0, (n - 1) as f64);
+            let lo = offset as f64;
+            let pos = (lo + (n - 1) as f64 * (f64::from(q) / 100.0)).clamp(lo, lo + (n - 1) as f64);
             let f = pos.floor();
             let c = pos.ceil();
-            // pos is within [0, n-1]: these casts cannot truncate.
-            let fi = f as usize;
-            if f == c {
+            // pos is within [lo, lo + n - 1]: these casts cannot truncate.
+            let fi = ((f - lo) as usize).min(n - 1);
+            if f == c || fi + 1 >= n {
                 select(vals, fi, scratch)
             } else {
                 let (vf, vc) = select_pair(vals, fi, scratch);

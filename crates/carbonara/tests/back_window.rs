@@ -42,8 +42,12 @@ fn spec_example_one_minute_back_window_two() {
         vec![(t_2328, 7.0), (t_2328 + 2 * MIN, 1.0)]
     );
 
-    // Nothing accepted: no update at all.
-    assert!(apply_measures(Some(raw), &p, &mut [(t_2328 - NS, 5.0), (year_2012, 6.0)]).is_none());
+    // Nothing accepted: as upstream, the buckets from the buffer's first
+    // point are recomputed all the same, and the buffer is unchanged.
+    let u3 = apply_measures(Some(raw.clone()), &p, &mut [(t_2328 - NS, 5.0), (year_2012, 6.0)])
+        .unwrap();
+    assert_eq!(u3.raw, raw);
+    assert_eq!(pairs(&u3.aggregates[0].serie), vec![(T_2330_23 - 23 * NS, 1.0)]);
 }
 
 #[test]
@@ -116,25 +120,21 @@ proptest! {
             let e = in_batch.entry(t).or_insert(v);
             if v < *e { *e = v; }
         }
-        let oldest = in_batch.keys().next().copied();
         model.extend(in_batch);
+        // Upstream's start of the recomputation: the refused points count.
+        let oldest_measure = b2.iter().map(|p| p.0).min().unwrap();
+        let first_changed = (*model.keys().next().unwrap()).max(oldest_measure);
 
-        let u2 = apply_measures(Some(u1.raw.clone()), &p, &mut b2.clone());
-        match oldest {
-            None => prop_assert!(u2.is_none()),
-            Some(oldest) => {
-                let u2 = u2.unwrap();
-                let last2 = *model.keys().last().unwrap();
-                let cutoff2 = floor(last2, block) - bw as i64 * block;
-                let kept: Vec<(i64, f64)> = model.iter().filter(|p| *p.0 >= cutoff2).map(|(&t, &v)| (t, v)).collect();
-                prop_assert_eq!(pairs_raw(&u2.raw), kept);
-                // Every recomputed series starts at the oldest accepted point's bucket.
-                for agg in &u2.aggregates {
-                    prop_assert_eq!(agg.serie.timestamps[0] >= floor(oldest, agg.granularity), true);
-                    if !agg.method.is_rate() {
-                        prop_assert_eq!(agg.serie.timestamps[0], floor(oldest, agg.granularity));
-                    }
-                }
+        let u2 = apply_measures(Some(u1.raw.clone()), &p, &mut b2.clone()).unwrap();
+        let last2 = *model.keys().last().unwrap();
+        let cutoff2 = floor(last2, block) - bw as i64 * block;
+        let kept: Vec<(i64, f64)> = model.iter().filter(|p| *p.0 >= cutoff2).map(|(&t, &v)| (t, v)).collect();
+        prop_assert_eq!(pairs_raw(&u2.raw), kept);
+        // Every recomputed series starts at that point's bucket.
+        for agg in &u2.aggregates {
+            prop_assert_eq!(agg.serie.timestamps[0] >= floor(first_changed, agg.granularity), true);
+            if !agg.method.is_rate() {
+                prop_assert_eq!(agg.serie.timestamps[0], floor(first_changed, agg.granularity));
             }
         }
     }

@@ -91,8 +91,10 @@ fn sorted(vals: &[f64]) -> Vec<f64> {
     s
 }
 
-/// The obvious, slow implementation of one bucket's reduction.
-pub fn reference_reduce(vals: &[f64], m: BaseMethod) -> Option<f64> {
+/// The obvious, slow implementation of one bucket's reduction; `offset` is
+/// the index of the bucket's first point in the array grouped (upstream's
+/// percentile position counts from the start of that array).
+pub fn reference_reduce(vals: &[f64], offset: usize, m: BaseMethod) -> Option<f64> {
     let n = vals.len();
     assert!(n > 0);
     let sum = vals.iter().fold(0.0, |a, &b| a + b);
@@ -128,12 +130,13 @@ pub fn reference_reduce(vals: &[f64], m: BaseMethod) -> Option<f64> {
         }
         BaseMethod::Pct(q) => {
             let s = sorted(vals);
-            let pos = (n - 1) as f64 * (q as f64 / 100.0);
+            let pos = offset as f64 + (n - 1) as f64 * (q as f64 / 100.0);
             let (f, c) = (pos.floor(), pos.ceil());
+            let at = |p: f64| s[p as usize - offset];
             if f == c {
-                s[f as usize]
+                at(f)
             } else {
-                s[f as usize] * (c - pos) + s[c as usize] * (pos - f)
+                at(f) * (c - pos) + at(c) * (pos - f)
             }
         }
     })
@@ -149,9 +152,14 @@ pub fn reference_aggregate(
     for &(t, v) in points {
         groups.entry(t.div_euclid(g) * g).or_default().push(v);
     }
+    let mut offset = 0;
     groups
         .into_iter()
-        .filter_map(|(k, vals)| reference_reduce(&vals, m).map(|v| (k, v)))
+        .filter_map(|(k, vals)| {
+            let reduced = reference_reduce(&vals, offset, m).map(|v| (k, v));
+            offset += vals.len();
+            reduced
+        })
         .collect()
 }
 
