@@ -180,8 +180,10 @@ impl AggregatedTimeSerie {
 }
 
 /// Merge a freshly computed part of a series into the stored split (`None`: no
-/// split stored yet), the new values winning, then apply timespan retention
-/// (keep points strictly after `oldest_point_to_keep`).
+/// split stored yet), the new values winning. Timespan retention applies to
+/// the new part only (points strictly after `oldest_point_to_keep`): as
+/// upstream, the stored points stay until their whole split is deleted, and
+/// reads hide them relative to the newest point they load.
 pub fn merge_split(
     stored: Option<AggregatedTimeSerie>,
     new_part: &AggregatedTimeSerie,
@@ -191,9 +193,13 @@ pub fn merge_split(
         Some(s) => s,
         None => AggregatedTimeSerie::empty(new_part.granularity),
     };
-    serie.merge(new_part);
-    if let Some(oldest) = oldest_point_to_keep {
-        serie.truncate_before(oldest);
+    match oldest_point_to_keep {
+        Some(oldest) => {
+            let mut kept = new_part.clone();
+            kept.truncate_before(oldest);
+            serie.merge(&kept);
+        }
+        None => serie.merge(new_part),
     }
     serie
 }

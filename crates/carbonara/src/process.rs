@@ -15,7 +15,7 @@
 //!   the last bits of interpolated values.
 
 use crate::aggregate::{bucket_bounds, decompose, derive, floor_sat, reduce_buckets};
-use crate::aggregated::AggregatedTimeSerie;
+use crate::aggregated::{AggregatedTimeSerie, SplitKey};
 use crate::bound::BoundTimeSerie;
 use crate::method::{BaseMethod, Method};
 use crate::policy::{ArchivePolicy, ArchivePolicyItem};
@@ -47,6 +47,26 @@ pub struct MetricUpdate {
     /// The new raw buffer, already truncated.
     pub raw: BoundTimeSerie,
     pub aggregates: Vec<ComputedAggregate>,
+    /// The raw buffer's first block timestamp before the merge (`None`: a
+    /// new buffer) and after it, before truncation: upstream's "oldest
+    /// mutable timestamp", previous and current.
+    pub first_block_before: Option<Timestamp>,
+    pub first_block_after: Option<Timestamp>,
+}
+
+impl MetricUpdate {
+    /// Whether this update deletes the splits of `granularity` that are out
+    /// of retention. As upstream, only an update that moves the raw buffer's
+    /// first block into another split does; until then expired splits stay,
+    /// and a read whose range selects only them still returns their points.
+    pub fn expires_splits(&self, granularity: i64) -> bool {
+        match (self.first_block_before, self.first_block_after) {
+            (Some(before), Some(after)) if granularity > 0 => {
+                SplitKey::of(before, granularity) != SplitKey::of(after, granularity)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Merge `measures` into the metric's raw buffer (`None`: never processed) and
@@ -78,7 +98,9 @@ pub fn apply_measures(
         }
         None => BoundTimeSerie::new(block_size, back_window),
     };
+    let first_block_before = raw.first_block_timestamp();
     raw.merge(measures);
+    let first_block_after = raw.first_block_timestamp();
     // `merge` sorted the batch.
     let oldest_measure = measures.first()?.0;
     let first_changed = raw
@@ -88,7 +110,12 @@ pub fn apply_measures(
 
     let aggregates = compute_aggregates(&raw, policy, first_changed);
     raw.truncate();
-    Some(MetricUpdate { raw, aggregates })
+    Some(MetricUpdate {
+        raw,
+        aggregates,
+        first_block_before,
+        first_block_after,
+    })
 }
 
 fn compute_aggregates(

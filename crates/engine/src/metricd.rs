@@ -572,7 +572,8 @@ fn build_write_batch(
         let mut index = index.unwrap_or_default();
         for agg in &update.aggregates {
             let keys = keys_iter.next().unwrap_or_default();
-            let kept = write_aggregate(&mut batch, id, agg, &keys, &stored);
+            let expire = update.expires_splits(agg.granularity);
+            let kept = write_aggregate(&mut batch, id, agg, expire, &keys, &stored);
             index.insert(
                 (agg.method, agg.granularity),
                 kept.into_iter().map(|k| k.start).collect(),
@@ -586,18 +587,21 @@ fn build_write_batch(
 }
 
 /// Add one series' split writes and deletions to `batch`; returns the keys
-/// of the splits the series has once the batch is written, sorted.
+/// of the splits the series has once the batch is written, sorted. Splits out
+/// of retention are deleted only when `expire` (see
+/// [`MetricUpdate::expires_splits`]).
 fn write_aggregate(
     batch: &mut WriteBatch,
     id: Uuid,
     agg: &ComputedAggregate,
+    expire: bool,
     existing: &[SplitKey],
     stored: &HashMap<SplitRef, Vec<u8>>,
 ) -> Vec<SplitKey> {
     let oldest = agg.oldest_point_to_keep();
     let mut kept: BTreeSet<SplitKey> = BTreeSet::new();
     for key in existing {
-        if oldest.is_some_and(|o| split_is_expired(*key, o)) {
+        if expire && oldest.is_some_and(|o| split_is_expired(*key, o)) {
             batch.delete_splits.push(SplitRef {
                 metric: id,
                 method: agg.method,

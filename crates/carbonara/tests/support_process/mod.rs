@@ -213,17 +213,17 @@ pub struct Store {
 impl Store {
     pub fn apply(&mut self, update: &MetricUpdate) {
         for agg in &update.aggregates {
-            self.apply_one(agg);
+            self.apply_one(agg, update.expires_splits(agg.granularity));
         }
     }
 
-    pub fn apply_one(&mut self, agg: &ComputedAggregate) {
+    pub fn apply_one(&mut self, agg: &ComputedAggregate, expire: bool) {
         let oldest = agg.oldest_point_to_keep();
         let splits = self
             .splits
             .entry((agg.method, agg.granularity))
             .or_default();
-        if let Some(o) = oldest {
+        if let Some(o) = oldest.filter(|_| expire) {
             splits.retain(|k, _| !split_is_expired(*k, o));
         }
         for (key, part) in agg.serie.split() {
