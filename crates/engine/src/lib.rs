@@ -47,6 +47,12 @@ pub struct EngineConfig {
     pub workers: usize,
     /// Full scan of every sack at least this often, even without notification.
     pub processing_delay: Duration,
+    /// How long metricd waits, once notified of new measures, before it
+    /// processes them: measures posted close together are then processed as
+    /// one batch (fewer, larger writes), and get the aggregates upstream gives
+    /// them, since upstream's metricd processes everything pending at once
+    /// (back window and duplicate timestamps depend on it).
+    pub notification_delay: Duration,
     /// How often the janitor purges deleted metrics.
     pub cleanup_delay: Duration,
     /// Metrics purged per janitor pass.
@@ -67,6 +73,7 @@ impl Default for EngineConfig {
                 .map(|n| n.get())
                 .unwrap_or(2),
             processing_delay: Duration::from_secs(60),
+            notification_delay: Duration::from_secs(1),
             cleanup_delay: Duration::from_secs(300),
             cleanup_batch_size: 10_000,
             processing_replicas: 3,

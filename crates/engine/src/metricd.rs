@@ -389,6 +389,14 @@ impl Engine {
                 s = self.incoming.wait_for_new(wait) => s,
                 _ = shutdown.changed() => break,
             };
+            // Let measures posted close together gather in their sacks.
+            if !todo.is_empty() && !self.config.notification_delay.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.notification_delay) => {}
+                    _ = shutdown.changed() => break,
+                }
+                todo.extend(self.incoming.wait_for_new(Duration::ZERO).await);
+            }
             if rebalanced || last_full_scan.elapsed() >= self.config.processing_delay {
                 todo = (0..sacks).collect();
                 last_full_scan = Instant::now();

@@ -362,6 +362,7 @@ impl Config {
         let engine = EngineConfig {
             workers: src.parse("metricd", "workers", defaults.workers)?.max(1),
             processing_delay: src.seconds("metricd", "metric_processing_delay", 60.0)?,
+            notification_delay: src.seconds("metricd", "notification_delay", 1.0)?,
             cleanup_delay: src.seconds("metricd", "metric_cleanup_delay", 300.0)?,
             cleanup_batch_size: src.parse("metricd", "cleanup_batch_size", 10_000)?,
             processing_replicas: match src.parse("metricd", "processing_replicas", 3usize)? {

@@ -220,6 +220,8 @@ pub async fn run(
         EngineConfig {
             workers,
             processing_delay: Duration::from_secs(1),
+            // The loop figure is throughput: no wait before each wake-up.
+            notification_delay: Duration::ZERO,
             ..EngineConfig::default()
         },
     );
