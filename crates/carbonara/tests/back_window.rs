@@ -44,10 +44,17 @@ fn spec_example_one_minute_back_window_two() {
 
     // Nothing accepted: as upstream, the buckets from the buffer's first
     // point are recomputed all the same, and the buffer is unchanged.
-    let u3 = apply_measures(Some(raw.clone()), &p, &mut [(t_2328 - NS, 5.0), (year_2012, 6.0)])
-        .unwrap();
+    let u3 = apply_measures(
+        Some(raw.clone()),
+        &p,
+        &mut [(t_2328 - NS, 5.0), (year_2012, 6.0)],
+    )
+    .unwrap();
     assert_eq!(u3.raw, raw);
-    assert_eq!(pairs(&u3.aggregates[0].serie), vec![(T_2330_23 - 23 * NS, 1.0)]);
+    assert_eq!(
+        pairs(&u3.aggregates[0].serie),
+        vec![(T_2330_23 - 23 * NS, 1.0)]
+    );
 }
 
 #[test]

@@ -22,7 +22,10 @@ fn sample_index() -> SplitIndex {
     let mut index = SplitIndex::new();
     index.insert((Method::Mean, minute), vec![0, 3600 * minute]);
     index.insert(
-        (Method::parse("rate:95pct").expect("a method"), 3600 * NS_PER_SEC),
+        (
+            Method::parse("rate:95pct").expect("a method"),
+            3600 * NS_PER_SEC,
+        ),
         vec![-7_200 * 3600 * NS_PER_SEC, 0, 3_600 * 3600 * NS_PER_SEC],
     );
     index.insert((Method::Max, NS_PER_SEC), Vec::new());
@@ -33,14 +36,15 @@ fn sample_index() -> SplitIndex {
 fn index_round_trips_beside_the_points() {
     let index = sample_index();
     let bytes = encode_raw_with_index(&raw(), &index);
-    let (back, back_index) =
-        decode_raw_with_index(&bytes, 60 * NS_PER_SEC, 0).expect("decodes");
+    let (back, back_index) = decode_raw_with_index(&bytes, 60 * NS_PER_SEC, 0).expect("decodes");
     assert_eq!(back.timestamps, raw().timestamps);
     assert_eq!(back.values, raw().values);
     assert_eq!(back_index, Some(index));
     // Readers that only want the points still get them.
     assert_eq!(
-        decode_raw(&bytes, 60 * NS_PER_SEC, 0).expect("decodes").timestamps,
+        decode_raw(&bytes, 60 * NS_PER_SEC, 0)
+            .expect("decodes")
+            .timestamps,
         raw().timestamps
     );
 }
@@ -57,7 +61,10 @@ fn buffers_without_index_decode_with_none() {
 fn truncated_index_is_corrupt() {
     let bytes = encode_raw_with_index(&raw(), &sample_index());
     for cut in 0..bytes.len() {
-        assert!(decode_raw_with_index(&bytes[..cut], 1, 0).is_err(), "cut at {cut}");
+        assert!(
+            decode_raw_with_index(&bytes[..cut], 1, 0).is_err(),
+            "cut at {cut}"
+        );
     }
 }
 
