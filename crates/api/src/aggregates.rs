@@ -14,7 +14,7 @@ use crate::auth::Creds;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Ctx, json_body};
 use crate::measures::{granularity_token, time_param, timespan_param, write_points};
-use crate::metric::{policy_target, to_json_listed};
+use crate::metric::{loaded_resource, policy_target, to_json_with_resource};
 use crate::query::{parse_filter_string, parse_json_query};
 use crate::validate::{self, Path};
 use axum::Router;
@@ -74,7 +74,27 @@ pub(crate) struct AggQuery {
     pub(crate) fill: Fill,
 }
 
+/// `/v1/aggregates`'s parameters: without `fill` nor `needed_overlap`,
+/// upstream fills with `dropna` rather than checking the overlap.
 fn parse_query(ctx: &Ctx) -> ApiResult<AggQuery> {
+    validate_qs(ctx, |overlap_given| {
+        if overlap_given {
+            Fill::None
+        } else {
+            Fill::DropNa
+        }
+    })
+}
+
+/// Upstream's `validate_qs`, shared by `/v1/aggregates` and the deprecated
+/// `/v1/aggregation` API: `needed_overlap`, `start`, `stop`, `granularity`
+/// and `fill`, checked in that order, each refused with an `Argument value
+/// error` naming it. Without `fill`, `default_fill` gets whether
+/// `needed_overlap` was given.
+pub(crate) fn validate_qs(
+    ctx: &Ctx,
+    default_fill: impl FnOnce(bool) -> Fill,
+) -> ApiResult<AggQuery> {
     let needed_overlap = match ctx.param("needed_overlap") {
         None => None,
         Some(v) => Some(
@@ -86,9 +106,7 @@ fn parse_query(ctx: &Ctx) -> ApiResult<AggQuery> {
     let stop = time_param(ctx, "stop")?;
     let granularity = timespan_param(ctx, "granularity")?;
     let fill = match ctx.param("fill") {
-        // Without either, upstream drops NaN rather than checking overlap.
-        None if needed_overlap.is_none() => Fill::DropNa,
-        None => Fill::None,
+        None => default_fill(needed_overlap.is_some()),
         Some("null") => Fill::Null,
         Some("dropna") => Fill::DropNa,
         Some("ffill") => Fill::Ffill,
@@ -800,7 +818,7 @@ async fn post_aggregates(
 /// `groupby` values, sorted and each once (as upstream).
 pub(crate) fn groupby_param(ctx: &Ctx) -> Vec<String> {
     let mut g: Vec<String> = ctx
-        .params_all("groupby")
+        .param_list("groupby")
         .into_iter()
         .map(str::to_string)
         .collect();
@@ -1204,16 +1222,78 @@ async fn by_metric_ids(
     out.push_str("{\"measures\": ");
     write_measures_by_id(&mut out, &refs, &output);
     if details {
-        let mut shown: Vec<&Metric> = Vec::new();
-        for r in &refs {
-            if !shown.iter().any(|m| m.id == r.metric.id) {
-                shown.push(&r.metric);
-            }
+        // Each metric once, in UUID order, with its resource (as upstream's
+        // indexer lists them with `details=True`).
+        let mut shown: Vec<&Metric> = refs.iter().map(|r| &r.metric).collect();
+        shown.sort_unstable_by_key(|m| m.id);
+        shown.dedup_by_key(|m| m.id);
+        let mut docs = Vec::with_capacity(shown.len());
+        for m in shown {
+            let resource = loaded_resource(state, m).await?;
+            docs.push(to_json_with_resource(m, resource));
         }
-        let doc = Value::Array(shown.iter().map(|m| to_json_listed(m)).collect());
+        let doc = Value::Array(docs);
         out.push_str(", \"references\": ");
         out.push_str(&String::from_utf8_lossy(&crate::json::to_vec(&doc)));
     }
     out.push('}');
     Ok(json_response(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::TestApi;
+    use axum::http::StatusCode;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn details_show_each_metric_with_its_resource_as_upstream_loads_it() {
+        let api = TestApi::start().await;
+        api.policy_60s("p", &["mean"]).await;
+        let alone = api.metric_with("p", &[("2024-01-01T00:00:00", 1.0)]).await;
+        let rid = "aaaaaaaa-0000-4000-8000-000000000001";
+        api.expect(
+            StatusCode::CREATED,
+            "POST",
+            "/v1/resource/generic",
+            Some(json!({"id": rid, "project_id": "p1", "metrics": {"cpu": {"archive_policy_name": "p"}}})),
+        )
+        .await;
+        let r = api
+            .expect(
+                StatusCode::OK,
+                "GET",
+                &format!("/v1/resource/generic/{rid}"),
+                None,
+            )
+            .await;
+        let cpu = r["metrics"]["cpu"].as_str().expect("cpu").to_string();
+        let got = api
+            .expect(
+                StatusCode::OK,
+                "POST",
+                "/v1/aggregates?details=true",
+                Some(json!({"operations": ["metric", [cpu, "mean"], [alone, "mean"]]})),
+            )
+            .await;
+        let refs = got["references"].as_array().expect("references");
+        // Each metric once, in UUID order.
+        let ids: Vec<&str> = refs.iter().map(|m| m["id"].as_str().expect("id")).collect();
+        let mut sorted = vec![alone.as_str(), cpu.as_str()];
+        sorted.sort_unstable();
+        assert_eq!(ids, sorted);
+        for m in refs {
+            assert!(m.get("resource_id").is_none(), "{m}");
+            assert_eq!(m["archive_policy"]["name"], "p");
+            if m["id"] == alone.as_str() {
+                assert_eq!(m["resource"], json!(null));
+            } else {
+                // The resource's own attributes, not its metrics.
+                assert_eq!(m["resource"]["id"], rid);
+                assert_eq!(m["resource"]["project_id"], "p1");
+                assert_eq!(m["resource"]["type"], "generic");
+                assert!(m["resource"].get("metrics").is_none(), "{m}");
+            }
+        }
+    }
 }

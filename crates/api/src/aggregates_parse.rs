@@ -143,6 +143,7 @@ fn py_type(v: &Value) -> &'static str {
         Value::Number(_) => "<class 'int'>",
         Value::String(_) => "<class 'str'>",
         Value::Array(_) => "<class 'list'>",
+        Value::Object(_) if crate::http::is_non_finite(v) => "<class 'float'>",
         Value::Object(_) => "<class 'dict'>",
     }
 }

@@ -9,12 +9,11 @@
 //! series as a plain list.
 
 use crate::AppState;
-use crate::aggregates::{self, AggQuery, Fill, Output, ProcError, Reference};
-use crate::aggregates_parse::{Node, RefKey, parse_py_float};
+use crate::aggregates::{self, Fill, Output, ProcError, Reference};
+use crate::aggregates_parse::{Node, RefKey};
 use crate::auth::Creds;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Ctx, json_body};
-use crate::measures::{resample_param, timespan_param};
 use crate::metric::policy_target;
 use crate::query::{parse_filter_string, parse_json_query};
 use axum::Router;
@@ -25,9 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use carbonara::calendar::Sampling;
 use carbonara::ops::Reduction;
-use carbonara::{Method, Timestamp, time};
+use carbonara::{Method, time};
 use gnocchi_engine::{MeasuresQuery, ReadError};
-use gnocchi_index::{IndexError, Metric, ResourceQuery};
+use gnocchi_index::{IndexError, Metric, Nulls, ResourceQuery, SortDir, SortKey};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -53,78 +52,9 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "")
 }
 
-/// The parameters of the deprecated API, validated as upstream does (and in
-/// its order: overlap, start, stop, resample, granularity, fill).
-pub(crate) struct LegacyQuery {
-    pub(crate) aggregation: String,
-    pub(crate) reaggregation: Option<String>,
-    pub(crate) start: Option<Timestamp>,
-    pub(crate) stop: Option<Timestamp>,
-    pub(crate) granularity: Option<i64>,
-    pub(crate) needed_overlap: f64,
-    pub(crate) fill: Fill,
-    pub(crate) refresh: bool,
-    pub(crate) resample: Option<Sampling>,
-}
-
-pub(crate) fn parse_legacy_query(ctx: &Ctx) -> ApiResult<LegacyQuery> {
-    let needed_overlap = match ctx.param("needed_overlap") {
-        None => 100.0,
-        Some(v) => parse_py_float(v)
-            .ok_or_else(|| ApiError::bad_request("needed_overlap must be a number"))?,
-    };
-    let time = |name: &str| -> ApiResult<Option<Timestamp>> {
-        match ctx.param(name) {
-            None => Ok(None),
-            Some(v) => time::parse_timestamp(v, crate::measures::now())
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("Invalid value for {name}"))),
-        }
-    };
-    let start = time("start")?;
-    let stop = time("stop")?;
-    if needed_overlap != 100.0 && start.is_none() && stop.is_none() {
-        return Err(ApiError::bad_request(
-            "start and/or stop must be provided if specifying needed_overlap",
-        ));
-    }
-    let granularity = timespan_param(ctx, "granularity")?;
-    let resample = if ctx.param("resample").is_some() {
-        if granularity.is_none() {
-            return Err(ApiError::bad_request(
-                "A granularity must be specified to resample",
-            ));
-        }
-        resample_param(ctx)?
-    } else {
-        None
-    };
-    let fill = match ctx.param("fill") {
-        None => Fill::None,
-        Some("null") => Fill::Null,
-        Some(v) => Fill::Value(parse_py_float(v).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "fill must be a float or 'null': could not convert string to float: '{v}'"
-            ))
-        })?),
-    };
-    Ok(LegacyQuery {
-        aggregation: ctx.param("aggregation").unwrap_or("mean").to_string(),
-        reaggregation: ctx.param("reaggregation").map(str::to_string),
-        start,
-        stop,
-        granularity,
-        needed_overlap,
-        fill,
-        refresh: ctx.bool_param("refresh")?.unwrap_or(false),
-        resample,
-    })
-}
-
+/// Upstream's voluptuous message for a metric id that is not a UUID.
 fn invalid_uuid(index: usize) -> ApiError {
-    ApiError::bad_request(format!(
-        "Invalid input: not a valid value for dictionary value @ data[{index}]"
-    ))
+    ApiError::bad_request(format!("Invalid input: not a valid value @ data[{index}]"))
 }
 
 async fn get_by_metric_ids(
@@ -133,7 +63,7 @@ async fn get_by_metric_ids(
     ctx: Ctx,
 ) -> ApiResult<Response> {
     let mut ids = Vec::new();
-    for (i, m) in ctx.params_all("metric").into_iter().enumerate() {
+    for (i, m) in ctx.param_list("metric").into_iter().enumerate() {
         ids.push(Uuid::parse_str(m).map_err(|_| invalid_uuid(i))?);
     }
     by_metric_ids(&state, &creds, &ctx, ids).await
@@ -147,13 +77,14 @@ async fn post_by_metric_ids(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = json_body(&headers, &body)?;
+    let root = crate::validate::Path::root();
     let list = body
         .as_array()
-        .ok_or_else(|| ApiError::bad_request("Invalid input: expected a list"))?;
+        .ok_or_else(|| root.invalid("expected a list"))?;
     let mut ids = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
         let id = v.as_str().and_then(|s| Uuid::parse_str(s).ok());
-        ids.push(id.ok_or_else(|| invalid_uuid(i))?);
+        ids.push(id.ok_or_else(|| root.index(i).invalid("not a valid value"))?);
     }
     by_metric_ids(&state, &creds, &ctx, ids).await
 }
@@ -173,30 +104,28 @@ async fn by_metric_ids(
             "Metric {missing} does not exist"
         )));
     }
-    // In the order asked, each once.
-    let mut metrics: Vec<Metric> = Vec::with_capacity(found.len());
-    for id in &ids {
-        if metrics.iter().any(|m| m.id == *id) {
-            continue;
-        }
-        if let Some(m) = found.iter().find(|m| m.id == *id) {
-            metrics.push(m.clone());
-        }
-    }
-    let q = parse_legacy_query(ctx)?;
+    // Each once, in UUID order, as upstream's indexer lists them: that
+    // order decides which metric an error names.
+    let mut metrics = found;
+    metrics.sort_unstable_by_key(|m| m.id);
+    metrics.dedup_by_key(|m| m.id);
     Ok(json_list(
-        cross_metric_measures(state, creds, &metrics, &q).await?,
+        cross_metric_measures(state, creds, ctx, &metrics).await?,
     ))
 }
 
 /// Measures of several metrics aggregated together (or of one, as stored),
-/// as a JSON list.
+/// as a JSON list: upstream's `get_cross_metric_measures_from_objs`, whose
+/// order of checks this keeps (the query parameters, then the resample, the
+/// granularities, `refresh`, and the aggregation method).
 pub(crate) async fn cross_metric_measures(
     state: &AppState,
     creds: &Creds,
+    ctx: &Ctx,
     metrics: &[Metric],
-    q: &LegacyQuery,
 ) -> ApiResult<String> {
+    let q = aggregates::validate_qs(ctx, |_| Fill::None)?;
+    let aggregation = ctx.param("aggregation").unwrap_or("mean");
     for m in metrics {
         state
             .policy
@@ -205,7 +134,47 @@ pub(crate) async fn cross_metric_measures(
     if metrics.is_empty() {
         return Ok(String::from("[]"));
     }
-    if q.refresh {
+    let resample = match ctx.param("resample") {
+        None | Some("") => None,
+        Some(_) if q.granularity.is_none() => {
+            return Err(ApiError::bad_request(
+                "A granularity must be specified to resample",
+            ));
+        }
+        Some(v) => Some(parse_resample(v)?),
+    };
+    let has = |m: &Metric, g: i64| {
+        m.archive_policy
+            .definition
+            .iter()
+            .any(|d| d.granularity == g)
+    };
+    let granularities: Vec<i64> = match q.granularity {
+        Some(g) => vec![g],
+        // Those every metric has, in the order the first one lists them.
+        None => metrics[0]
+            .archive_policy
+            .definition
+            .iter()
+            .map(|d| d.granularity)
+            .filter(|&g| metrics.iter().all(|m| has(m, g)))
+            .collect(),
+    };
+    if granularities.is_empty() {
+        return Err(aggregates::unaggregable(
+            "No granularity match".to_string(),
+            metrics
+                .iter()
+                .map(|m| json!([m.id.to_string(), aggregation]))
+                .collect(),
+        ));
+    }
+    for m in metrics {
+        if let Some(&g) = granularities.iter().find(|&&g| !has(m, g)) {
+            return Err(no_such_aggregation(aggregation, g, m.id));
+        }
+    }
+    if ctx.bool_param("refresh")?.unwrap_or(false) {
         for m in metrics {
             state
                 .engine
@@ -220,34 +189,34 @@ pub(crate) async fn cross_metric_measures(
         let missing_method = || {
             ApiError::not_found(json!({
                 "cause": "Aggregation method does not exist for this metric",
-                "detail": {"metric": metric.id.to_string(), "aggregation_method": q.aggregation},
+                "detail": {"metric": metric.id.to_string(), "aggregation_method": aggregation},
             }))
         };
-        let method = Method::parse(&q.aggregation).ok_or_else(missing_method)?;
+        let method = Method::parse(aggregation).ok_or_else(missing_method)?;
         let query = MeasuresQuery {
             method,
             granularity: q.granularity,
             start: q.start,
             stop: q.stop,
-            resample: q.resample,
+            resample,
         };
         let series = match state.engine.read_measures(metric, &query).await {
             Ok(s) => s,
             Err(ReadError::MethodNotInPolicy) => return Err(missing_method()),
             Err(ReadError::GranularityNotInPolicy(g)) => {
-                return Err(no_such_aggregation(&q.aggregation, g, metric.id));
+                return Err(no_such_aggregation(aggregation, g, metric.id));
             }
             Err(e) => return Err(e.into()),
         };
         let parts: Vec<aggregates::Part> = series
             .into_iter()
             .map(|s| aggregates::Part {
-                sampling: q.resample.filter(is_calendar).unwrap_or(Sampling::Fixed(
-                    match q.resample {
+                sampling: resample
+                    .filter(is_calendar)
+                    .unwrap_or(Sampling::Fixed(match resample {
                         Some(Sampling::Fixed(g)) => g,
                         _ => s.granularity,
-                    },
-                )),
+                    })),
                 timestamps: s.timestamps,
                 values: s.values,
             })
@@ -256,28 +225,23 @@ pub(crate) async fn cross_metric_measures(
         return Ok(out);
     }
 
-    // As upstream's processor: an unknown method is a 404 before anything else.
+    // As upstream's processor: an unknown method is a 404 before any read.
     for m in metrics {
         let policy = &m.archive_policy;
-        if !Method::parse(&q.aggregation).is_some_and(|x| policy.aggregation_methods.contains(&x)) {
+        if !Method::parse(aggregation).is_some_and(|x| policy.aggregation_methods.contains(&x)) {
             let g = policy.definition.first().map_or(0, |d| d.granularity);
-            return Err(no_such_aggregation(&q.aggregation, g, m.id));
+            return Err(no_such_aggregation(aggregation, g, m.id));
         }
     }
-    let reaggregation = q.reaggregation.as_deref().unwrap_or(&q.aggregation);
-    let how = Reduction::parse(reaggregation).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "Invalid reaggregation value {reaggregation}, must be one of mean, median, std, min, max, sum, var, count"
-        ))
-    })?;
+    let reaggregation = ctx.param("reaggregation").unwrap_or(aggregation);
     let refs: Vec<Reference> = metrics
         .iter()
         .map(|m| Reference {
             metric: m.clone(),
-            aggregation: q.aggregation.clone(),
+            aggregation: aggregation.to_string(),
             lookup: RefKey {
                 name: m.id.to_string(),
-                aggregation: q.aggregation.clone(),
+                aggregation: aggregation.to_string(),
             },
             resource_id: None,
             windows: Vec::new(),
@@ -287,30 +251,29 @@ pub(crate) async fn cross_metric_measures(
         refs: refs.iter().map(|r| r.lookup.clone()).collect(),
         single: false,
     };
-    if let Some(sampling) = q.resample {
-        let method = Method::parse(&q.aggregation)
-            .ok_or_else(|| no_such_aggregation(&q.aggregation, 0, metrics[0].id))?;
+    if let Some(sampling) = resample {
+        let method = Method::parse(aggregation)
+            .ok_or_else(|| no_such_aggregation(aggregation, 0, metrics[0].id))?;
         inner = Node::Resample {
-            name: q.aggregation.clone(),
+            name: aggregation.to_string(),
             method,
             sampling,
             arg: Box::new(inner),
         };
     }
-    let operations = Node::Aggregate {
-        name: reaggregation.to_string(),
-        how,
-        arg: Box::new(inner),
-    };
-    let agg_query = AggQuery {
-        start: q.start,
-        stop: q.stop,
-        granularity: q.granularity,
-        needed_overlap: q.needed_overlap,
-        fill: q.fill,
+    // An unknown reaggregation fails upstream (a 500) only once the series
+    // are read, aligned and their overlap checked: those errors come first.
+    let how = Reduction::parse(reaggregation);
+    let operations = match how {
+        Some(how) => Node::Aggregate {
+            name: reaggregation.to_string(),
+            how,
+            arg: Box::new(inner),
+        },
+        None => inner,
     };
     let identity = |r: &RefKey| r.clone();
-    let output = aggregates::get_measures(state, &refs, &operations, &agg_query, &identity)
+    let output = aggregates::get_measures(state, &refs, &operations, &q, &identity)
         .await
         .map_err(|e| match e {
             ProcError::UnknownAggregation {
@@ -320,11 +283,29 @@ pub(crate) async fn cross_metric_measures(
             } => no_such_aggregation(&aggregation, granularity, metric),
             other => other.into_api(),
         })?;
+    if how.is_none() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid reaggregation value {reaggregation}, must be one of mean, median, std, min, max, sum, var, count"
+        )));
+    }
     match output {
         Output::Aggregated(parts) => aggregates::write_parts(&mut out, &parts),
         Output::PerReference(_) => out.push_str("[]"),
     }
     Ok(out)
+}
+
+/// `resample`: a calendar grouping `Y|H|Q|M|W` or a positive timespan; a bad
+/// one is refused with upstream's plain message.
+fn parse_resample(v: &str) -> ApiResult<Sampling> {
+    if let Some(cal) = Sampling::calendar(v) {
+        return Ok(cal);
+    }
+    match time::parse_timespan(v) {
+        Ok(ns) if ns > 0 => Ok(Sampling::Fixed(ns)),
+        Ok(_) => Err(ApiError::bad_request("Timespan must be positive")),
+        Err(_) => Err(ApiError::bad_request("Unable to parse timespan")),
+    }
 }
 
 fn is_calendar(s: &Sampling) -> bool {
@@ -379,7 +360,18 @@ async fn by_resources(
         filter,
         details: false,
         history: false,
-        sort: aggregates::resource_sort(&groupby),
+        // Upstream sorts by the groupby attributes, or by nothing but the
+        // id (not by the resource listing's default): that order decides
+        // which metric an error names.
+        sort: if groupby.is_empty() {
+            vec![SortKey {
+                key: "id".to_string(),
+                dir: SortDir::Asc,
+                nulls: Nulls::Default,
+            }]
+        } else {
+            aggregates::resource_sort(&groupby)
+        },
         limit: None,
         marker: None,
     };
@@ -408,11 +400,10 @@ async fn by_resources(
         let (_, id) = r.metrics.iter().find(|(n, _)| *n == metric_name)?;
         found.iter().find(|m| m.id == *id).cloned()
     };
-    let q = parse_legacy_query(&ctx)?;
     if groupby.is_empty() {
         let metrics: Vec<Metric> = resources.iter().filter_map(metric_of).collect();
         return Ok(json_list(
-            cross_metric_measures(&state, &creds, &metrics, &q).await?,
+            cross_metric_measures(&state, &creds, &ctx, &metrics).await?,
         ));
     }
     let mut groups: Vec<(aggregates::GroupKey, Vec<Metric>)> = Vec::new();
@@ -434,9 +425,342 @@ async fn by_resources(
             &aggregates::group_json(key),
         )));
         out.push_str(", \"measures\": ");
-        out.push_str(&cross_metric_measures(&state, &creds, metrics, &q).await?);
+        out.push_str(&cross_metric_measures(&state, &creds, &ctx, metrics).await?);
         out.push('}');
     }
     out.push(']');
     Ok(json_list(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::TestApi;
+    use axum::http::StatusCode;
+    use serde_json::{Value, json};
+
+    /// Two metrics of a 60 s policy: A has 00:00=1, 00:01=2 and 00:01:30=4
+    /// (buckets 00:00=1, 00:01=3); B has 00:01:10=10 and 00:02=20.
+    async fn two_metrics(api: &TestApi) -> (String, String) {
+        api.policy_60s("p", &["mean", "95pct", "count"]).await;
+        let a = api
+            .metric_with(
+                "p",
+                &[
+                    ("2024-01-01T00:00:00", 1.0),
+                    ("2024-01-01T00:01:00", 2.0),
+                    ("2024-01-01T00:01:30", 4.0),
+                ],
+            )
+            .await;
+        let b = api
+            .metric_with(
+                "p",
+                &[("2024-01-01T00:01:10", 10.0), ("2024-01-01T00:02:00", 20.0)],
+            )
+            .await;
+        (a, b)
+    }
+
+    fn points(values: &[(&str, f64)]) -> Value {
+        Value::Array(
+            values
+                .iter()
+                .map(|(t, v)| json!([format!("2024-01-01T{t}+00:00"), 60.0, v]))
+                .collect(),
+        )
+    }
+
+    fn description(v: &Value) -> &Value {
+        &v["description"]
+    }
+
+    #[tokio::test]
+    async fn fill_accepts_every_mode_of_the_aggregates_api() {
+        let api = TestApi::start().await;
+        let (a, b) = two_metrics(&api).await;
+        let cases = [
+            ("dropna", [1.0, 6.5, 20.0]),
+            ("null", [1.0, 6.5, 20.0]),
+            ("ffill", [1.0, 6.5, 11.5]),
+            ("bfill", [5.5, 6.5, 20.0]),
+            ("full_ffill", [5.5, 6.5, 11.5]),
+            ("full_bfill", [5.5, 6.5, 11.5]),
+            ("0", [0.5, 6.5, 10.0]),
+        ];
+        for (fill, [v0, v1, v2]) in cases {
+            let got = api
+                .expect(
+                    StatusCode::OK,
+                    "GET",
+                    &format!("/v1/aggregation/metric?metric={a}&metric={b}&fill={fill}"),
+                    None,
+                )
+                .await;
+            let want = points(&[("00:00:00", v0), ("00:01:00", v1), ("00:02:00", v2)]);
+            assert_eq!(got, want, "fill={fill}");
+        }
+    }
+
+    #[tokio::test]
+    async fn needed_overlap_needs_no_start_nor_stop() {
+        let api = TestApi::start().await;
+        let (a, b) = two_metrics(&api).await;
+        let got = api
+            .expect(
+                StatusCode::OK,
+                "GET",
+                &format!("/v1/aggregation/metric?metric={a}&metric={b}&needed_overlap=0"),
+                None,
+            )
+            .await;
+        assert_eq!(got, points(&[("00:01:00", 6.5)]));
+    }
+
+    #[tokio::test]
+    async fn a_bad_fill_or_needed_overlap_is_an_argument_value_error() {
+        let api = TestApi::start().await;
+        let (a, b) = two_metrics(&api).await;
+        let url = format!("/v1/aggregation/metric?metric={a}&metric={b}");
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                &format!("{url}&fill=bogus"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            description(&got),
+            &json!({
+                "cause": "Argument value error",
+                "detail": "fill",
+                "reason": "Must be a float, 'dropna', 'null', 'ffill', 'bfill', 'full_ffill' or 'full_bfill'",
+            })
+        );
+        // needed_overlap is checked first, as upstream's validate_qs does.
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                &format!("{url}&needed_overlap=x&fill=bogus"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            description(&got),
+            &json!({"cause": "Argument value error", "detail": "needed_overlap", "reason": "Must be a number"})
+        );
+        // Even without any metric.
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                "/v1/aggregation/metric?fill=bogus",
+                None,
+            )
+            .await;
+        assert_eq!(description(&got)["detail"], "fill");
+    }
+
+    #[tokio::test]
+    async fn a_metric_id_that_is_not_a_uuid_is_named_by_its_position() {
+        let api = TestApi::start().await;
+        let (a, _) = two_metrics(&api).await;
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                "/v1/aggregation/metric?metric=foo",
+                None,
+            )
+            .await;
+        assert_eq!(
+            description(&got),
+            "Invalid input: not a valid value @ data[0]"
+        );
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                &format!("/v1/aggregation/metric?metric={a}&metric=foo"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            description(&got),
+            "Invalid input: not a valid value @ data[1]"
+        );
+        // A lone empty value is no metric at all (upstream's arg_to_list).
+        let got = api
+            .expect(
+                StatusCode::OK,
+                "GET",
+                "/v1/aggregation/metric?metric=",
+                None,
+            )
+            .await;
+        assert_eq!(got, json!([]));
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "POST",
+                "/v1/aggregation/metric",
+                Some(json!([a, "foo"])),
+            )
+            .await;
+        assert_eq!(
+            description(&got),
+            &json!({"cause": "Invalid input", "reason": "not a valid value @ data[1]", "detail": ["1"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_granularity_missing_from_the_policy_names_the_first_metric_in_uuid_order() {
+        let api = TestApi::start().await;
+        let (a, b) = two_metrics(&api).await;
+        let first = a.clone().min(b.clone());
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            let got = api
+                .expect(
+                    StatusCode::NOT_FOUND,
+                    "GET",
+                    &format!("/v1/aggregation/metric?metric={x}&metric={y}&granularity=300"),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                description(&got),
+                &json!(format!(
+                    "Aggregation method 'mean' at granularity '300.0' for metric {first} does not exist"
+                ))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_resample_is_refused_with_a_plain_message_after_the_query_checks() {
+        let api = TestApi::start().await;
+        let (a, b) = two_metrics(&api).await;
+        let url = format!("/v1/aggregation/metric?metric={a}&metric={b}");
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                &format!("{url}&granularity=60&resample=abc"),
+                None,
+            )
+            .await;
+        assert_eq!(description(&got), "Unable to parse timespan");
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                &format!("{url}&granularity=60&resample=-60"),
+                None,
+            )
+            .await;
+        assert_eq!(description(&got), "Timespan must be positive");
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                &format!("{url}&resample=abc&fill=bogus"),
+                None,
+            )
+            .await;
+        assert_eq!(description(&got)["detail"], "fill");
+        let got = api
+            .expect(
+                StatusCode::OK,
+                "GET",
+                &format!("{url}&granularity=60&resample=120"),
+                None,
+            )
+            .await;
+        assert_eq!(got, json!([["2024-01-01T00:00:00+00:00", 120.0, 6.5]]));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_reaggregation_is_refused_only_once_the_overlap_is_checked() {
+        let api = TestApi::start().await;
+        let (a, b) = two_metrics(&api).await;
+        let url = format!(
+            "/v1/aggregation/metric?metric={a}&metric={b}&aggregation=95pct&start=2024-01-01T00:00:00"
+        );
+        // From 00:00 to the last overlap (00:01), one bucket in two overlaps:
+        // upstream's overlap error comes first.
+        let got = api.expect(StatusCode::BAD_REQUEST, "GET", &url, None).await;
+        assert_eq!(description(&got)["cause"], "Metrics cannot be aggregated");
+        // Then 95pct is no reaggregation (upstream: a 500).
+        let got = api
+            .expect(
+                StatusCode::BAD_REQUEST,
+                "GET",
+                &format!("{url}&needed_overlap=0"),
+                None,
+            )
+            .await;
+        assert!(
+            description(&got)
+                .as_str()
+                .is_some_and(|d| d.starts_with("Invalid reaggregation value 95pct")),
+            "{got}"
+        );
+    }
+
+    #[tokio::test]
+    async fn resources_are_taken_in_id_order_and_an_empty_grouping_checks_nothing() {
+        let api = TestApi::start().await;
+        api.policy_60s("p", &["mean"]).await;
+        // Created in the opposite order of their ids.
+        let ids = [
+            "ffffffff-0000-4000-8000-000000000001",
+            "00000000-0000-4000-8000-000000000002",
+        ];
+        let mut metric_of = Vec::new();
+        for id in ids {
+            api.expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/resource/generic",
+                Some(json!({"id": id, "metrics": {"cpu": {"archive_policy_name": "p"}}})),
+            )
+            .await;
+            let r = api
+                .expect(
+                    StatusCode::OK,
+                    "GET",
+                    &format!("/v1/resource/generic/{id}"),
+                    None,
+                )
+                .await;
+            metric_of.push(r["metrics"]["cpu"].as_str().expect("cpu").to_string());
+        }
+        let url = "/v1/aggregation/resource/generic/metric/cpu";
+        let got = api
+            .expect(
+                StatusCode::NOT_FOUND,
+                "POST",
+                &format!("{url}?granularity=300"),
+                Some(json!({"in": {"id": ids}})),
+            )
+            .await;
+        assert_eq!(
+            description(&got),
+            &json!(format!(
+                "Aggregation method 'mean' at granularity '300.0' for metric {} does not exist",
+                metric_of[1]
+            ))
+        );
+        // No group, so the parameters are never looked at.
+        let got = api
+            .expect(
+                StatusCode::OK,
+                "POST",
+                &format!("{url}?groupby=project_id&fill=bogus"),
+                Some(json!({"=": {"id": "11111111-0000-4000-8000-000000000000"}})),
+            )
+            .await;
+        assert_eq!(got, json!([]));
+    }
 }

@@ -103,6 +103,12 @@ fn definition(value: &Value, path: &Path) -> ApiResult<Vec<ArchivePolicyItem>> {
     Ok(out)
 }
 
+/// One of upstream's `VALID_AGGREGATION_METHODS_VALUES`: a method, `+`/`-`
+/// a method, or `*`; the same rule as the policy's own resolution.
+fn is_aggregation_methods_value(m: &str) -> bool {
+    ArchivePolicy::resolve_aggregation_methods(Some(&[m.to_string()]), &[]).is_ok()
+}
+
 fn back_window(value: &Value, path: &Path) -> ApiResult<u64> {
     let n = validate::integer(value, path)?;
     if n < 0 {
@@ -145,8 +151,14 @@ async fn create(
             let p = root.key("aggregation_methods");
             let list = validate::list(v, &p)?;
             let mut out = Vec::with_capacity(list.len());
-            for item in list {
-                out.push(validate::string(item, &p)?.to_string());
+            for (i, item) in list.iter().enumerate() {
+                // Upstream's schema is the list of valid values: anything
+                // else, a non-string included, is `not a valid value`.
+                let method = item
+                    .as_str()
+                    .filter(|m| is_aggregation_methods_value(m))
+                    .ok_or_else(|| p.index(i).invalid("not a valid value"))?;
+                out.push(method.to_string());
             }
             Some(out)
         }
@@ -253,4 +265,19 @@ async fn delete(
         .enforce("delete archive policy", &creds, &Target::new())?;
     state.indexer.delete_archive_policy(&name).await?;
     Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_aggregation_methods_value;
+
+    #[test]
+    fn aggregation_methods_values_are_upstreams() {
+        for ok in ["mean", "rate:99pct", "+max", "-1pct", "*", "-rate:count"] {
+            assert!(is_aggregation_methods_value(ok), "{ok}");
+        }
+        for bad in ["bogus", "Mean", "+bogus", "-*", "", "100pct", "rate:"] {
+            assert!(!is_aggregation_methods_value(bad), "{bad}");
+        }
+    }
 }

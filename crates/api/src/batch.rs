@@ -21,7 +21,7 @@ use crate::auth::Creds;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Ctx, json_body_typed_check};
 use crate::ingest::PostMeasuresCheck;
-use crate::measures::{RawMeasure, accepted, convert_measures, now};
+use crate::measures::{BAD_FORMAT, RawMeasure, accepted, convert_measures, now};
 use crate::metric::policy_from_rules;
 use crate::policy::Target;
 use axum::Router;
@@ -101,6 +101,8 @@ struct MetricEntry<'a> {
     archive_policy_name: Option<Cow<'a, str>>,
     unit: Option<Cow<'a, str>>,
     measures: Vec<RawMeasure<'a>>,
+    /// Given as `{"measures": [...]}`: errors name that key too.
+    nested: bool,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for MetricEntry<'a> {
@@ -120,6 +122,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for MetricEntry<'a> {
                     archive_policy_name: None,
                     unit: None,
                     measures,
+                    nested: false,
                 })
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
@@ -127,6 +130,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for MetricEntry<'a> {
                     archive_policy_name: None,
                     unit: None,
                     measures: Vec::new(),
+                    nested: true,
                 };
                 let mut has_measures = false;
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
@@ -154,22 +158,22 @@ impl<'de: 'a, 'a> Deserialize<'de> for MetricEntry<'a> {
 
 /// A typed parse failed: say what is wrong, as precisely as upstream.
 fn body_error(body: &[u8], resources: bool) -> ApiError {
-    let value: Value = match serde_json::from_slice(body) {
+    let mut scratch = Vec::new();
+    let value: Value = match crate::http::from_json_slice(body, &mut scratch) {
         Ok(v) => v,
-        Err(e) => {
-            return ApiError::bad_request(
-                json!({"cause": "Unable to decode body", "reason": e.to_string(), "detail": []}),
-            );
-        }
+        Err(e) => return crate::http::decode_error(body, &e),
     };
     let root = crate::validate::Path::root();
-    let Some(map) = value.as_object() else {
+    let Some(map) = value
+        .as_object()
+        .filter(|_| !crate::http::is_non_finite(&value))
+    else {
         return root.invalid("expected a dictionary");
     };
     let measures_error = |v: &Value, path: &crate::validate::Path| -> Option<ApiError> {
         match Vec::<RawMeasure>::deserialize(v) {
-            Ok(raw) => convert_measures(&raw, now()).err(),
-            Err(_) => Some(path.invalid("unexpected measures format")),
+            Ok(raw) => convert(&raw, now(), || path.clone()).err(),
+            Err(_) => Some(path.invalid(BAD_FORMAT)),
         }
     };
     for (k, v) in map {
@@ -180,13 +184,13 @@ fn body_error(body: &[u8], resources: bool) -> ApiError {
             }
             continue;
         }
-        let Some(metrics) = v.as_object() else {
+        let Some(metrics) = v.as_object().filter(|_| !crate::http::is_non_finite(v)) else {
             return path.invalid("expected a dictionary");
         };
         for (name, entry) in metrics {
             let path = path.key(name);
             match entry {
-                Value::Object(o) => {
+                Value::Object(o) if !crate::http::is_non_finite(entry) => {
                     for key in o.keys() {
                         if !["archive_policy_name", "unit", "measures"].contains(&key.as_str()) {
                             return path.key(key).invalid("extra keys not allowed");
@@ -213,16 +217,26 @@ fn body_error(body: &[u8], resources: bool) -> ApiError {
         }
     }
     // The typed reader and this one disagree: report the generic message.
-    root.invalid("unexpected measures format")
+    root.invalid(BAD_FORMAT)
 }
 
-fn parse_typed<'a, T: Deserialize<'a>>(body: &'a [u8], resources: bool) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|_| body_error(body, resources))
+/// The typed body (see [`crate::http::from_json_slice`] for `scratch`).
+fn parse_typed<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+    resources: bool,
+) -> ApiResult<T> {
+    crate::http::from_json_slice(body, scratch).map_err(|_| body_error(body, resources))
 }
 
-/// Convert every measures list of the body before anything is looked up.
-fn convert(raw: &[RawMeasure], now: Timestamp) -> ApiResult<Vec<(Timestamp, f64)>> {
-    convert_measures(raw, now)
+/// Convert a measures list; upstream names where it is in any error
+/// (`... for dictionary value @ data['<id>']`). `path` is only built then.
+fn convert(
+    raw: &[RawMeasure],
+    now: Timestamp,
+    path: impl FnOnce() -> crate::validate::Path,
+) -> ApiResult<Vec<(Timestamp, f64)>> {
+    convert_measures(raw, now).map_err(|reason| path().invalid(reason))
 }
 
 async fn metrics_measures(
@@ -232,18 +246,16 @@ async fn metrics_measures(
     body: Bytes,
 ) -> ApiResult<Response> {
     json_body_typed_check(&headers, "application/json")?;
-    let entries: Entries<Vec<RawMeasure>> = parse_typed(&body, false)?;
+    let mut scratch = Vec::new();
+    let entries: Entries<Vec<RawMeasure>> = parse_typed(&body, &mut scratch, false)?;
     let now = now();
     // Validate every key and every measure first; a repeated id keeps its last list.
     let mut by_id: HashMap<Uuid, usize> = HashMap::with_capacity(entries.0.len());
     let mut batch: Vec<(Uuid, Vec<(Timestamp, f64)>)> = Vec::with_capacity(entries.0.len());
     for (key, raw) in &entries.0 {
-        let id = Uuid::parse_str(key).map_err(|_| {
-            crate::validate::Path::root()
-                .key(key)
-                .invalid("extra keys not allowed")
-        })?;
-        let measures = convert(raw, now)?;
+        let path = || crate::validate::Path::root().key(key);
+        let id = Uuid::parse_str(key).map_err(|_| path().invalid("extra keys not allowed"))?;
+        let measures = convert(raw, now, path)?;
         match by_id.get(&id) {
             Some(&i) => batch[i].1 = measures,
             None => {
@@ -300,7 +312,8 @@ async fn resources_metrics_measures(
     json_body_typed_check(&headers, "application/json")?;
     let create_metrics = ctx.bool_param("create_metrics")?.unwrap_or(false);
     let creator = creds.creator();
-    let entries: Entries<Entries<MetricEntry>> = parse_typed(&body, true)?;
+    let mut scratch = Vec::new();
+    let entries: Entries<Entries<MetricEntry>> = parse_typed(&body, &mut scratch, true)?;
     let now = now();
 
     // 1. Validate everything: resource ids, metric definitions, measures.
@@ -313,7 +326,14 @@ async fn resources_metrics_measures(
         })?;
         let mut list = Vec::with_capacity(metrics.0.len());
         for (name, entry) in metrics.0 {
-            let measures = convert(&entry.measures, now)?;
+            let measures = convert(&entry.measures, now, || {
+                let path = crate::validate::Path::root().key(&original_id).key(&name);
+                if entry.nested {
+                    path.key("measures")
+                } else {
+                    path
+                }
+            })?;
             if let Some(unit) = &entry.unit
                 && unit.chars().count() > 31
             {
@@ -518,5 +538,62 @@ mod tests {
         assert_eq!(e.description["reason"], "expected a dictionary");
         let e = body_error(b"{", false);
         assert_eq!(e.description["cause"], "Unable to decode body");
+    }
+
+    #[test]
+    fn measures_errors_name_the_metric_as_upstream() {
+        let e = body_error(br#"{"m": [{"timestamp": "foo", "value": NaN}]}"#, false);
+        assert_eq!(
+            e.description["reason"],
+            "unexpected timestamp 'Unable to convert timestamps' for dictionary value @ data['m']"
+        );
+        assert_eq!(e.description["detail"], json!(["m"]));
+        let e = body_error(
+            br#"{"r": {"a": {"measures": [{"timestamp": "2024-01-01T00:00:00"}]}}}"#,
+            true,
+        );
+        assert_eq!(
+            e.description["reason"],
+            "unexpected measures value for dictionary value @ data['r']['a']['measures']"
+        );
+        let e = body_error(br#"{"m": NaN}"#, false);
+        assert_eq!(
+            e.description["reason"],
+            "unexpected measures format for dictionary value @ data['m']"
+        );
+        let e = body_error(br#"{"r": {"a": Infinity}}"#, true);
+        assert_eq!(
+            e.description["reason"],
+            "unexpected measures format for dictionary value @ data['r']['a']"
+        );
+        let e = body_error(br#"{"r": -Infinity}"#, true);
+        assert_eq!(
+            e.description["reason"],
+            "expected a dictionary for dictionary value @ data['r']"
+        );
+        let e = body_error(b"NaN", true);
+        assert_eq!(e.description["reason"], "expected a dictionary");
+    }
+
+    #[test]
+    fn nan_values_parse_in_both_batches() {
+        let mut scratch = Vec::new();
+        let e: Entries<Vec<RawMeasure>> = parse_typed(
+            br#"{"m": [{"timestamp": 1, "value": NaN}]}"#,
+            &mut scratch,
+            false,
+        )
+        .unwrap();
+        let got = convert_measures(&e.0[0].1, 0).unwrap();
+        assert!(got[0].1.is_nan());
+        let mut scratch = Vec::new();
+        let e: Entries<Entries<MetricEntry>> = parse_typed(
+            br#"{"r": {"a": {"measures": [{"timestamp": 1, "value": -1e400}]}}}"#,
+            &mut scratch,
+            true,
+        )
+        .unwrap();
+        let got = convert_measures(&e.0[0].1.0[0].1.measures, 0).unwrap();
+        assert_eq!(got[0].1, f64::NEG_INFINITY);
     }
 }

@@ -70,19 +70,200 @@ pub(crate) fn json_body_typed(
     expected: &str,
 ) -> ApiResult<Value> {
     json_body_typed_check(headers, expected)?;
-    serde_json::from_slice(body).map_err(|e| {
-        // An empty body gets the message of upstream's JSON parser (clients match it).
-        let reason = if body.iter().all(u8::is_ascii_whitespace) {
-            "Expected object or value".to_owned()
-        } else {
-            e.to_string()
-        };
-        ApiError::bad_request(serde_json::json!({
-            "cause": "Unable to decode body",
-            "reason": reason,
-            "detail": [],
-        }))
+    let mut scratch = Vec::new();
+    from_json_slice(body, &mut scratch).map_err(|e| decode_error(body, &e))
+}
+
+/// 400 `Unable to decode body` for a body that is not JSON.
+pub(crate) fn decode_error(body: &[u8], e: &serde_json::Error) -> ApiError {
+    // An empty body gets the message of upstream's JSON parser (clients match it).
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        "Expected object or value".to_owned()
+    } else {
+        e.to_string()
+    };
+    ApiError::bad_request(serde_json::json!({
+        "cause": "Unable to decode body",
+        "reason": reason,
+        "detail": [],
+    }))
+}
+
+/// Key of the one-entry object that stands, in a request body, for a number
+/// JSON cannot hold: `{"gnocchi-rs:non-finite": "NaN"}` (or `"Infinity"`,
+/// `"-Infinity"`). See [`from_json_slice`].
+pub(crate) const NON_FINITE_KEY: &str = "gnocchi-rs:non-finite";
+
+/// The number a [`NON_FINITE_KEY`] entry stands for.
+pub(crate) fn non_finite(token: &str) -> Option<f64> {
+    match token {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// Whether a decoded value is a [`NON_FINITE_KEY`] object: a float to
+/// upstream, so never "a dictionary" to the schemas.
+pub(crate) fn is_non_finite(value: &Value) -> bool {
+    value.as_object().is_some_and(|o| {
+        o.len() == 1
+            && o.get(NON_FINITE_KEY)
+                .and_then(Value::as_str)
+                .and_then(non_finite)
+                .is_some()
     })
+}
+
+/// The value as a JSON object, unless it stands for a non-finite number
+/// (see [`NON_FINITE_KEY`]): what upstream's schemas call a dictionary.
+pub(crate) fn dict(value: &Value) -> Option<&serde_json::Map<String, Value>> {
+    value.as_object().filter(|_| !is_non_finite(value))
+}
+
+/// Decode a request body as upstream's JSON parser does: strict JSON, plus
+/// the `NaN`, `Infinity` and `-Infinity` literals and numbers beyond the f64
+/// range (`1e400` is Infinity), which Python's parsers accept as floats.
+///
+/// serde_json reads the body first (the fast path, borrowing from `body`).
+/// Only when it refuses it is a copy with such numbers rewritten into
+/// [`NON_FINITE_KEY`] objects read instead (borrowing from `scratch`). An
+/// object, not the string `"NaN"`, so that where upstream wants a string
+/// (`"name": NaN`) the value is still refused, while measure values
+/// ([`crate::measures`]) read it back as the float. When the copy does not
+/// read either, the error is about the body as sent, unless the copy is valid
+/// JSON of the wrong shape (`NaN` where a list is expected).
+pub(crate) fn from_json_slice<'a, T: serde::Deserialize<'a>>(
+    body: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> serde_json::Result<T> {
+    let original = match serde_json::from_slice(body) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let Some(copy) = normalise_non_finite(body) else {
+        return Err(original);
+    };
+    *scratch = copy;
+    let scratch: &'a [u8] = scratch;
+    serde_json::from_slice(scratch).map_err(|e| if e.is_data() { e } else { original })
+}
+
+/// Rewrite, outside strings, the literals `NaN`, `Infinity`, `-Infinity` and
+/// the numbers that overflow an f64 into [`NON_FINITE_KEY`] objects. `None`
+/// when there is nothing to rewrite. Anything else is copied as is: what is
+/// not JSON stays not JSON.
+pub(crate) fn normalise_non_finite(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut copied = 0;
+    let mut rewritten = false;
+    let mut i = 0;
+    while i < body.len() {
+        let rest = &body[i..];
+        let (len, token) = match rest[0] {
+            b'"' => {
+                i += string_len(rest);
+                continue;
+            }
+            b'N' if rest.starts_with(b"NaN") => (3, "NaN"),
+            b'I' if rest.starts_with(b"Infinity") => (8, "Infinity"),
+            b'-' if rest.starts_with(b"-Infinity") => (9, "-Infinity"),
+            b'-' | b'0'..=b'9' => {
+                let len = rest
+                    .iter()
+                    .take_while(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                    .count();
+                match overflowing_number(&rest[..len]) {
+                    Some(token) => (len, token),
+                    None => {
+                        i += len;
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&body[copied..i]);
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(NON_FINITE_KEY.as_bytes());
+        out.extend_from_slice(b"\":\"");
+        out.extend_from_slice(token.as_bytes());
+        out.extend_from_slice(b"\"}");
+        i += len;
+        copied = i;
+        rewritten = true;
+    }
+    if !rewritten {
+        return None;
+    }
+    out.extend_from_slice(&body[copied..]);
+    Some(out)
+}
+
+/// Length of the JSON string at the start of `s` (quotes included), or of
+/// all of `s` when it is not terminated.
+fn string_len(s: &[u8]) -> usize {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    s.len()
+}
+
+/// `Infinity` or `-Infinity` when `token` is a JSON number with a fraction or
+/// an exponent that is too large for an f64, as Python's `float()` reads it.
+/// Integers are left alone: Python keeps them exact (and upstream then
+/// refuses them as measure values).
+fn overflowing_number(token: &[u8]) -> Option<&'static str> {
+    if !is_json_number(token) || !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return None;
+    }
+    let f: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+    match f {
+        f64::INFINITY => Some("Infinity"),
+        f64::NEG_INFINITY => Some("-Infinity"),
+        _ => None,
+    }
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, JSON's number grammar.
+fn is_json_number(token: &[u8]) -> bool {
+    fn digits(s: &[u8]) -> usize {
+        s.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+    let mut s = token.strip_prefix(b"-").unwrap_or(token);
+    match s.first() {
+        Some(b'0') => s = &s[1..],
+        Some(b'1'..=b'9') => s = &s[digits(s)..],
+        _ => return false,
+    }
+    if let Some(frac) = s.strip_prefix(b".") {
+        let n = digits(frac);
+        if n == 0 {
+            return false;
+        }
+        s = &frac[n..];
+    }
+    if let Some(exp) = s.strip_prefix(b"e").or_else(|| s.strip_prefix(b"E")) {
+        let exp = exp
+            .strip_prefix(b"+")
+            .or_else(|| exp.strip_prefix(b"-"))
+            .unwrap_or(exp);
+        let n = digits(exp);
+        if n == 0 {
+            return false;
+        }
+        s = &exp[n..];
+    }
+    s.is_empty()
 }
 
 /// Everything about the request URL a handler needs: query parameters (repeated
@@ -108,6 +289,14 @@ impl Ctx {
             .filter(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+    /// Every value of a repeatable parameter, as upstream's `arg_to_list`
+    /// reads it: a single empty value is no value at all.
+    pub(crate) fn param_list(&self, key: &str) -> Vec<&str> {
+        match self.params_all(key)[..] {
+            [""] => Vec::new(),
+            ref values => values.to_vec(),
+        }
     }
     /// Upstream's strict boolean (`true/false/yes/no/on/off/1/0/y/n/t/f`).
     pub(crate) fn bool_param(&self, key: &str) -> ApiResult<Option<bool>> {
@@ -287,5 +476,176 @@ pub(crate) fn json_body_typed_check(headers: &HeaderMap, expected: &str) -> ApiR
         Ok(())
     } else {
         Err(ApiError::unsupported_media_type(content_type))
+    }
+}
+
+#[cfg(test)]
+mod non_finite_tests {
+    use super::*;
+
+    fn normalised(body: &str) -> Option<String> {
+        normalise_non_finite(body.as_bytes()).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    fn decoded(body: &str) -> serde_json::Result<Value> {
+        let mut scratch = Vec::new();
+        from_json_slice(body.as_bytes(), &mut scratch)
+    }
+
+    fn marker(token: &str) -> Value {
+        serde_json::json!({ NON_FINITE_KEY: token })
+    }
+
+    #[test]
+    fn nan_and_infinity_literals_become_marker_objects() {
+        assert_eq!(
+            decoded(r#"[{"value": NaN}, Infinity, -Infinity]"#).unwrap(),
+            serde_json::json!([{"value": marker("NaN")}, marker("Infinity"), marker("-Infinity")])
+        );
+    }
+
+    #[test]
+    fn numbers_beyond_f64_read_as_infinity_as_python_reads_them() {
+        assert_eq!(
+            decoded("[1e400, -1e400, 1E+400, 1.8e308, -2.5e999]").unwrap(),
+            serde_json::json!([
+                marker("Infinity"),
+                marker("-Infinity"),
+                marker("Infinity"),
+                marker("Infinity"),
+                marker("-Infinity")
+            ])
+        );
+    }
+
+    #[test]
+    fn numbers_within_range_are_left_alone() {
+        assert_eq!(normalised("[1e308, 1e-400, -0.0, 12, 5E-3]"), None);
+        // Out-of-range integers stay exact in Python (upstream then refuses
+        // them as values): not rewritten.
+        assert_eq!(normalised(&format!("[1{}]", "0".repeat(400))), None);
+    }
+
+    #[test]
+    fn literals_inside_strings_are_untouched() {
+        let body = r#"{"NaN": "NaN", "a": "x \"Infinity\" -Infinity 1e400", "b\\": NaN}"#;
+        assert_eq!(
+            decoded(body).unwrap(),
+            serde_json::json!({
+                "NaN": "NaN",
+                "a": "x \"Infinity\" -Infinity 1e400",
+                "b\\": marker("NaN"),
+            })
+        );
+    }
+
+    #[test]
+    fn nested_and_spaced_literals_are_rewritten() {
+        let body = "{\"a\": [ NaN ,\n\t{\"b\": [-Infinity]},1e400 ] }";
+        assert_eq!(
+            normalised(body).unwrap(),
+            format!(
+                "{{\"a\": [ {} ,\n\t{{\"b\": [{}]}},{} ] }}",
+                marker("NaN"),
+                marker("-Infinity"),
+                marker("Infinity")
+            )
+        );
+    }
+
+    #[test]
+    fn what_python_refuses_stays_refused_with_the_original_error() {
+        for body in [
+            "[nan]",
+            "[inf]",
+            "[-NaN]",
+            "[NaNa]",
+            "[+1e400]",
+            "[.5e400]",
+            "[01e400]",
+            "[1e400",
+            r#"[NaN, "unterminated]"#,
+            "[NaN,]",
+        ] {
+            let original = serde_json::from_slice::<Value>(body.as_bytes()).unwrap_err();
+            let got = decoded(body).unwrap_err();
+            assert_eq!(got.to_string(), original.to_string(), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_marker_is_recognised_only_alone() {
+        assert!(is_non_finite(&decoded("NaN").unwrap()));
+        assert!(is_non_finite(&decoded("-1e400").unwrap()));
+        let mut two = marker("NaN");
+        two["x"] = Value::from(1);
+        assert!(!is_non_finite(&two));
+        assert!(!is_non_finite(&marker("nan")));
+        assert!(!is_non_finite(&Value::from("NaN")));
+    }
+
+    #[test]
+    fn valid_json_of_the_wrong_shape_reports_the_shape() {
+        // `NaN` where a list is expected: upstream's parser reads it, and the
+        // schema refuses it, so the error must be about the type.
+        let mut scratch = Vec::new();
+        let e = from_json_slice::<Vec<u32>>(b"NaN", &mut scratch).unwrap_err();
+        assert!(e.is_data(), "{e}");
+    }
+
+    #[test]
+    fn decoding_borrows_from_the_body_when_it_is_strict_json() {
+        let mut scratch = Vec::new();
+        let s: &str = from_json_slice(br#""plain""#, &mut scratch).unwrap();
+        assert_eq!(s, "plain");
+        assert!(scratch.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod non_finite_props {
+    use super::normalise_non_finite;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Any JSON document with finite numbers, whose strings may well spell
+    /// `NaN` or `Infinity`.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "(NaN|-?Infinity|1e400|[a-z\"\\\\ ]{0,8})".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(("(NaN|Infinity|[a-z]{0,4})", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_bytes(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = normalise_non_finite(&body);
+        }
+
+        #[test]
+        fn never_panics_on_json_like_text(body in "[\\[\\]{}\",:\\\\ NaInfty0-9eE.+-]{0,64}") {
+            let _ = normalise_non_finite(body.as_bytes());
+        }
+
+        #[test]
+        fn valid_json_without_the_literals_is_left_byte_identical(v in json_value()) {
+            let compact = serde_json::to_vec(&v).unwrap();
+            prop_assert_eq!(normalise_non_finite(&compact), None);
+            let pretty = serde_json::to_vec_pretty(&v).unwrap();
+            prop_assert_eq!(normalise_non_finite(&pretty), None);
+        }
     }
 }

@@ -38,6 +38,8 @@ mod resource;
 mod resource_type;
 mod root;
 mod search_metric;
+#[cfg(test)]
+mod test_support;
 mod validate;
 mod visibility;
 

@@ -73,7 +73,7 @@ pub(crate) fn to_json_shown(m: &Metric) -> Value {
     to_json_with_resource(m, Value::Null)
 }
 
-fn to_json_with_resource(m: &Metric, resource: Value) -> Value {
+pub(crate) fn to_json_with_resource(m: &Metric, resource: Value) -> Value {
     let (user, project) = created_by(&m.creator);
     json!({
         "id": m.id,
@@ -85,6 +85,26 @@ fn to_json_with_resource(m: &Metric, resource: Value) -> Value {
         "created_by_user_id": user,
         "created_by_project_id": project,
     })
+}
+
+/// A metric's resource as upstream renders it inside the metric (its
+/// `Metric.resource`, loaded alone): the generic attributes, without the
+/// `metrics` nor the attributes of the resource's type. Null without one.
+pub(crate) async fn loaded_resource(state: &AppState, m: &Metric) -> ApiResult<Value> {
+    let Some(rid) = m.resource_id else {
+        return Ok(Value::Null);
+    };
+    let resource = state
+        .indexer
+        .get_resource(gnocchi_index::GENERIC, rid)
+        .await?;
+    Ok(resource.map_or(Value::Null, |r| {
+        let mut v = crate::resource::to_json(&r);
+        if let Value::Object(o) = &mut v {
+            o.remove("metrics");
+        }
+        v
+    }))
 }
 
 /// What the policy rules see of a metric.
@@ -276,15 +296,7 @@ pub(crate) async fn show_found(
     creds: &Creds,
     metric: &Metric,
 ) -> ApiResult<Response> {
-    let resource = match metric.resource_id {
-        None => Value::Null,
-        Some(rid) => state
-            .indexer
-            .get_resource(gnocchi_index::GENERIC, rid)
-            .await?
-            .map_or(Value::Null, |r| crate::resource::to_json(&r)),
-    };
-    let shown = to_json_with_resource(metric, resource);
+    let shown = to_json_with_resource(metric, loaded_resource(state, metric).await?);
     state
         .policy
         .enforce("get metric", creds, &flatten(&shown))?;

@@ -44,9 +44,8 @@ const COMPARISONS: &[(&str, CmpOp)] = &[
 
 /// Parse a JSON query; `Ok(None)` for `{}` (no filtering).
 pub(crate) fn parse_json_query(query: &Value, creator: &str) -> ApiResult<Option<Filter>> {
-    let map = query
-        .as_object()
-        .ok_or_else(|| Path::root().invalid("expected a dictionary"))?;
+    let map =
+        crate::http::dict(query).ok_or_else(|| Path::root().invalid("expected a dictionary"))?;
     if map.is_empty() {
         return Ok(None);
     }
@@ -83,9 +82,7 @@ fn node(map: &Map<String, Value>, path: &Path, creator: &str, depth: usize) -> A
             let mut subs = Vec::with_capacity(list.len());
             for (i, sub) in list.iter().enumerate() {
                 let p = here.index(i);
-                let m = sub
-                    .as_object()
-                    .ok_or_else(|| p.invalid("expected a dictionary"))?;
+                let m = crate::http::dict(sub).ok_or_else(|| p.invalid("expected a dictionary"))?;
                 subs.push(node(m, &p, creator, depth + 1)?);
             }
             Ok(if op == "and" || op == "∧" {
@@ -95,9 +92,8 @@ fn node(map: &Map<String, Value>, path: &Path, creator: &str, depth: usize) -> A
             })
         }
         "not" => {
-            let m = operand
-                .as_object()
-                .ok_or_else(|| here.invalid("expected a dictionary"))?;
+            let m =
+                crate::http::dict(operand).ok_or_else(|| here.invalid("expected a dictionary"))?;
             if m.is_empty() {
                 return Ok(Filter::Not(Box::new(Filter::And(Vec::new()))));
             }
@@ -149,9 +145,7 @@ fn node(map: &Map<String, Value>, path: &Path, creator: &str, depth: usize) -> A
 
 /// `{field: value}` with exactly one key.
 fn single<'a>(operand: &'a Value, path: &Path) -> ApiResult<(&'a String, &'a Value)> {
-    let m = operand
-        .as_object()
-        .ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let m = crate::http::dict(operand).ok_or_else(|| path.invalid("expected a dictionary"))?;
     if m.len() > 1 {
         return Err(path.invalid("length of value must be at most 1"));
     }

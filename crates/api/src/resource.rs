@@ -299,9 +299,7 @@ async fn parse_metrics(
     v: &Value,
     path: &Path,
 ) -> ApiResult<Vec<(String, MetricSpec)>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let map = crate::http::dict(v).ok_or_else(|| path.invalid("expected a dictionary"))?;
     let mut out = Vec::with_capacity(map.len());
     for (name, def) in map {
         let p = path.key(name);
@@ -414,9 +412,7 @@ async fn create(
     let rt = find_type(&state, &rtype).await?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
-    let map = body
-        .as_object()
-        .ok_or_else(|| root.invalid("expected a dictionary"))?;
+    let map = crate::http::dict(&body).ok_or_else(|| root.invalid("expected a dictionary"))?;
     let creator = creds.creator();
     let mut new = NewResource {
         id: Uuid::nil(),
@@ -514,9 +510,7 @@ async fn update(
     check_preconditions(&method, &headers, &r)?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
-    let map = body
-        .as_object()
-        .ok_or_else(|| root.invalid("expected a dictionary"))?;
+    let map = crate::http::dict(&body).ok_or_else(|| root.invalid("expected a dictionary"))?;
     let mut u = ResourceUpdate::default();
     for (key, v) in map {
         let p = root.key(key);

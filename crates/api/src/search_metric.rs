@@ -64,9 +64,7 @@ fn operation(v: &Value, path: &Path, depth: usize) -> ApiResult<Expr> {
     if depth >= MAX_DEPTH {
         return Err(path.invalid(&format!("Query is nested deeper than {MAX_DEPTH} levels")));
     }
-    let map = v
-        .as_object()
-        .ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let map = crate::http::dict(v).ok_or_else(|| path.invalid("expected a dictionary"))?;
     if map.len() != 1 {
         return Err(path.invalid("length of value must be at most 1 and at least 1"));
     }
@@ -104,7 +102,7 @@ fn predicate(v: &Value, path: &Path, depth: usize) -> ApiResult<Expr> {
     if depth >= MAX_DEPTH {
         return Err(path.invalid(&format!("Query is nested deeper than {MAX_DEPTH} levels")));
     }
-    let combinator = v.as_object().filter(|m| m.len() == 1).and_then(|m| {
+    let combinator = crate::http::dict(v).filter(|m| m.len() == 1).and_then(|m| {
         m.iter()
             .next()
             .filter(|(k, _)| matches!(k.as_str(), "and" | "∧" | "or" | "∨" | "not"))

@@ -86,9 +86,7 @@ pub(crate) fn object<'a>(
     allowed: &[&str],
     required: &[&str],
 ) -> ApiResult<&'a Map<String, Value>> {
-    let map = value
-        .as_object()
-        .ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let map = crate::http::dict(value).ok_or_else(|| path.invalid("expected a dictionary"))?;
     for key in map.keys() {
         if !allowed.contains(&key.as_str()) {
             return Err(path.key(key).key_error("extra keys not allowed"));
@@ -152,6 +150,17 @@ mod tests {
 
     fn reason(e: ApiError) -> String {
         e.description["reason"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_nan_literal_is_not_a_dictionary() {
+        let mut scratch = Vec::new();
+        let v: Value = crate::http::from_json_slice(b"NaN", &mut scratch).unwrap();
+        let e = object(&v, &Path::root().key("a"), &[], &[]).unwrap_err();
+        assert_eq!(
+            reason(e),
+            "expected a dictionary for dictionary value @ data['a']"
+        );
     }
 
     #[test]
