@@ -9,7 +9,7 @@ use carbonara::process::{self, ComputedAggregate, MetricUpdate};
 use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Method, SplitKey};
 use gnocchi_index::Metric;
 use gnocchi_storage::{SackMeasures, SplitRef, WriteBatch, sack_of};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -34,6 +34,10 @@ const SACKS_PER_BATCH: usize = 16;
 /// worker dies, its sacks may stay locked until the lock's TTL, and nothing
 /// else would bring the new owner back to them before `processing_delay`.
 const RETRY_SKIPPED_AFTER: Duration = Duration::from_secs(1);
+
+/// How long the janitor waits for a sack's lock before leaving the sack's
+/// deleted metrics to its next pass.
+const JANITOR_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 impl Engine {
     /// Process everything pending in several sacks as one batch. Waits for
@@ -479,17 +483,42 @@ impl Engine {
     }
 
     /// Purge the data of deleted metrics, then their index rows. Returns how many.
+    ///
+    /// Each metric's data is deleted under its sack's locks (in-process, then
+    /// distributed), as upstream's janitor does: a processing that looked the
+    /// metric up just before it was deleted cannot then write splits after
+    /// the purge and leave them behind the expunged index row. A sack whose
+    /// lock cannot be had within a few seconds waits for the next pass.
     pub async fn janitor_pass(&self) -> Result<usize> {
         let ids = self
             .indexer
             .list_deleted_metrics(self.config.cleanup_batch_size)
             .await?;
-        if ids.is_empty() {
-            return Ok(0);
+        let sacks = self.incoming.sacks();
+        let mut by_sack: BTreeMap<u32, Vec<Uuid>> = BTreeMap::new();
+        for id in ids {
+            by_sack.entry(sack_of(id, sacks)).or_default().push(id);
         }
-        self.aggregates.delete_metrics(&ids).await?;
-        self.indexer.expunge_metrics(&ids).await?;
-        Ok(ids.len())
+        let mut purged = 0;
+        for (sack, ids) in by_sack {
+            let _guard = self.sack_locks[sack as usize].lock().await;
+            let deadline = Instant::now() + JANITOR_LOCK_WAIT;
+            let Some(lock) = lock_sack_until(self.coordinator.as_ref(), sack, Some(deadline)).await
+            else {
+                tracing::info!(sack, "sack busy; its deleted metrics are purged next pass");
+                continue;
+            };
+            let result = async {
+                self.aggregates.delete_metrics(&ids).await?;
+                self.indexer.expunge_metrics(&ids).await?;
+                Ok::<_, EngineError>(())
+            }
+            .await;
+            unlock_all(vec![lock]).await;
+            result?;
+            purged += ids.len();
+        }
+        Ok(purged)
     }
 
     /// The janitor loop (asynchronous deletion of metrics).

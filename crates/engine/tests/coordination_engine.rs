@@ -1,7 +1,8 @@
 //! The engine honours its coordinator: a sack locked by another process is
 //! skipped (and its measures stay pending), `refresh=true` waits for the lock
 //! up to its timeout, and measures read under a lock that was lost meanwhile
-//! are kept for another pass instead of being deleted.
+//! are kept for another pass instead of being deleted. The janitor purges a
+//! deleted metric only under its sack's lock.
 
 mod embedded;
 
@@ -136,5 +137,27 @@ async fn measures_read_under_a_lost_lock_are_kept() {
     fake.lost.store(false, Ordering::SeqCst);
     e.process_sacks(&[sack]).await.unwrap();
     assert_eq!(pending(&e).await, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn janitor_purges_only_under_the_sack_lock() {
+    let fake = Arc::new(Fake::default());
+    let (e, dir) = engine(fake.clone()).await;
+    let id = metric_with_measures(&e).await;
+    let sack = sack_of(id, e.incoming.sacks());
+    e.process_sacks(&[sack]).await.unwrap();
+    e.indexer.delete_metric(id).await.unwrap();
+
+    // Another process holds the sack (it may be writing this metric's splits).
+    fake.busy.lock().insert(sack);
+    assert_eq!(e.janitor_pass().await.unwrap(), 0);
+    assert_eq!(e.indexer.list_deleted_metrics(10).await.unwrap(), vec![id]);
+    assert!(e.aggregates.get_raw(&[id]).await.unwrap()[0].is_some());
+
+    fake.busy.lock().clear();
+    assert_eq!(e.janitor_pass().await.unwrap(), 1);
+    assert!(e.indexer.list_deleted_metrics(10).await.unwrap().is_empty());
+    assert_eq!(e.aggregates.get_raw(&[id]).await.unwrap(), vec![None]);
     let _ = std::fs::remove_dir_all(&dir);
 }
