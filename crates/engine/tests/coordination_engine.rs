@@ -9,7 +9,6 @@ mod embedded;
 use async_trait::async_trait;
 use gnocchi_engine::coordination::{CoordResult, LockHandle, SackLock};
 use gnocchi_engine::{Coordinator, Engine, EngineError};
-use gnocchi_index::NewMetric;
 use gnocchi_storage::sack_of;
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -71,17 +70,7 @@ async fn engine(fake: Arc<Fake>) -> (Arc<Engine>, std::path::PathBuf) {
 
 async fn metric_with_measures(e: &Engine) -> Uuid {
     let id = Uuid::new_v4();
-    e.indexer
-        .create_metric(&NewMetric {
-            id,
-            name: None,
-            unit: None,
-            resource_id: None,
-            creator: Some("admin".into()),
-            archive_policy_name: "low".into(),
-        })
-        .await
-        .unwrap();
+    embedded::create_metric(e.indexer.as_ref(), id, "low").await;
     e.incoming
         .add_measures(vec![(id, vec![(1_700_000_000_000_000_000, 1.0)])])
         .await

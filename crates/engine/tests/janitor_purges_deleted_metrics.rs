@@ -5,7 +5,6 @@ mod embedded;
 
 use carbonara::Method;
 use gnocchi_engine::MeasuresQuery;
-use gnocchi_index::NewMetric;
 use gnocchi_storage::sack_of;
 use uuid::Uuid;
 
@@ -14,18 +13,7 @@ async fn janitor_purges_deleted_metrics() {
     let dir = std::env::temp_dir().join(format!("engine-janitor-{}", Uuid::new_v4()));
     let e = embedded::engine_in(&dir, 8, None).await;
     let id = Uuid::new_v4();
-    let metric = e
-        .indexer
-        .create_metric(&NewMetric {
-            id,
-            name: None,
-            unit: None,
-            resource_id: None,
-            creator: Some("admin".into()),
-            archive_policy_name: "low".into(),
-        })
-        .await
-        .unwrap();
+    let metric = embedded::create_metric(e.indexer.as_ref(), id, "low").await;
     let t0 = 1_700_000_000_000_000_000i64;
     e.incoming
         .add_measures(vec![(id, vec![(t0, 1.0), (t0 + 1_000_000_000, 3.0)])])

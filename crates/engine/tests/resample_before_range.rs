@@ -8,7 +8,6 @@ mod embedded;
 use carbonara::calendar::Sampling;
 use carbonara::{Method, NS_PER_SEC};
 use gnocchi_engine::MeasuresQuery;
-use gnocchi_index::NewMetric;
 use gnocchi_storage::sack_of;
 use uuid::Uuid;
 
@@ -21,18 +20,7 @@ async fn resampled_buckets_hold_points_outside_the_range() {
     let dir = std::env::temp_dir().join(format!("engine-resample-{}", Uuid::new_v4()));
     let e = embedded::engine_in(&dir, 4, None).await;
     let id = Uuid::new_v4();
-    let metric = e
-        .indexer
-        .create_metric(&NewMetric {
-            id,
-            name: None,
-            unit: None,
-            resource_id: None,
-            creator: Some("admin".into()),
-            archive_policy_name: "medium".into(),
-        })
-        .await
-        .unwrap();
+    let metric = embedded::create_metric(e.indexer.as_ref(), id, "medium").await;
     e.incoming
         .add_measures(vec![(
             id,

@@ -5,7 +5,6 @@ mod embedded;
 
 use carbonara::Method;
 use gnocchi_engine::MeasuresQuery;
-use gnocchi_index::NewMetric;
 use gnocchi_storage::sack_of;
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -20,18 +19,7 @@ async fn a_batch_of_sacks_processes_every_metric_of_every_sack() {
     let mut sacks = BTreeSet::new();
     for i in 0..40 {
         let id = Uuid::new_v4();
-        let m = e
-            .indexer
-            .create_metric(&NewMetric {
-                id,
-                name: None,
-                unit: None,
-                resource_id: None,
-                creator: Some("admin".into()),
-                archive_policy_name: "low".into(),
-            })
-            .await
-            .unwrap();
+        let m = embedded::create_metric(e.indexer.as_ref(), id, "low").await;
         let v = f64::from(i);
         e.incoming
             .add_measures(vec![(id, vec![(t0, v), (t0 + 1_000_000_000, v + 2.0)])])

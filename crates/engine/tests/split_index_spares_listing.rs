@@ -3,11 +3,13 @@
 //! the index always equals what a listing would return, also after retention
 //! deletes old splits, and buffers written without an index are listed once.
 
+mod embedded;
+
 use async_trait::async_trait;
 use carbonara::codec::{self, SplitIndex};
 use carbonara::{ArchivePolicy, ArchivePolicyItem, Method, NS_PER_SEC, SplitKey};
 use gnocchi_engine::{Engine, EngineConfig, InProcessCoordinator, MeasuresQuery};
-use gnocchi_index::{Indexer, NewMetric, sqlite::SqliteIndexer};
+use gnocchi_index::{Indexer, sqlite::SqliteIndexer};
 use gnocchi_storage::local_aggregates::LocalAggregates;
 use gnocchi_storage::local_incoming::LocalIncoming;
 use gnocchi_storage::{Aggregates, Result, SplitRef, WriteBatch, sack_of};
@@ -77,17 +79,7 @@ async fn setup() -> Setup {
     .unwrap();
     indexer.create_archive_policy(&policy).await.unwrap();
     let id = Uuid::new_v4();
-    let metric = indexer
-        .create_metric(&NewMetric {
-            id,
-            name: None,
-            unit: None,
-            resource_id: None,
-            creator: Some("admin".into()),
-            archive_policy_name: "ten-days".into(),
-        })
-        .await
-        .unwrap();
+    let metric = embedded::create_metric(&indexer, id, "ten-days").await;
     let store = Arc::new(CountingAggregates {
         inner: LocalAggregates::open(&dir.join("aggregates.redb")).unwrap(),
         listed_series: AtomicUsize::new(0),

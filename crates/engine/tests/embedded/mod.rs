@@ -4,11 +4,12 @@
 
 use carbonara::policy::{builtin_policies, default_aggregation_methods};
 use gnocchi_engine::{Coordinator, Engine, EngineConfig, InProcessCoordinator};
-use gnocchi_index::{Indexer, sqlite::SqliteIndexer};
+use gnocchi_index::{Indexer, Metric, NewMetric, sqlite::SqliteIndexer};
 use gnocchi_storage::{local_aggregates::LocalAggregates, local_incoming::LocalIncoming};
 use std::path::Path;
 use std::sync::Arc;
 
+#[allow(dead_code)] // not every test binary opens a whole engine
 pub(crate) async fn engine_in(
     dir: &Path,
     sacks: u32,
@@ -31,4 +32,20 @@ pub(crate) async fn engine_in(
         EngineConfig::default(),
         coordinator.unwrap_or_else(|| Arc::new(InProcessCoordinator::new())),
     )
+}
+
+/// A new metric `id` with archive policy `policy`, created by `admin`.
+#[allow(dead_code)] // not every test binary creates metrics this way
+pub(crate) async fn create_metric(indexer: &dyn Indexer, id: uuid::Uuid, policy: &str) -> Metric {
+    indexer
+        .create_metric(&NewMetric {
+            id,
+            name: None,
+            unit: None,
+            resource_id: None,
+            creator: Some("admin".into()),
+            archive_policy_name: policy.into(),
+        })
+        .await
+        .unwrap()
 }
