@@ -22,9 +22,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use carbonara::Method;
 use carbonara::calendar::Sampling;
 use carbonara::ops::Reduction;
-use carbonara::{Method, time};
 use gnocchi_engine::{MeasuresQuery, ReadError};
 use gnocchi_index::{IndexError, Metric, Nulls, ResourceQuery, SortDir, SortKey};
 use serde_json::json;
@@ -141,7 +141,7 @@ pub(crate) async fn cross_metric_measures(
                 "A granularity must be specified to resample",
             ));
         }
-        Some(v) => Some(parse_resample(v)?),
+        Some(v) => Some(crate::measures::parse_resample(v)?),
     };
     let has = |m: &Metric, g: i64| {
         m.archive_policy
@@ -297,17 +297,6 @@ pub(crate) async fn cross_metric_measures(
 
 /// `resample`: a calendar grouping `Y|H|Q|M|W` or a positive timespan; a bad
 /// one is refused with upstream's plain message.
-fn parse_resample(v: &str) -> ApiResult<Sampling> {
-    if let Some(cal) = Sampling::calendar(v) {
-        return Ok(cal);
-    }
-    match time::parse_timespan(v) {
-        Ok(ns) if ns > 0 => Ok(Sampling::Fixed(ns)),
-        Ok(_) => Err(ApiError::bad_request("Timespan must be positive")),
-        Err(_) => Err(ApiError::bad_request("Unable to parse timespan")),
-    }
-}
-
 fn is_calendar(s: &Sampling) -> bool {
     matches!(s, Sampling::Calendar(_))
 }
@@ -489,11 +478,9 @@ mod tests {
         ];
         for (fill, [v0, v1, v2]) in cases {
             let got = api
-                .expect(
+                .get(
                     StatusCode::OK,
-                    "GET",
                     &format!("/v1/aggregation/metric?metric={a}&metric={b}&fill={fill}"),
-                    None,
                 )
                 .await;
             let want = points(&[("00:00:00", v0), ("00:01:00", v1), ("00:02:00", v2)]);
@@ -506,11 +493,9 @@ mod tests {
         let api = TestApi::start().await;
         let (a, b) = two_metrics(&api).await;
         let got = api
-            .expect(
+            .get(
                 StatusCode::OK,
-                "GET",
                 &format!("/v1/aggregation/metric?metric={a}&metric={b}&needed_overlap=0"),
-                None,
             )
             .await;
         assert_eq!(got, points(&[("00:01:00", 6.5)]));
@@ -522,12 +507,7 @@ mod tests {
         let (a, b) = two_metrics(&api).await;
         let url = format!("/v1/aggregation/metric?metric={a}&metric={b}");
         let got = api
-            .expect(
-                StatusCode::BAD_REQUEST,
-                "GET",
-                &format!("{url}&fill=bogus"),
-                None,
-            )
+            .get(StatusCode::BAD_REQUEST, &format!("{url}&fill=bogus"))
             .await;
         assert_eq!(
             description(&got),
@@ -539,11 +519,9 @@ mod tests {
         );
         // needed_overlap is checked first, as upstream's validate_qs does.
         let got = api
-            .expect(
+            .get(
                 StatusCode::BAD_REQUEST,
-                "GET",
                 &format!("{url}&needed_overlap=x&fill=bogus"),
-                None,
             )
             .await;
         assert_eq!(
@@ -552,12 +530,7 @@ mod tests {
         );
         // Even without any metric.
         let got = api
-            .expect(
-                StatusCode::BAD_REQUEST,
-                "GET",
-                "/v1/aggregation/metric?fill=bogus",
-                None,
-            )
+            .get(StatusCode::BAD_REQUEST, "/v1/aggregation/metric?fill=bogus")
             .await;
         assert_eq!(description(&got)["detail"], "fill");
     }
@@ -567,23 +540,16 @@ mod tests {
         let api = TestApi::start().await;
         let (a, _) = two_metrics(&api).await;
         let got = api
-            .expect(
-                StatusCode::BAD_REQUEST,
-                "GET",
-                "/v1/aggregation/metric?metric=foo",
-                None,
-            )
+            .get(StatusCode::BAD_REQUEST, "/v1/aggregation/metric?metric=foo")
             .await;
         assert_eq!(
             description(&got),
             "Invalid input: not a valid value @ data[0]"
         );
         let got = api
-            .expect(
+            .get(
                 StatusCode::BAD_REQUEST,
-                "GET",
                 &format!("/v1/aggregation/metric?metric={a}&metric=foo"),
-                None,
             )
             .await;
         assert_eq!(
@@ -592,12 +558,7 @@ mod tests {
         );
         // A lone empty value is no metric at all (upstream's arg_to_list).
         let got = api
-            .expect(
-                StatusCode::OK,
-                "GET",
-                "/v1/aggregation/metric?metric=",
-                None,
-            )
+            .get(StatusCode::OK, "/v1/aggregation/metric?metric=")
             .await;
         assert_eq!(got, json!([]));
         let got = api
@@ -621,11 +582,9 @@ mod tests {
         let first = a.clone().min(b.clone());
         for (x, y) in [(&a, &b), (&b, &a)] {
             let got = api
-                .expect(
+                .get(
                     StatusCode::NOT_FOUND,
-                    "GET",
                     &format!("/v1/aggregation/metric?metric={x}&metric={y}&granularity=300"),
-                    None,
                 )
                 .await;
             assert_eq!(
@@ -643,38 +602,30 @@ mod tests {
         let (a, b) = two_metrics(&api).await;
         let url = format!("/v1/aggregation/metric?metric={a}&metric={b}");
         let got = api
-            .expect(
+            .get(
                 StatusCode::BAD_REQUEST,
-                "GET",
                 &format!("{url}&granularity=60&resample=abc"),
-                None,
             )
             .await;
         assert_eq!(description(&got), "Unable to parse timespan");
         let got = api
-            .expect(
+            .get(
                 StatusCode::BAD_REQUEST,
-                "GET",
                 &format!("{url}&granularity=60&resample=-60"),
-                None,
             )
             .await;
         assert_eq!(description(&got), "Timespan must be positive");
         let got = api
-            .expect(
+            .get(
                 StatusCode::BAD_REQUEST,
-                "GET",
                 &format!("{url}&resample=abc&fill=bogus"),
-                None,
             )
             .await;
         assert_eq!(description(&got)["detail"], "fill");
         let got = api
-            .expect(
+            .get(
                 StatusCode::OK,
-                "GET",
                 &format!("{url}&granularity=60&resample=120"),
-                None,
             )
             .await;
         assert_eq!(got, json!([["2024-01-01T00:00:00+00:00", 120.0, 6.5]]));
@@ -693,12 +644,7 @@ mod tests {
         assert_eq!(description(&got)["cause"], "Metrics cannot be aggregated");
         // Then 95pct is no reaggregation (upstream: a 500).
         let got = api
-            .expect(
-                StatusCode::BAD_REQUEST,
-                "GET",
-                &format!("{url}&needed_overlap=0"),
-                None,
-            )
+            .get(StatusCode::BAD_REQUEST, &format!("{url}&needed_overlap=0"))
             .await;
         assert!(
             description(&got)
@@ -727,12 +673,7 @@ mod tests {
             )
             .await;
             let r = api
-                .expect(
-                    StatusCode::OK,
-                    "GET",
-                    &format!("/v1/resource/generic/{id}"),
-                    None,
-                )
+                .get(StatusCode::OK, &format!("/v1/resource/generic/{id}"))
                 .await;
             metric_of.push(r["metrics"]["cpu"].as_str().expect("cpu").to_string());
         }

@@ -164,10 +164,7 @@ fn body_error(body: &[u8], resources: bool) -> ApiError {
         Err(e) => return crate::http::decode_error(body, &e),
     };
     let root = crate::validate::Path::root();
-    let Some(map) = value
-        .as_object()
-        .filter(|_| !crate::http::is_non_finite(&value))
-    else {
+    let Some(map) = crate::http::dict(&value) else {
         return root.invalid("expected a dictionary");
     };
     let measures_error = |v: &Value, path: &crate::validate::Path| -> Option<ApiError> {
@@ -184,7 +181,7 @@ fn body_error(body: &[u8], resources: bool) -> ApiError {
             }
             continue;
         }
-        let Some(metrics) = v.as_object().filter(|_| !crate::http::is_non_finite(v)) else {
+        let Some(metrics) = crate::http::dict(v) else {
             return path.invalid("expected a dictionary");
         };
         for (name, entry) in metrics {

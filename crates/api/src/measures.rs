@@ -324,11 +324,17 @@ pub(crate) fn resample_param(ctx: &Ctx) -> ApiResult<Option<Sampling>> {
             "A granularity must be specified to resample",
         ));
     }
+    parse_resample(resample).map(Some)
+}
+
+/// A `resample` value: a calendar grouping, or a positive timespan; 400 with
+/// upstream's plain-string description otherwise.
+pub(crate) fn parse_resample(resample: &str) -> ApiResult<Sampling> {
     if let Some(cal) = Sampling::calendar(resample) {
-        return Ok(Some(cal));
+        return Ok(cal);
     }
     match time::parse_timespan(resample) {
-        Ok(ns) if ns > 0 => Ok(Some(Sampling::Fixed(ns))),
+        Ok(ns) if ns > 0 => Ok(Sampling::Fixed(ns)),
         Ok(_) => Err(ApiError::bad_request("Timespan must be positive")),
         // `int(nan * 10e8)`
         Err(_) if resample.trim().parse::<f64>().is_ok_and(f64::is_nan) => {

@@ -101,6 +101,11 @@ impl TestApi {
         v
     }
 
+    /// A `GET` that must answer `expected`; its JSON answer.
+    pub(crate) async fn get(&self, expected: StatusCode, path: &str) -> Value {
+        self.expect(expected, "GET", path, None).await
+    }
+
     /// An archive policy `name` with one granularity of 60 s and `methods`.
     pub(crate) async fn policy_60s(&self, name: &str, methods: &[&str]) {
         self.expect(

@@ -186,22 +186,19 @@ impl AggregatedTimeSerie {
 /// reads hide them relative to the newest point they load.
 pub fn merge_split(
     stored: Option<AggregatedTimeSerie>,
-    new_part: &AggregatedTimeSerie,
+    mut new_part: AggregatedTimeSerie,
     oldest_point_to_keep: Option<Timestamp>,
 ) -> AggregatedTimeSerie {
-    let mut serie = match stored {
-        Some(s) => s,
-        None => AggregatedTimeSerie::empty(new_part.granularity),
-    };
-    match oldest_point_to_keep {
-        Some(oldest) => {
-            let mut kept = new_part.clone();
-            kept.truncate_before(oldest);
-            serie.merge(&kept);
-        }
-        None => serie.merge(new_part),
+    if let Some(oldest) = oldest_point_to_keep {
+        new_part.truncate_before(oldest);
     }
-    serie
+    match stored {
+        Some(mut serie) => {
+            serie.merge(&new_part);
+            serie
+        }
+        None => new_part,
+    }
 }
 
 /// Whether a stored split can be deleted: as upstream, only splits whose key is

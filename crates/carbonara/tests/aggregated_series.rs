@@ -90,7 +90,7 @@ proptest! {
     fn merge_split_keeps_stored_points_and_truncates_new_ones(a in serie(NS), b in serie(NS), k in proptest::option::of(0i64..20_000)) {
         let oldest = k.map(|k| BASE + k * NS);
         let stored = if a.is_empty() { None } else { Some(a.clone()) };
-        let got = merge_split(stored, &b, oldest);
+        let got = merge_split(stored, b.clone(), oldest);
         let mut expected = as_map(&a);
         expected.extend(as_map(&b).into_iter().filter(|p| oldest.is_none_or(|o| p.0 > o)));
         let expected: Vec<_> = expected.into_iter().collect();

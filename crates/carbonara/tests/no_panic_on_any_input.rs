@@ -85,7 +85,7 @@ proptest! {
         let mut merged = serie.clone();
         merged.merge(&AggregatedTimeSerie { granularity: g, timestamps: uts.clone(), values: vec![] });
         merged.truncate_before(cut);
-        let _ = merge_split(Some(serie.clone()), &serie, Some(cut));
+        let _ = merge_split(Some(serie.clone()), serie.clone(), Some(cut));
         let _ = split_is_expired(SplitKey { start: cut, granularity: g }, g2);
         let _ = SplitKey::of(cut, g).next().span();
 

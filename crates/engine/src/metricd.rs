@@ -662,7 +662,7 @@ fn write_aggregate(
                 .map_err(|e| tracing::error!(metric = %id, error = %e, "corrupt split ignored"))
                 .ok()
         });
-        let merged = merge_split(previous, &part, oldest);
+        let merged = merge_split(previous, part, oldest);
         if merged.is_empty() {
             batch.delete_splits.push(r);
             kept.remove(&key);

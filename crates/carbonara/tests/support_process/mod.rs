@@ -231,7 +231,7 @@ impl Store {
                 continue;
             }
             let stored = splits.remove(&key);
-            let merged = merge_split(stored, &part, oldest);
+            let merged = merge_split(stored, part, oldest);
             splits.insert(key, merged);
         }
     }
