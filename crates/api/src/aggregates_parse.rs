@@ -495,6 +495,42 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The validated tree as upstream's error messages print it: the Python
+    /// repr of its coerced lists, where a resample period is the
+    /// `numpy.timedelta64` that `utils.to_timespan` made of it (numpy 2's repr).
+    pub(crate) fn py_repr(&self) -> String {
+        let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+        let s = |v: &str| py_repr(&json!(v));
+        match self {
+            Node::Const(_) | Node::Metric { .. } => py_repr(&self.to_json()),
+            Node::Binary {
+                name, left, right, ..
+            } => list(vec![s(name), left.py_repr(), right.py_repr()]),
+            Node::Clip(a, b, c) => list(vec![s("clip"), a.py_repr(), b.py_repr(), c.py_repr()]),
+            Node::Unary { name, arg, .. } => list(vec![s(name), arg.py_repr()]),
+            Node::RateOfChange(arg) => list(vec![s("rateofchange"), arg.py_repr()]),
+            Node::RateOfChangeSec(arg) => list(vec![s("rateofchangesec"), arg.py_repr()]),
+            Node::Aggregate { name, arg, .. } => list(vec![s("aggregate"), s(name), arg.py_repr()]),
+            Node::Rolling {
+                name, window, arg, ..
+            } => list(vec![s("rolling"), s(name), window.to_string(), arg.py_repr()]),
+            Node::Resample {
+                name,
+                sampling,
+                arg,
+                ..
+            } => {
+                let g = match sampling {
+                    Sampling::Fixed(g) => format!("np.timedelta64({g},'ns')"),
+                    Sampling::Calendar(c) => s(c.letter()),
+                };
+                list(vec![s("resample"), s(name), g, arg.py_repr()])
+            }
+        }
+    }
+}
+
 /// Read an S-expression the way upstream's `nestedExpr` does: the first
 /// parenthesized expression (anything after it is ignored), words split on
 /// whitespace and parentheses, quoted strings kept whole (quotes included).
