@@ -514,7 +514,12 @@ impl Node {
             Node::Aggregate { name, arg, .. } => list(vec![s("aggregate"), s(name), arg.py_repr()]),
             Node::Rolling {
                 name, window, arg, ..
-            } => list(vec![s("rolling"), s(name), window.to_string(), arg.py_repr()]),
+            } => list(vec![
+                s("rolling"),
+                s(name),
+                window.to_string(),
+                arg.py_repr(),
+            ]),
             Node::Resample {
                 name,
                 sampling,
@@ -745,12 +750,16 @@ mod tests {
             let want = "'resample' operation invalid for dictionary value @ data['operations']";
             assert_eq!(e(&format!("(resample {m} 2 (metric a mean))")), want, "{m}");
             assert_eq!(
-                e(&format!("(resample mean 2 (resample {m} 2 (metric a mean)))")),
+                e(&format!(
+                    "(resample mean 2 (resample {m} 2 (metric a mean)))"
+                )),
                 want,
                 "{m}"
             );
             assert_eq!(
-                e(&format!("(aggregate mean (resample {m} 2 (metric a mean)))")),
+                e(&format!(
+                    "(aggregate mean (resample {m} 2 (metric a mean)))"
+                )),
                 "'aggregate' operation invalid for dictionary value @ data['operations']",
                 "{m}"
             );
