@@ -25,7 +25,9 @@ relative tolerance 1e-9 (exact-equality misses within tolerance are reported as
 "last-digit"), int-vs-float as "number-type"; for 4xx the `description`.
 Server-generated metric ids are replaced by <A>/<B>/<H> before comparing, and
 `aggregation_methods` lists (a Python set upstream, so unordered) are sorted.
-Exit status 1 if any difference.
+Every difference is classified (classify()) as one of the findings of
+docs/upstream-comparison.md that are kept on purpose, or as UNDOCUMENTED.
+Exit status 1 if any difference is undocumented.
 """
 import argparse
 import base64
@@ -46,6 +48,12 @@ BASIC_METHODS = ["mean", "sum", "last", "max", "min", "std", "median",
                  "first", "count"]
 # aggregation functions usable in (aggregate ...), (rolling ...), (resample ...)
 AGG_FUNCS = ["mean", "median", "std", "min", "max", "sum", "var", "count"]
+# names tried in (resample ...): upstream's schema takes the eight above and
+# their rate: forms only; the others must be refused (400) as upstream does
+RESAMPLE_FUNCS = AGG_FUNCS + ["rate:mean", "rate:count", "rate:max", "first",
+                              "last", "50pct", "99pct", "rate:last"]
+# NaN and infinities written as query parameters or operation arguments
+NONFINITE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"]
 GRANULARITIES = [1, 5, 10, 60, 300, 3600]
 FILLS = [None, None, "0", "-1.5", "null", "dropna", "ffill", "bfill",
          "full_ffill", "full_bfill"]
@@ -359,6 +367,60 @@ def to_sexpr(node):
     return str(node)
 
 
+# ------------------------------------------------ documented differences
+def upstream_ns(ns, ts):
+    """The nanoseconds upstream stores for a timestamp written `ts` (exact
+    time `ns`): ISO strings exactly; epoch numbers and epoch strings as
+    `float(ts) * 10e8` truncated (utils.to_timestamps)."""
+    if isinstance(ts, str):
+        try:
+            f = float(ts)
+        except ValueError:
+            return ns  # ISO 8601
+    else:
+        f = float(ts)
+    return int(f * 10e8)
+
+
+def upstream_bucket(ns, g):
+    """carbonara.round_timestamp: the timedelta divided as float64."""
+    return int(math.floor(float(ns) / float(g * 10 ** 9))) * g * 10 ** 9
+
+
+# Every difference kept on purpose, with the finding of
+# docs/upstream-comparison.md that explains it. classify() returns the first
+# that matches, or None (an undocumented difference).
+NUMPY_SIMD_OPS = ("**", "^", "pow", "cos", "sin", "tan")
+
+
+def classify(d):
+    up, ours = d.up.status, d.ours.status
+    if up >= 500 and ours < 500:
+        return "9: upstream 500, ours answers"
+    if d.label.startswith("hostile[body-not-json"):
+        return "8: ujson's wording for a body that is not JSON"
+    if d.label.startswith("hostile[mixed-iso-then-int"):
+        return "8: an int after an ISO timestamp (upstream: nanoseconds)"
+    if d.kind == "last-digit" and any(
+            ('"%s"' % op) in d.req or ("(%s " % op) in d.req
+            for op in NUMPY_SIMD_OPS):
+        return "12: numpy's SIMD pow/cos/sin/tan (last digit)"
+    if (up == 400 and ours == 400 and d.kind == "error-text"
+            and ("resample var " in d.req or "resample rate:var " in d.req
+                 or '"resample", "var"' in d.req
+                 or '"resample", "rate:var"' in d.req)):
+        return "9: (resample var): upstream checks the data first, then 500"
+    if (up == 200 and ours == 400 and "nonfinite-st" in d.label):
+        return "8: a NaN or infinite start/stop (upstream: NaT, empty answer)"
+    if d.rounding and (up == ours or (
+            {up, ours} == {200, 400}
+            and "Metrics cannot be aggregated" in (d.up.text + d.ours.text))):
+        # a series one bucket longer or shorter also decides whether a
+        # rolling window fits or the series overlap
+        return "7: float rounding of timestamps near a bucket boundary"
+    return None
+
+
 # ---------------------------------------------------------------- scenario
 class Diff(object):
     def __init__(self, scenario, cat, label, req, up, ours, kind, detail):
@@ -421,8 +483,13 @@ class Runner(object):
                 if res and not compare(r3, r2, self.up2.ids, self.ours.ids, mode):
                     res = None  # ours is one of upstream's answers
         if res is not None:
-            self.diffs.append(Diff(self.scenario, cat, label or cat, reqtxt,
-                                   r1, r2, res[0], res[1]))
+            d = Diff(self.scenario, cat, label or cat, reqtxt, r1, r2,
+                     res[0], res[1])
+            d.rounding = [ph for ph, pts in getattr(self, "rounding", {}).items()
+                          if pts and (ph in reqtxt
+                                      or urllib.parse.quote(ph) in reqtxt)]
+            d.finding = classify(d)
+            self.diffs.append(d)
         if self.trace:
             self.trace.write(json.dumps({
                 "scenario": self.scenario, "label": label or cat,
@@ -437,6 +504,15 @@ class Runner(object):
                 r2.status, res[0] if res else ""))
         self.last = (r1, r2, r3)
         return r1, r2
+
+    def note_point(self, ph, ns, ts, grans):
+        """Remember a point of metric `ph` whose bucket upstream's float
+        rounding changes (finding 7): `ts` as posted, `ns` its exact time."""
+        up_ns = upstream_ns(ns, ts)
+        for g in grans:
+            if upstream_bucket(up_ns, g) != up_ns - up_ns % (g * 10 ** 9):
+                self.rounding[ph].append((ts, g))
+                return
 
     def subst(self, s, server):
         if not isinstance(s, str):
@@ -479,6 +555,7 @@ class Runner(object):
     # ------------------------------------------------------------------
     def run_scenario(self, idx):
         self.scenario = idx
+        self.rounding = {"<A>": [], "<B>": []}
         for server in (self.up, self.ours, self.up2):
             if server is not None:
                 server.ids.clear()
@@ -522,9 +599,13 @@ class Runner(object):
         if self.args.processing != "random":
             refresh_each = self.args.processing == "each-batch"
         flavor = rng.choice(["normal"] * 8 + ["huge", "tiny"])
-        info = "policy %s back_window=%d grans=%s methods=%s span=%ds t0=%d %s %s" % (
+        edges = rng.random() < 0.3
+        if self.args.edges != "some":
+            edges = self.args.edges == "always"
+        info = "policy %s back_window=%d grans=%s methods=%s span=%ds t0=%d %s %s%s" % (
             pname, policy["back_window"], grans, ",".join(methods), span, t0,
-            "refresh-each-batch" if refresh_each else "refresh-at-end", flavor)
+            "refresh-each-batch" if refresh_each else "refresh-at-end", flavor,
+            " edges" if edges else "")
         self.scenario_info[idx] = info
         if self.args.verbose:
             print("scenario %d: %s" % (idx, info))
@@ -546,7 +627,11 @@ class Runner(object):
                     sub = rng.choice([0, 0, 0, rng.randint(0, 999) * 10 ** 6,
                                       rng.randint(0, 10 ** 9 - 1),
                                       10 ** 9 - 1, 1])
-                    if not self.args.ns_edges and (
+                    if edges and rng.random() < 0.15:
+                        # within a microsecond of a whole second, either side
+                        sub = rng.choice([rng.randint(1, 1000),
+                                          10 ** 9 - rng.randint(1, 1000)])
+                    if not edges and (
                             sub and min(sub, 10 ** 9 - sub) < 10 ** 4):
                         # upstream rounds timestamps to buckets through
                         # float64 seconds: within ~0.25 us of a boundary it
@@ -554,7 +639,9 @@ class Runner(object):
                         sub = 5 * 10 ** 8 + rng.randint(0, 10 ** 6)
                     ns = sec * 10 ** 9 + sub
                 seen.append(ns)
-                batch.append({"timestamp": fmt_ts(ns, rng, mode),
+                ts = fmt_ts(ns, rng, mode)
+                self.note_point("<A>", ns, ts, grans)
+                batch.append({"timestamp": ts,
                               "value": rand_value(rng, flavor)})
             if rng.random() < 0.3:
                 batch.sort(key=lambda m: str(m["timestamp"]))
@@ -575,7 +662,9 @@ class Runner(object):
                 sec = rng.randint(t0 + shift, t0 + shift + span)
                 if rng.random() < 0.5:
                     sec -= sec % grans[0]
-                batch.append({"timestamp": fmt_ts(sec * 10 ** 9, rng, mode),
+                ts = fmt_ts(sec * 10 ** 9, rng, mode)
+                self.note_point("<B>", sec * 10 ** 9, ts, grans_b)
+                batch.append({"timestamp": ts,
                               "value": rand_value(rng, "normal")})
             self.both("post-measures", "POST", "/v1/metric/<B>/measures",
                       body=batch, label="post-measures-B[%s]" % mode)
@@ -644,12 +733,18 @@ class Runner(object):
                 q.append(("metric", "<B>"))
             both_ms = [m for m in methods if m in methods_b] if len(q) == 2 else methods
             agg = rng.choice(both_ms or methods)
+            rate_ms = [x for x in (both_ms or methods) if x.startswith("rate:")]
+            rate_fill = bool(rate_ms) and rng.random() < 0.3
+            if rate_fill:
+                agg = rng.choice(rate_ms)
             q.append(("aggregation", agg))
             if rng.random() < 0.4:
                 q.append(("reaggregation", rng.choice(AGG_FUNCS)))
             if rng.random() < 0.6:
                 q.append(("needed_overlap", rng.choice(["0", "50", "100", "25.5"])))
             fill = rng.choice(FILLS)
+            if rate_fill:
+                fill = rng.choice([f for f in FILLS if f is not None])
             if fill is not None:
                 q.append(("fill", fill))
             g = None
@@ -695,7 +790,23 @@ class Runner(object):
                                 ["resample", rng.choice(AGG_FUNCS),
                                  grans[-1] * rng.choice([1, 4]), AB]]),
             ("nested-rolling", lambda: ["+", ["rolling", "mean", 2, AB], 1]),
+            ("tree", lambda: self.rand_tree(rng, rng.randint(2, 4), A, AB,
+                                            grans)),
+            ("tree", lambda: self.rand_tree(rng, rng.randint(2, 4), A, AB,
+                                            grans)),
         ]
+        rate_ms = [x for x in methods if x.startswith("rate:")]
+        rate_common = [x for x in common if x.startswith("rate:")]
+        if rate_ms:
+            kinds.append(("rate-metric-fill",
+                          lambda: ["metric", "<A>", rng.choice(rate_ms)]))
+        if rate_common:
+            kinds.append(("rate-metric2-fill", lambda: [
+                "aggregate", rng.choice(AGG_FUNCS),
+                ["metric"] + [[ph, rng.choice(rate_common)]
+                              for ph in ("<A>", "<B>")]]))
+        kinds.append(("aggregate-rate-fill", lambda: [
+            "aggregate", "rate:" + rng.choice(AGG_FUNCS), AB]))
         name, fn = rng.choice(kinds)
         ops = fn()
         q = []
@@ -708,6 +819,8 @@ class Runner(object):
         if rng.random() < 0.3:
             q.append(("stop", rand_time()))
         fill = rng.choice(FILLS)
+        if name.endswith("-fill"):
+            fill = rng.choice([f for f in FILLS if f is not None])
         if fill is not None:
             q.append(("fill", fill))
         if rng.random() < 0.4:
@@ -717,6 +830,35 @@ class Runner(object):
         body = {"operations": to_sexpr(ops) if rng.random() < 0.6 else ops}
         self.both("aggregates", "POST", "/v1/aggregates", q, body=body,
                   label="aggregates[%s]" % name)
+
+    def rand_tree(self, rng, depth, A, AB, grans):
+        """A random operation tree, `depth` levels of operations over the
+        metrics: resample with any method (upstream refuses some, wherever
+        they sit), aggregate, rolling, binary and unary operators."""
+        if depth <= 0:
+            return rng.choice([A, AB])
+        sub = self.rand_tree(rng, depth - 1, A, AB, grans)
+        kind = rng.choice(["resample", "resample", "aggregate", "rolling",
+                           "binop", "binop2", "unary", "clip", "rate"])
+        if kind == "resample":
+            return ["resample", rng.choice(RESAMPLE_FUNCS),
+                    rng.choice(grans) * rng.choice([1, 2, 5]), sub]
+        if kind == "aggregate":
+            return ["aggregate", rng.choice(AGG_FUNCS + ["rate:mean",
+                                                         "rate:max"]), sub]
+        if kind == "rolling":
+            return ["rolling", rng.choice(AGG_FUNCS), rng.randint(1, 3), sub]
+        if kind == "binop":
+            return [rng.choice(["+", "-", "*", "/", "max", "clip_min"]), sub,
+                    rng.choice([2, -1, 0.5])]
+        if kind == "binop2":
+            return [rng.choice(["+", "-", "*"]), sub,
+                    self.rand_tree(rng, depth - 1, A, AB, grans)]
+        if kind == "unary":
+            return [rng.choice(["abs", "neg", "floor", "ceil"]), sub]
+        if kind == "clip":
+            return ["clip", sub, -100, 100]
+        return [rng.choice(["rateofchange", "rateofchangesec"]), sub]
 
     # ------------------------------------------------------------------
     def hostile(self, rng, idx, methods, grans):
@@ -827,6 +969,40 @@ class Runner(object):
             ("metric-unknown-policy", "POST", "/v1/metric", {},
              {"archive_policy_name": "no-such-policy-%s" % self.token}, None),
         ]
+        nf = rng.choice(NONFINITE)
+        A = "/v1/metric/<A>/measures"
+        cases += [
+            ("nonfinite-granularity", "GET", A,
+             {"aggregation": methods[0], "granularity": nf}, None, None),
+            ("nonfinite-resample", "GET", A,
+             {"aggregation": methods[0], "granularity": str(grans[0]),
+              "resample": nf}, None, None),
+            ("nonfinite-start", "GET", A,
+             {"aggregation": methods[0], "start": nf}, None, None),
+            ("nonfinite-stop", "GET", A,
+             {"aggregation": methods[0], "stop": nf}, None, None),
+            ("agg-nonfinite-granularity", "POST", "/v1/aggregates",
+             {"granularity": nf}, {"operations": "(metric <A> %s)" % methods[0]}, None),
+            ("agg-nonfinite-fill", "POST", "/v1/aggregates",
+             {"fill": nf}, {"operations": "(metric <A> %s)" % methods[0]}, None),
+            ("agg-nonfinite-overlap", "POST", "/v1/aggregates",
+             {"needed_overlap": nf}, {"operations": "(metric <A> %s)" % methods[0]}, None),
+            ("agg-nonfinite-start", "POST", "/v1/aggregates",
+             {"start": nf}, {"operations": "(metric <A> %s)" % methods[0]}, None),
+            ("agg-nonfinite-constant", "POST", "/v1/aggregates", {},
+             {"operations": "(+ (metric <A> %s) %s)" % (methods[0], nf)}, None),
+            ("agg-nonfinite-rolling", "POST", "/v1/aggregates", {},
+             {"operations": "(rolling mean %s (metric <A> %s))" % (nf, methods[0])}, None),
+            ("agg-nonfinite-resample", "POST", "/v1/aggregates", {},
+             {"operations": "(resample mean %s (metric <A> %s))" % (nf, methods[0])}, None),
+            ("aggregation-nonfinite-granularity", "GET", "/v1/aggregation/metric",
+             [("metric", "<A>"), ("granularity", nf)], None, None),
+            ("aggregation-nonfinite-resample", "GET", "/v1/aggregation/metric",
+             [("metric", "<A>"), ("granularity", str(grans[0])), ("resample", nf)], None, None),
+            ("aggregation-nonfinite-fill", "GET", "/v1/aggregation/metric",
+             [("metric", "<A>"), ("aggregation", methods[0]), ("fill", nf)],
+             None, None),
+        ]
         if idx != 0 and not self.args.all_hostile:
             cases = rng.sample(cases, min(len(cases), rng.randint(6, 14)))
         for (name, method, path, query, body, raw) in cases:
@@ -868,10 +1044,16 @@ def main():
                     help="process measures (GET ?refresh=true) after each "
                          "batch, only after all batches, or pick per scenario "
                          "(default)")
-    ap.add_argument("--ns-edges", action="store_true",
-                    help="also generate timestamps within 10 us of a whole "
-                         "second (off by default: they all hit the known "
-                         "float-rounding difference of upstream's bucketing)")
+    ap.add_argument("--edges", choices=["never", "some", "always"],
+                    default="some",
+                    help="timestamps within a microsecond of a whole second: "
+                         "in about 30%% of the scenarios (default), never or "
+                         "in every one. Upstream buckets some of them "
+                         "differently (finding 7); the differences on a "
+                         "metric holding such a point are counted as that "
+                         "finding")
+    ap.add_argument("--ns-edges", dest="edges", action="store_const",
+                    const="always", help="same as --edges always")
     ap.add_argument("--max-print", type=int, default=40,
                     help="differences printed in full per scenario")
     ap.add_argument("--json-report", help="write every difference to this file")
@@ -905,7 +1087,8 @@ def main():
         print("scenario %d: %d differences  [%s]" % (
             idx, len(d), runner.scenario_info.get(idx, "")))
         for x in d[:args.max_print]:
-            print("  - %s [%s] %s" % (x.label, x.kind, x.detail))
+            print("  - %s [%s] %s  {%s}" % (x.label, x.kind, x.detail,
+                                           x.finding or "UNDOCUMENTED"))
             print("      request : %s" % x.req)
             print("      upstream: %s %s" % (x.up.status, short(x.up.text, 300)))
             print("      ours    : %s %s" % (x.ours.status, short(x.ours.text, 300)))
@@ -924,6 +1107,15 @@ def main():
     by_kind = collections.Counter(d.kind for d in runner.diffs)
     print("differences: %d  %s" % (len(runner.diffs), ", ".join(
         "%s=%d" % kv for kv in sorted(by_kind.items()))))
+    by_finding = collections.Counter(d.finding for d in runner.diffs
+                                     if d.finding)
+    undocumented = [d for d in runner.diffs if not d.finding]
+    print("documented (finding: count):")
+    for f, n in sorted(by_finding.items()):
+        print("  %5d  %s" % (n, f))
+    print("UNDOCUMENTED: %d  %s" % (len(undocumented), ", ".join(
+        "%s=%d" % kv for kv in sorted(collections.Counter(
+            d.kind for d in undocumented).items()))))
     groups = collections.OrderedDict()
     for d in runner.diffs:
         groups.setdefault((d.label, d.kind, d.up.status, d.ours.status),
@@ -947,7 +1139,7 @@ def main():
         with open(args.json_report, "w") as f:
             json.dump([{
                 "scenario": d.scenario, "label": d.label, "kind": d.kind,
-                "detail": d.detail, "request": d.req,
+                "finding": d.finding, "detail": d.detail, "request": d.req,
                 "upstream": [d.up.status, d.up.text],
                 "ours": [d.ours.status, d.ours.text]} for d in runner.diffs] + [{
                 "scenario": d.scenario, "label": d.label, "kind": "upstream-noise:" + d.kind,
@@ -955,7 +1147,7 @@ def main():
                 "upstream": [d.up.status, d.up.text],
                 "upstream2": [d.ours.status, d.ours.text]} for d in runner.noise],
                 f, indent=1)
-    return 1 if runner.diffs else 0
+    return 1 if undocumented else 0
 
 
 if __name__ == "__main__":

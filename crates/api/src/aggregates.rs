@@ -645,8 +645,8 @@ fn combine<const N: usize>(
             return Err(ProcError::Unaggregable {
                 reason: format!(
                     "Can't compute timeseries with different granularity {} <> {}",
-                    py_repr(&nodes[first_i].to_json()),
-                    py_repr(&nodes[i].to_json())
+                    nodes[first_i].py_repr(),
+                    nodes[i].py_repr()
                 ),
                 detail: lookup_detail(ctx.refs),
             });
@@ -1245,6 +1245,63 @@ mod tests {
     use crate::test_support::TestApi;
     use axum::http::StatusCode;
     use serde_json::json;
+
+    /// Upstream prints the two operands in Python: a resample period is the
+    /// `numpy.timedelta64` its schema made of it (messages taken from
+    /// upstream 4.7.1 with numpy 2).
+    #[tokio::test]
+    async fn different_granularities_are_named_with_the_resample_period_as_numpy_prints_it() {
+        let api = TestApi::start().await;
+        api.policy_60s("p", &["mean"]).await;
+        let a = api
+            .metric_with(
+                "p",
+                &[
+                    ("2024-01-01T00:00:00", 1.0),
+                    ("2024-01-01T00:01:00", 2.0),
+                    ("2024-01-01T00:02:00", 4.0),
+                ],
+            )
+            .await;
+        let cases = [
+            (
+                format!("(+ (metric {a} mean) (resample mean 120 (metric {a} mean)))"),
+                format!(
+                    "['metric', '{a}', 'mean'] <> ['resample', 'mean', \
+                     np.timedelta64(120000000000,'ns'), ['metric', '{a}', 'mean']]"
+                ),
+            ),
+            (
+                format!(
+                    "(- (rolling max 2 (resample count 1.5 (metric {a} mean))) \
+                     (clip (abs (metric {a} mean)) 0 1))"
+                ),
+                format!(
+                    "['rolling', 'max', 2, ['resample', 'count', \
+                     np.timedelta64(1500000000,'ns'), ['metric', '{a}', 'mean']]] <> \
+                     ['clip', ['abs', ['metric', '{a}', 'mean']], 0.0, 1.0]"
+                ),
+            ),
+        ];
+        for (ops, operands) in cases {
+            let got = api
+                .expect(
+                    StatusCode::BAD_REQUEST,
+                    "POST",
+                    "/v1/aggregates",
+                    Some(json!({ "operations": ops })),
+                )
+                .await;
+            assert_eq!(
+                got["description"],
+                json!({
+                    "cause": "Metrics cannot be aggregated",
+                    "reason": format!("Can't compute timeseries with different granularity {operands}"),
+                    "detail": [[a, "mean"]],
+                })
+            );
+        }
+    }
 
     #[tokio::test]
     async fn details_show_each_metric_with_its_resource_as_upstream_loads_it() {

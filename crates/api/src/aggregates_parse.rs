@@ -347,8 +347,16 @@ fn node(v: &Value, depth: usize, budget: &mut usize, top: bool) -> Result<Node, 
                 });
             }
             "resample" => {
+                // Upstream's schema takes the same 16 names as `aggregate`
+                // and `rolling` (mean, median, std, min, max, sum, var, count
+                // and their rate:), not every archive policy method: `first`,
+                // `last`, `Npct`, `rate:last`... are refused like any other
+                // malformed node. Among those 16, `var` and `rate:var` pass
+                // upstream's schema and then fail (500, no such grouping);
+                // `Method::parse` refuses them here (400).
                 let method = items[1]
                     .as_str()
+                    .filter(|name| Reduction::parse(name).is_some())
                     .and_then(Method::parse)
                     .ok_or(Invalid::Shape)?;
                 let granularity = coerce_timespan(&items[2]).ok_or(Invalid::Shape)?;
@@ -482,6 +490,47 @@ impl Node {
                     Sampling::Calendar(c) => json!(c.letter()),
                 };
                 json!(["resample", name, g, arg.to_json()])
+            }
+        }
+    }
+}
+
+impl Node {
+    /// The validated tree as upstream's error messages print it: the Python
+    /// repr of its coerced lists, where a resample period is the
+    /// `numpy.timedelta64` that `utils.to_timespan` made of it (numpy 2's repr).
+    pub(crate) fn py_repr(&self) -> String {
+        let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+        let s = |v: &str| py_repr(&json!(v));
+        match self {
+            Node::Const(_) | Node::Metric { .. } => py_repr(&self.to_json()),
+            Node::Binary {
+                name, left, right, ..
+            } => list(vec![s(name), left.py_repr(), right.py_repr()]),
+            Node::Clip(a, b, c) => list(vec![s("clip"), a.py_repr(), b.py_repr(), c.py_repr()]),
+            Node::Unary { name, arg, .. } => list(vec![s(name), arg.py_repr()]),
+            Node::RateOfChange(arg) => list(vec![s("rateofchange"), arg.py_repr()]),
+            Node::RateOfChangeSec(arg) => list(vec![s("rateofchangesec"), arg.py_repr()]),
+            Node::Aggregate { name, arg, .. } => list(vec![s("aggregate"), s(name), arg.py_repr()]),
+            Node::Rolling {
+                name, window, arg, ..
+            } => list(vec![
+                s("rolling"),
+                s(name),
+                window.to_string(),
+                arg.py_repr(),
+            ]),
+            Node::Resample {
+                name,
+                sampling,
+                arg,
+                ..
+            } => {
+                let g = match sampling {
+                    Sampling::Fixed(g) => format!("np.timedelta64({g},'ns')"),
+                    Sampling::Calendar(c) => s(c.letter()),
+                };
+                list(vec![s("resample"), s(name), g, arg.py_repr()])
             }
         }
     }
@@ -688,6 +737,55 @@ mod tests {
             e(json!(["aggregate", "mean", ["metric"]]))
                 .starts_with("'aggregate' operation invalid")
         );
+    }
+
+    /// Upstream 4.7.1's schema gives `aggregate`, `rolling` and `resample`
+    /// the same 16 names; archive policy methods outside them (`first`,
+    /// `Npct`, `rate:last`...) are refused wherever the node sits, and the
+    /// message names the top-level node (answers taken from upstream).
+    #[test]
+    fn resample_takes_only_the_aggregate_functions() {
+        let e = |s: &str| reason(parse_operations(&json!(s)).unwrap_err());
+        for m in ["first", "last", "50pct", "99pct", "rate:last", "rate:first"] {
+            let want = "'resample' operation invalid for dictionary value @ data['operations']";
+            assert_eq!(e(&format!("(resample {m} 2 (metric a mean))")), want, "{m}");
+            assert_eq!(
+                e(&format!(
+                    "(resample mean 2 (resample {m} 2 (metric a mean)))"
+                )),
+                want,
+                "{m}"
+            );
+            assert_eq!(
+                e(&format!(
+                    "(aggregate mean (resample {m} 2 (metric a mean)))"
+                )),
+                "'aggregate' operation invalid for dictionary value @ data['operations']",
+                "{m}"
+            );
+            assert_eq!(
+                e(&format!("(+ (resample {m} 2 (metric a mean)) 1)")),
+                "'+' operation invalid for dictionary value @ data['operations']",
+                "{m}"
+            );
+        }
+        for m in [
+            "mean",
+            "median",
+            "std",
+            "min",
+            "max",
+            "sum",
+            "count",
+            "rate:mean",
+            "rate:count",
+            "rate:std",
+        ] {
+            let s = format!("(aggregate mean (resample {m} 2 (metric a mean)))");
+            assert!(parse_operations(&json!(s)).is_ok(), "{m}");
+        }
+        // The aggregated series' own method is not constrained.
+        assert!(parse_operations(&json!("(resample mean 2 (metric a first))")).is_ok());
     }
 
     /// A tiny deterministic generator: no dependency, reproducible failures.

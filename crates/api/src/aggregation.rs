@@ -631,6 +631,46 @@ mod tests {
         assert_eq!(got, json!([["2024-01-01T00:00:00+00:00", 120.0, 6.5]]));
     }
 
+    /// `granularity=nan` is a float to upstream's `to_timespan`, which then
+    /// fails at `int(nan * 10e8)`: Python's message, as an argument error, on
+    /// each endpoint that reads a granularity (upstream's answer).
+    #[tokio::test]
+    async fn a_nan_granularity_gets_pythons_integer_conversion_message() {
+        let api = TestApi::start().await;
+        let (a, b) = two_metrics(&api).await;
+        let want = json!({
+            "cause": "Argument value error",
+            "detail": "granularity",
+            "reason": "cannot convert float NaN to integer",
+        });
+        for nan in ["nan", "NaN", "-nan", "%20nan"] {
+            for url in [
+                format!("/v1/aggregation/metric?metric={a}&metric={b}&granularity={nan}"),
+                format!("/v1/metric/{a}/measures?granularity={nan}"),
+            ] {
+                let got = api.get(StatusCode::BAD_REQUEST, &url).await;
+                assert_eq!(description(&got), &want, "{url}");
+            }
+            let got = api
+                .expect(
+                    StatusCode::BAD_REQUEST,
+                    "POST",
+                    &format!("/v1/aggregates?granularity={nan}"),
+                    Some(json!({"operations": ["metric", a, "mean"]})),
+                )
+                .await;
+            assert_eq!(description(&got), &want, "{nan}");
+        }
+        // Not a number at all: pytimeparse's failure.
+        let got = api
+            .get(
+                StatusCode::BAD_REQUEST,
+                &format!("/v1/metric/{a}/measures?granularity=nano"),
+            )
+            .await;
+        assert_eq!(description(&got)["reason"], "Unable to parse timespan");
+    }
+
     #[tokio::test]
     async fn an_unknown_reaggregation_is_refused_only_once_the_overlap_is_checked() {
         let api = TestApi::start().await;

@@ -336,11 +336,18 @@ pub(crate) fn parse_resample(resample: &str) -> ApiResult<Sampling> {
     match time::parse_timespan(resample) {
         Ok(ns) if ns > 0 => Ok(Sampling::Fixed(ns)),
         Ok(_) => Err(ApiError::bad_request("Timespan must be positive")),
-        // `int(nan * 10e8)`
-        Err(_) if resample.trim().parse::<f64>().is_ok_and(f64::is_nan) => {
-            Err(ApiError::bad_request("cannot convert float NaN to integer"))
-        }
-        Err(_) => Err(ApiError::bad_request("Unable to parse timespan")),
+        Err(_) => Err(ApiError::bad_request(unparsable_timespan(resample))),
+    }
+}
+
+/// Why upstream's `utils.to_timespan` refuses a timespan that does not parse:
+/// a NaN is a float to Python, and fails only at `int(nan * 10e8)`, with
+/// Python's own message; anything else is `Unable to parse timespan`.
+fn unparsable_timespan(v: &str) -> &'static str {
+    if crate::aggregates_parse::parse_py_float(v).is_some_and(f64::is_nan) {
+        "cannot convert float NaN to integer"
+    } else {
+        "Unable to parse timespan"
     }
 }
 
@@ -390,7 +397,7 @@ pub(crate) fn timespan_param(ctx: &Ctx, name: &str) -> ApiResult<Option<i64>> {
     match time::parse_timespan(v) {
         Ok(ns) if ns > 0 => Ok(Some(ns)),
         Ok(_) => Err(ApiError::argument(name, "Timespan must be positive")),
-        Err(_) => Err(ApiError::argument(name, "Unable to parse timespan")),
+        Err(_) => Err(ApiError::argument(name, unparsable_timespan(v))),
     }
 }
 
