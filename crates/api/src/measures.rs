@@ -533,12 +533,16 @@ mod tests {
         api.get(StatusCode::NOT_FOUND, &format!("{url}?refresh=maybe"))
             .await;
         assert_eq!(
-            api.get(StatusCode::OK, &format!("{url}?aggregation=std")).await,
+            api.get(StatusCode::OK, &format!("{url}?aggregation=std"))
+                .await,
             json!([])
         );
         assert_eq!(
-            api.get(StatusCode::OK, &format!("{url}?aggregation=std&refresh=true"))
-                .await,
+            api.get(
+                StatusCode::OK,
+                &format!("{url}?aggregation=std&refresh=true")
+            )
+            .await,
             json!([["2024-01-01T00:00:00+00:00", 60.0, std::f64::consts::SQRT_2]])
         );
     }
