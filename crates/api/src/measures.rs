@@ -432,7 +432,27 @@ pub(crate) async fn read_from(
             "detail": {"metric": metric.id.to_string(), "aggregation_method": aggregation},
         }))
     };
+    let granularity_missing = |g: i64| {
+        ApiError::not_found(format!(
+            "Aggregation method '{aggregation}' at granularity '{}' for metric {} does not exist",
+            carbonara::policy::format_seconds(g),
+            metric.id
+        ))
+    };
     let method = Method::parse(aggregation).ok_or_else(method_missing)?;
+    // Upstream checks the method and the granularity against the archive
+    // policy before it reads `refresh`: a request answered 404 processes
+    // nothing (the pending measures stay pending), and a bad `refresh` value
+    // is only reported for a method and granularity the policy has.
+    let policy = &metric.archive_policy;
+    if !policy.aggregation_methods.contains(&method) {
+        return Err(method_missing());
+    }
+    if let Some(g) = granularity
+        && !policy.definition.iter().any(|d| d.granularity == g)
+    {
+        return Err(granularity_missing(g));
+    }
     if ctx.bool_param("refresh")?.unwrap_or(false) {
         state
             .engine
@@ -449,13 +469,7 @@ pub(crate) async fn read_from(
     let series = match state.engine.read_measures(metric, &query).await {
         Ok(s) => s,
         Err(ReadError::MethodNotInPolicy) => return Err(method_missing()),
-        Err(ReadError::GranularityNotInPolicy(g)) => {
-            return Err(ApiError::not_found(format!(
-                "Aggregation method '{aggregation}' at granularity '{}' for metric {} does not exist",
-                carbonara::policy::format_seconds(g),
-                metric.id
-            )));
-        }
+        Err(ReadError::GranularityNotInPolicy(g)) => return Err(granularity_missing(g)),
         Err(e) => return Err(e.into()),
     };
     let mut out = String::with_capacity(64 * series.iter().map(|s| s.len()).sum::<usize>() + 2);
@@ -477,6 +491,61 @@ pub(crate) async fn read_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Upstream 4.7.1 answers 404 for a method or granularity missing from
+    /// the policy before it looks at `refresh`: such a request leaves the
+    /// pending measures pending (what upstream answered: `[]` until a
+    /// refresh with a method of the policy).
+    #[tokio::test]
+    async fn a_refresh_answered_404_processes_nothing() {
+        use crate::test_support::TestApi;
+        use axum::http::StatusCode;
+        let api = TestApi::start().await;
+        api.policy_60s("p", &["std"]).await;
+        let m = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/metric",
+                Some(json!({"archive_policy_name": "p"})),
+            )
+            .await;
+        let id = m["id"].as_str().expect("id").to_string();
+        api.expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/metric/{id}/measures"),
+            Some(json!([
+                {"timestamp": "2024-01-01T00:00:00", "value": 1},
+                {"timestamp": "2024-01-01T00:00:30", "value": 3},
+            ])),
+        )
+        .await;
+        let url = format!("/v1/metric/{id}/measures");
+        api.get(StatusCode::NOT_FOUND, &format!("{url}?refresh=true"))
+            .await;
+        api.get(
+            StatusCode::NOT_FOUND,
+            &format!("{url}?refresh=true&aggregation=std&granularity=1"),
+        )
+        .await;
+        // The policy is checked before a bad refresh value too.
+        api.get(StatusCode::NOT_FOUND, &format!("{url}?refresh=maybe"))
+            .await;
+        assert_eq!(
+            api.get(StatusCode::OK, &format!("{url}?aggregation=std"))
+                .await,
+            json!([])
+        );
+        assert_eq!(
+            api.get(
+                StatusCode::OK,
+                &format!("{url}?aggregation=std&refresh=true")
+            )
+            .await,
+            json!([["2024-01-01T00:00:00+00:00", 60.0, std::f64::consts::SQRT_2]])
+        );
+    }
 
     const NOW: Timestamp = 1_700_000_000_000_000_000;
     const T0: Timestamp = 1_704_067_200_000_000_000; // 2024-01-01T00:00:00Z
