@@ -22,11 +22,13 @@ mod schema_resource;
 pub mod server;
 pub mod sql;
 pub mod sqlite;
+mod value_list;
 
 pub use error::IndexError;
 pub use filter::{CmpOp, Filter, FilterValue};
 pub use model::*;
 pub use model_resource::*;
+pub use value_list::Dialect;
 
 use async_trait::async_trait;
 use carbonara::{ArchivePolicy, ArchivePolicyItem};

@@ -35,6 +35,7 @@
 //! per connection (statement cache). Write transactions are `BEGIN IMMEDIATE` on
 //! the writer, held through [`SqliteTx`].
 
+use crate::Dialect;
 use crate::bind::bind_values;
 use crate::model::NewMetric;
 use crate::query;
@@ -222,6 +223,7 @@ impl Backend for SqliteBackend {
 
     const QUERY: &'static dyn QueryBuilder = &SqliteQueryBuilder;
     const SCHEMA: &'static dyn SchemaBuilder = &SqliteQueryBuilder;
+    const DIALECT: Dialect = Dialect::Sqlite;
 
     async fn read(&self) -> Result<ReadConn<'_>> {
         Ok(match &self.inner.readers {
