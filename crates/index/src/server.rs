@@ -60,10 +60,10 @@ fn pool_options<DB: sqlx::Database>() -> PoolOptions<DB> {
 }
 
 fn connect_error(url: &str, e: sqlx::Error) -> IndexError {
-    IndexError::Backend(format!(
-        "cannot connect to the index at {}: {e}",
-        redact(url)
-    ))
+    IndexError::Connect {
+        url: redact(url),
+        source: e,
+    }
 }
 
 /// The URL without its password, for messages.

@@ -132,8 +132,9 @@ impl SqliteIndexer {
         if let Some(parent) = Path::new(path).parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                IndexError::Backend(format!("cannot create {}: {e}", parent.display()))
+            std::fs::create_dir_all(parent).map_err(|source| IndexError::Io {
+                what: format!("cannot create {}", parent.display()),
+                source,
             })?;
         }
         let base = base.filename(path).synchronous(SqliteSynchronous::Normal);
