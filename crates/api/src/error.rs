@@ -98,7 +98,7 @@ impl From<IndexError> for ApiError {
             | QueryValueError { .. }
             | QueryAttributeError { .. }
             | InvalidQuery(_) => ApiError::bad_request(e.to_string()),
-            Backend(msg) => ApiError::internal(msg),
+            Backend(_) | Database(_) | Connect { .. } | Io { .. } => ApiError::internal(e),
         }
     }
 }

@@ -846,4 +846,47 @@ mod tests {
         assert!(resource_uuid(&"x".repeat(290), "x").is_err());
         assert!(resource_uuid(&"x".repeat(289), "x").is_ok());
     }
+
+    /// More ids than any index engine binds in one statement (issue 11: this
+    /// answered 500).
+    #[tokio::test]
+    async fn search_in_100000_ids_answers_the_matching_resources() {
+        use crate::test_support::TestApi;
+        use axum::http::StatusCode;
+        use serde_json::json;
+        let api = TestApi::start().await;
+        let mut created = Vec::new();
+        for _ in 0..3 {
+            let id = Uuid::new_v4().to_string();
+            api.expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/resource/generic",
+                Some(json!({"id": id})),
+            )
+            .await;
+            created.push(id);
+        }
+        let mut ids: Vec<String> = (0..99_998).map(|_| Uuid::new_v4().to_string()).collect();
+        ids.insert(500, created[0].clone());
+        ids.insert(70_000, created[2].clone());
+        let found = api
+            .expect(
+                StatusCode::OK,
+                "POST",
+                "/v1/search/resource/generic",
+                Some(json!({"in": {"id": ids}})),
+            )
+            .await;
+        let mut found: Vec<&str> = found
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| r["id"].as_str().expect("an id"))
+            .collect();
+        found.sort_unstable();
+        let mut expected = vec![created[0].as_str(), created[2].as_str()];
+        expected.sort_unstable();
+        assert_eq!(found, expected);
+    }
 }

@@ -42,13 +42,27 @@ pub enum IndexError {
     },
     #[error("{0}")]
     InvalidQuery(String),
-    /// Anything the database itself reports: a 500 for the API.
+    /// Something wrong in the index that no request caused (an unreadable row,
+    /// a schema newer than this program): a 500 for the API.
     #[error("index backend error: {0}")]
     Backend(String),
-}
-
-impl From<sqlx::Error> for IndexError {
-    fn from(e: sqlx::Error) -> Self {
-        IndexError::Backend(e.to_string())
-    }
+    /// The database failed a statement or a connection: a 500 for the API. The
+    /// driver's error is kept as the source.
+    #[error("index backend error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The index database cannot be reached at start-up.
+    #[error("cannot connect to the index at {url}: {source}")]
+    Connect {
+        /// Without its password.
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A file or directory of the embedded index cannot be used.
+    #[error("index backend error: {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -1,10 +1,13 @@
 //! The index: everything gnocchi-rs knows *about* its data (archive policies,
-//! archive policy rules, metrics, later resources), as opposed to the data itself.
+//! archive policy rules, metrics, resource types and resources with their
+//! history), as opposed to the data itself.
 //!
-//! [`Indexer`] is the one trait the rest of the system talks to; [`sqlite`] is the
-//! embedded implementation. SQL is built with one query builder (sea-query) so the
-//! same code serves PostgreSQL and MySQL later. Schema changes are versioned
-//! migrations ([`Indexer::upgrade`]).
+//! [`Indexer`] is the one trait the rest of the system talks to, implemented once
+//! in [`sql`] over three engines: [`sqlite`] (embedded, the default), PostgreSQL
+//! and MySQL/MariaDB ([`server`]). SQL is built with one query builder (sea-query)
+//! so the same statements serve every engine; the little SQL that must differ is
+//! in [`value_list`]. Schema changes are versioned migrations
+//! ([`Indexer::upgrade`]).
 //!
 //! Invariants: the index never touches measures or splits; every write is one
 //! transaction; errors are [`IndexError`] variants named in the caller's terms.
@@ -22,11 +25,13 @@ mod schema_resource;
 pub mod server;
 pub mod sql;
 pub mod sqlite;
+pub mod value_list;
 
 pub use error::IndexError;
 pub use filter::{CmpOp, Filter, FilterValue};
 pub use model::*;
 pub use model_resource::*;
+pub use value_list::Dialect;
 
 use async_trait::async_trait;
 use carbonara::{ArchivePolicy, ArchivePolicyItem};

@@ -4,7 +4,9 @@
 
 use crate::IndexError;
 use crate::model::{Metric, MetricQuery, NewMetric, Nulls, SortDir};
+use crate::resource_query::Kind;
 use crate::schema::{ApT, MetricT, RuleT, STATUS_ACTIVE, STATUS_DELETE, SchemaVersion};
+use crate::value_list::{self, Dialect};
 use sea_query::{
     Cond, DeleteStatement, Expr, InsertStatement, LikeExpr, Order, Query, SelectStatement,
     SimpleExpr, UpdateStatement, Value,
@@ -380,11 +382,18 @@ fn keyset_after(terms: &[Term], marker: &Metric) -> Cond {
 pub(crate) fn list_metrics(
     query: &MetricQuery,
     marker: Option<&Metric>,
+    dialect: Dialect,
 ) -> Result<SelectStatement, IndexError> {
     let terms = resolve_sort(query)?;
     let mut q = select_active_metrics();
     if !query.ids.is_empty() {
-        q.and_where(qcol(MetricT::Id).is_in(query.ids.iter().map(uuid_text)));
+        let ids = query.ids.iter().map(|u| uuid_text(u).into()).collect();
+        q.and_where(value_list::is_in(
+            qcol(MetricT::Id).into(),
+            Kind::Uuid,
+            ids,
+            dialect,
+        ));
     }
     if let Some(name) = &query.name {
         q.and_where(qcol(MetricT::Name).eq(name.as_str()));
@@ -512,7 +521,9 @@ mod tests {
             &MysqlQueryBuilder,
         ];
         for b in builders {
-            let (sql, values) = list_metrics(&query, Some(&marker)).unwrap().build_any(b);
+            let (sql, values) = list_metrics(&query, Some(&marker), Dialect::Sqlite)
+                .unwrap()
+                .build_any(b);
             assert!(sql.contains("IS NULL"), "{sql}");
             assert!(!values.0.is_empty());
         }
@@ -529,7 +540,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            list_metrics(&query, None),
+            list_metrics(&query, None, Dialect::Sqlite),
             Err(IndexError::InvalidSortKey(k)) if k == "nonexistent_key"
         ));
     }

@@ -19,6 +19,7 @@ use crate::model_resource::{
 use crate::query::uuid_text;
 use crate::schema::{MetricT, STATUS_ACTIVE, STATUS_DELETE};
 use crate::schema_resource::{BASE_COLUMNS, HistoryT, ResourceT, ResourceTypeT, history_table};
+use crate::value_list::{self, Dialect};
 use sea_query::{
     Alias, Cond, DeleteStatement, Expr, InsertStatement, LikeExpr, Order, Query, SelectStatement,
     SimpleExpr, UnionType, UpdateStatement, Value,
@@ -363,102 +364,142 @@ fn creator_like(pattern: String) -> SimpleExpr {
     Expr::col((Alias::new(RESULT), ResourceT::Creator)).like(LikeExpr::new(pattern).escape('\\'))
 }
 
-/// Compile a filter against `result`'s columns.
-pub(crate) fn compile(filter: &Filter, cols: &Columns) -> Result<SimpleExpr, IndexError> {
+/// Compile a filter against `result`'s columns, for `dialect` (long `in` lists
+/// differ, see [`crate::value_list`]).
+///
+/// A filter that would bind more than [`value_list::MAX_BOUND_VALUES`]
+/// parameters (thousands of comparisons rather than one long `in`) is refused as
+/// an invalid query: the engines cap bound parameters per statement.
+pub(crate) fn compile(
+    filter: &Filter,
+    cols: &Columns,
+    dialect: Dialect,
+) -> Result<SimpleExpr, IndexError> {
     if filter.depth() > MAX_FILTER_DEPTH {
         return Err(IndexError::InvalidQuery(format!(
             "the query is nested more than {MAX_FILTER_DEPTH} levels deep"
         )));
     }
-    compile_node(filter, cols)
+    let mut c = Compiler {
+        cols,
+        dialect,
+        bound: 0,
+    };
+    let expr = c.node(filter)?;
+    if c.bound > value_list::MAX_BOUND_VALUES {
+        return Err(IndexError::InvalidQuery(format!(
+            "the query compares with more than {} values: give long lists of values to `in`",
+            value_list::MAX_BOUND_VALUES
+        )));
+    }
+    Ok(expr)
 }
 
-fn compile_node(filter: &Filter, cols: &Columns) -> Result<SimpleExpr, IndexError> {
-    Ok(match filter {
-        Filter::And(v) => {
-            if v.is_empty() {
-                return Ok(always());
-            }
-            let mut c = Cond::all();
-            for f in v {
-                c = c.add(compile_node(f, cols)?);
-            }
-            c.into()
-        }
-        Filter::Or(v) => {
-            if v.is_empty() {
-                return Ok(never());
-            }
-            let mut c = Cond::any();
-            for f in v {
-                c = c.add(compile_node(f, cols)?);
-            }
-            c.into()
-        }
-        Filter::Not(f) => compile_node(f, cols)?.not(),
-        Filter::Compare { op, field, value } => match field.as_str() {
-            "lifespan" => {
-                let ns = match value {
-                    FilterValue::Int(i) => i.checked_mul(1_000_000_000),
-                    FilterValue::Float(f) if f.is_finite() => Some((f * 1e9) as i64),
-                    FilterValue::String(s) => carbonara::time::parse_timespan(s).ok(),
-                    _ => None,
+struct Compiler<'a> {
+    cols: &'a Columns,
+    dialect: Dialect,
+    /// Parameters bound so far.
+    bound: usize,
+}
+
+impl Compiler<'_> {
+    fn node(&mut self, filter: &Filter) -> Result<SimpleExpr, IndexError> {
+        let cols = self.cols;
+        self.bound += 1;
+        Ok(match filter {
+            Filter::And(v) => {
+                if v.is_empty() {
+                    return Ok(always());
                 }
-                .ok_or_else(|| invalid(value, field))?;
-                let span: SimpleExpr = Expr::col((Alias::new(RESULT), ResourceT::EndedAt))
-                    .sub(Expr::col((Alias::new(RESULT), ResourceT::StartedAt)));
-                compare(span, *op, Value::BigInt(Some(ns)))
-            }
-            "created_by_user_id" | "created_by_project_id" => {
-                let user = field == "created_by_user_id";
-                match op {
-                    CmpOp::Eq => creator_like(created_by(field, false, value, user)?),
-                    CmpOp::Ne => creator_like(created_by(field, false, value, user)?).not(),
-                    _ => return Err(invalid(value, field)),
+                let mut c = Cond::all();
+                for f in v {
+                    c = c.add(self.node(f)?);
                 }
+                c.into()
             }
-            name => {
-                let (kind, _) = cols.get(name).ok_or_else(|| cols.no_attribute(name))?;
-                compare(rcol(name), *op, cast(value, kind, name)?)
-            }
-        },
-        Filter::In { field, values } => {
-            let (kind, _) = cols.get(field).ok_or_else(|| cols.no_attribute(field))?;
-            let mut with_null = false;
-            let mut cast_values = Vec::with_capacity(values.len());
-            for v in values {
-                let c = cast(v, kind, field)?;
-                if is_null(&c) {
-                    with_null = true;
-                } else {
-                    cast_values.push(c);
+            Filter::Or(v) => {
+                if v.is_empty() {
+                    return Ok(never());
                 }
-            }
-            let mut any = Cond::any();
-            if !cast_values.is_empty() {
-                any = any.add(Expr::expr(rcol(field)).is_in(cast_values));
-            }
-            if with_null {
-                any = any.add(Expr::expr(rcol(field)).is_null());
-            }
-            if any.is_empty() { never() } else { any.into() }
-        }
-        Filter::Like { field, pattern } => match field.as_str() {
-            "created_by_user_id" | "created_by_project_id" => creator_like(created_by(
-                field,
-                true,
-                pattern,
-                field == "created_by_user_id",
-            )?),
-            name => {
-                let (kind, _) = cols.get(name).ok_or_else(|| cols.no_attribute(name))?;
-                if !matches!(kind, Kind::Text | Kind::Uuid) || *pattern == FilterValue::Null {
-                    return Err(invalid(pattern, name));
+                let mut c = Cond::any();
+                for f in v {
+                    c = c.add(self.node(f)?);
                 }
-                Expr::expr(rcol(name)).like(LikeExpr::new(pattern.to_string()))
+                c.into()
             }
-        },
-    })
+            Filter::Not(f) => self.node(f)?.not(),
+            Filter::Compare { op, field, value } => match field.as_str() {
+                "lifespan" => {
+                    let ns = match value {
+                        FilterValue::Int(i) => i.checked_mul(1_000_000_000),
+                        FilterValue::Float(f) if f.is_finite() => Some((f * 1e9) as i64),
+                        FilterValue::String(s) => carbonara::time::parse_timespan(s).ok(),
+                        _ => None,
+                    }
+                    .ok_or_else(|| invalid(value, field))?;
+                    let span: SimpleExpr = Expr::col((Alias::new(RESULT), ResourceT::EndedAt))
+                        .sub(Expr::col((Alias::new(RESULT), ResourceT::StartedAt)));
+                    compare(span, *op, Value::BigInt(Some(ns)))
+                }
+                "created_by_user_id" | "created_by_project_id" => {
+                    let user = field == "created_by_user_id";
+                    match op {
+                        CmpOp::Eq => creator_like(created_by(field, false, value, user)?),
+                        CmpOp::Ne => creator_like(created_by(field, false, value, user)?).not(),
+                        _ => return Err(invalid(value, field)),
+                    }
+                }
+                name => {
+                    let (kind, _) = cols.get(name).ok_or_else(|| cols.no_attribute(name))?;
+                    compare(rcol(name), *op, cast(value, kind, name)?)
+                }
+            },
+            Filter::In { field, values } => {
+                let (kind, _) = cols.get(field).ok_or_else(|| cols.no_attribute(field))?;
+                let mut with_null = false;
+                let mut cast_values = Vec::with_capacity(values.len());
+                for v in values {
+                    let c = cast(v, kind, field)?;
+                    if is_null(&c) {
+                        with_null = true;
+                    } else {
+                        cast_values.push(c);
+                    }
+                }
+                let mut any = Cond::any();
+                if !cast_values.is_empty() {
+                    if cast_values.len() <= value_list::BIND_EACH_MAX {
+                        self.bound += cast_values.len();
+                    }
+                    any = any.add(value_list::is_in(
+                        rcol(field),
+                        kind,
+                        cast_values,
+                        self.dialect,
+                    ));
+                }
+                if with_null {
+                    any = any.add(Expr::expr(rcol(field)).is_null());
+                }
+                if any.is_empty() { never() } else { any.into() }
+            }
+            Filter::Like { field, pattern } => match field.as_str() {
+                "created_by_user_id" | "created_by_project_id" => creator_like(created_by(
+                    field,
+                    true,
+                    pattern,
+                    field == "created_by_user_id",
+                )?),
+                name => {
+                    let (kind, _) = cols.get(name).ok_or_else(|| cols.no_attribute(name))?;
+                    if !matches!(kind, Kind::Text | Kind::Uuid) || *pattern == FilterValue::Null {
+                        return Err(invalid(pattern, name));
+                    }
+                    Expr::expr(rcol(name)).like(LikeExpr::new(pattern.to_string()))
+                }
+            },
+        })
+    }
 }
 
 // ------------------------------------------------------------------ derived table
@@ -690,11 +731,12 @@ pub(crate) fn list_resources(
     q: &ResourceQuery,
     terms: &[Term],
     marker: Option<&[Value]>,
+    dialect: Dialect,
 ) -> Result<SelectStatement, IndexError> {
     let cols = Columns::new(rt, q.history);
     let mut s = select_result(rt, q.history);
     if let Some(f) = &q.filter {
-        s.and_where(compile(f, &cols)?);
+        s.and_where(compile(f, &cols, dialect)?);
     }
     if let Some(values) = marker {
         s.cond_where(keyset_after(terms, values));
@@ -721,12 +763,13 @@ pub(crate) fn list_resources(
 pub(crate) fn select_matching_ids(
     rt: &ResourceType,
     filter: &Filter,
+    dialect: Dialect,
 ) -> Result<SelectStatement, IndexError> {
     let cols = Columns::new(rt, false);
     let mut q = Query::select();
     q.column((Alias::new(RESULT), ResourceT::Id))
         .from_subquery(derived(rt, false), Alias::new(RESULT))
-        .and_where(compile(filter, &cols)?);
+        .and_where(compile(filter, &cols, dialect)?);
     Ok(q)
 }
 
@@ -1136,7 +1179,7 @@ mod tests {
             &MysqlQueryBuilder,
         ];
         for b in builders {
-            let (sql, _) = list_resources(&rt, &q, &terms, Some(&marker))
+            let (sql, _) = list_resources(&rt, &q, &terms, Some(&marker), Dialect::Sqlite)
                 .unwrap()
                 .build_any(b);
             assert!(sql.contains("UNION ALL"), "{sql}");
@@ -1170,7 +1213,7 @@ mod tests {
             value: FilterValue::Null,
         };
         assert!(matches!(
-            compile(&f, &cols),
+            compile(&f, &cols, Dialect::Sqlite),
             Err(IndexError::QueryAttributeError { .. })
         ));
         let f = Filter::Compare {
@@ -1179,7 +1222,7 @@ mod tests {
             value: FilterValue::String("big".into()),
         };
         assert!(matches!(
-            compile(&f, &cols),
+            compile(&f, &cols, Dialect::Sqlite),
             Err(IndexError::QueryValueError { .. })
         ));
     }

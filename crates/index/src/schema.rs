@@ -1,7 +1,7 @@
 //! The schema: table and column names, and the versioned migrations that build it.
 //!
 //! Every migration is a list of sea-query schema statements, so one definition serves
-//! SQLite now and PostgreSQL/MySQL later (render with the backend's `SchemaBuilder`).
+//! SQLite, PostgreSQL and MySQL/MariaDB alike (render with the backend's `SchemaBuilder`).
 //! Migrations are append-only: never edit a released one, add the next version.
 //!
 //! Column conventions (all backends):

@@ -14,7 +14,7 @@
 
 use crate::bind::bind_values;
 use crate::sql::{Backend, SqlIndexer, SqlRow, Stmt, WriteError, WriteResult, kind};
-use crate::{IndexError, Result};
+use crate::{Dialect, IndexError, Result};
 use async_trait::async_trait;
 use sea_query::{MysqlQueryBuilder, PostgresQueryBuilder, QueryBuilder, SchemaBuilder};
 use sqlx::error::ErrorKind;
@@ -60,10 +60,10 @@ fn pool_options<DB: sqlx::Database>() -> PoolOptions<DB> {
 }
 
 fn connect_error(url: &str, e: sqlx::Error) -> IndexError {
-    IndexError::Backend(format!(
-        "cannot connect to the index at {}: {e}",
-        redact(url)
-    ))
+    IndexError::Connect {
+        url: redact(url),
+        source: e,
+    }
 }
 
 /// The URL without its password, for messages.
@@ -143,7 +143,7 @@ fn strip_query_param(url: &str, name: &str) -> String {
 
 /// The parts of both backends that only differ by types.
 macro_rules! pool_backend {
-    ($backend:ty, $db:ty, $conn:ty, $row:ty, $builder:expr) => {
+    ($backend:ty, $db:ty, $conn:ty, $row:ty, $builder:expr, $dialect:expr) => {
         #[async_trait]
         impl Backend for $backend {
             type Conn = $conn;
@@ -156,6 +156,7 @@ macro_rules! pool_backend {
 
             const QUERY: &'static dyn QueryBuilder = &$builder;
             const SCHEMA: &'static dyn SchemaBuilder = &$builder;
+            const DIALECT: Dialect = $dialect;
 
             async fn read(&self) -> Result<PoolConnection<$db>> {
                 Ok(self.pool.acquire().await?)
@@ -218,14 +219,16 @@ pool_backend!(
     Postgres,
     PgConnection,
     PgRow,
-    PostgresQueryBuilder
+    PostgresQueryBuilder,
+    Dialect::Postgres
 );
 pool_backend!(
     MysqlBackend,
     MySql,
     MySqlConnection,
     MySqlRow,
-    MysqlQueryBuilder
+    MysqlQueryBuilder,
+    Dialect::Mysql
 );
 
 impl PostgresBackend {

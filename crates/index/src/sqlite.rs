@@ -35,6 +35,7 @@
 //! per connection (statement cache). Write transactions are `BEGIN IMMEDIATE` on
 //! the writer, held through [`SqliteTx`].
 
+use crate::Dialect;
 use crate::bind::bind_values;
 use crate::model::NewMetric;
 use crate::query;
@@ -131,8 +132,9 @@ impl SqliteIndexer {
         if let Some(parent) = Path::new(path).parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                IndexError::Backend(format!("cannot create {}: {e}", parent.display()))
+            std::fs::create_dir_all(parent).map_err(|source| IndexError::Io {
+                what: format!("cannot create {}", parent.display()),
+                source,
             })?;
         }
         let base = base.filename(path).synchronous(SqliteSynchronous::Normal);
@@ -222,6 +224,7 @@ impl Backend for SqliteBackend {
 
     const QUERY: &'static dyn QueryBuilder = &SqliteQueryBuilder;
     const SCHEMA: &'static dyn SchemaBuilder = &SqliteQueryBuilder;
+    const DIALECT: Dialect = Dialect::Sqlite;
 
     async fn read(&self) -> Result<ReadConn<'_>> {
         Ok(match &self.inner.readers {

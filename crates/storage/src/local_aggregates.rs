@@ -38,8 +38,8 @@ pub struct LocalAggregates {
     db: Arc<Database>,
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StorageError {
-    StorageError::Backend(format!("redb: {e}"))
+fn backend<E: Into<redb::Error>>(e: E) -> StorageError {
+    StorageError::Redb(e.into())
 }
 
 fn base_code(m: BaseMethod) -> [u8; 2] {

@@ -25,7 +25,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) fn backend(e: redis::RedisError) -> StorageError {
-    StorageError::Backend(format!("redis: {e}"))
+    StorageError::Redis(e)
 }
 
 fn invalid(url: &str, why: &str) -> StorageError {

@@ -117,7 +117,7 @@ pub struct S3Aggregates {
 }
 
 fn backend(e: object_store::Error) -> StorageError {
-    StorageError::Backend(format!("s3: {e}"))
+    StorageError::S3(e)
 }
 
 fn raw_path(metric: Uuid) -> Path {

@@ -20,7 +20,7 @@ use crate::codec;
 use crate::model::{ArchivePolicyRule, Metric, MetricQuery, NewMetric};
 use crate::query;
 use crate::schema;
-use crate::{IndexError, Indexer, Result};
+use crate::{Dialect, IndexError, Indexer, Result};
 use async_trait::async_trait;
 use carbonara::{ArchivePolicy, ArchivePolicyItem};
 use sea_query::{
@@ -119,6 +119,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The dialect statements are rendered in.
     const QUERY: &'static dyn QueryBuilder;
     const SCHEMA: &'static dyn SchemaBuilder;
+    /// The engine, for the little SQL that differs beyond what the builders
+    /// render (see [`crate::value_list`]).
+    const DIALECT: Dialect;
 
     async fn read(&self) -> Result<Self::Read<'_>>;
     async fn begin(&self) -> Result<Self::Tx<'_>>;
@@ -538,7 +541,7 @@ impl<B: Backend> Indexer for SqlIndexer<B> {
 
     async fn list_metrics(&self, q: &MetricQuery) -> Result<Vec<Metric>> {
         // Sort keys are checked before any I/O (and before the marker).
-        query::list_metrics(q, None)?;
+        query::list_metrics(q, None, B::DIALECT)?;
         let mut conn = self.backend.read().await?;
         let marker = match &q.marker {
             None => None,
@@ -553,7 +556,7 @@ impl<B: Backend> Indexer for SqlIndexer<B> {
                 )
             }
         };
-        let stmt = query::list_metrics(q, marker.as_ref())?.sql::<B>();
+        let stmt = query::list_metrics(q, marker.as_ref(), B::DIALECT)?.sql::<B>();
         let rows = B::fetch_all(&mut conn, stmt).await?;
         rows.iter().map(|r| self.metric_from_row(r)).collect()
     }

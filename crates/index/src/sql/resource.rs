@@ -536,7 +536,7 @@ impl<B: Backend> ResourceIndexer for SqlIndexer<B> {
     async fn delete_resources(&self, resource_type: &str, filter: &Filter) -> Result<u64> {
         let mut tx = self.backend.begin().await?;
         let rt = require_type::<B>(&mut tx, resource_type).await?;
-        let stmt = rq::select_matching_ids(&rt, filter)?.sql::<B>();
+        let stmt = rq::select_matching_ids(&rt, filter, B::DIALECT)?.sql::<B>();
         let rows = B::fetch_all(&mut tx, stmt).await?;
         let ids = rows
             .iter()
@@ -571,7 +571,7 @@ impl<B: Backend> ResourceIndexer for SqlIndexer<B> {
                 Some(values)
             }
         };
-        let stmt = rq::list_resources(&rt, q, &terms, marker.as_deref())?.sql::<B>();
+        let stmt = rq::list_resources(&rt, q, &terms, marker.as_deref(), B::DIALECT)?.sql::<B>();
         let rows = B::fetch_all(&mut conn, stmt).await?;
         let mut resources = rows
             .iter()

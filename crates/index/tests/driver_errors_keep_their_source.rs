@@ -1,0 +1,39 @@
+//! A failure of the database driver reaches the caller as an `IndexError` whose
+//! `source()` is the driver's error, not a flattened string.
+
+use std::error::Error;
+
+#[tokio::test]
+async fn an_unreachable_server_keeps_the_driver_error_as_source() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    for url in [
+        "postgresql://gnocchi:secret@127.0.0.1:1/index",
+        "mysql://gnocchi:secret@127.0.0.1:1/index",
+    ] {
+        let Err(e) = gnocchi_index::open(url).await else {
+            panic!("{url}: opened an index where no server listens");
+        };
+        let source = e
+            .source()
+            .unwrap_or_else(|| panic!("{url}: no source in {e}"));
+        assert!(source.downcast_ref::<sqlx::Error>().is_some(), "{source:?}");
+        // The message names the index, never the password.
+        let message = e.to_string();
+        assert!(message.contains("cannot connect to the index"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_statement_keeps_the_driver_error_as_source() {
+    let dir = std::env::temp_dir().join(format!("gnocchi-index-source-{}", uuid::Uuid::new_v4()));
+    let path = dir.join("index.sqlite");
+    let index = gnocchi_index::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    // No schema yet: the first query fails in the engine.
+    let e = index.list_archive_policies().await.unwrap_err();
+    let source = e.source().unwrap_or_else(|| panic!("no source in {e}"));
+    assert!(source.downcast_ref::<sqlx::Error>().is_some(), "{source:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
