@@ -1,6 +1,6 @@
 //! metricd: turning the measures waiting in sacks into stored aggregates.
 
-use crate::coordination::{SackLock, lock_sack_until};
+use crate::coordination::{CoordResult, SackLock, lock_sack_until};
 use crate::hashring::HashRing;
 use crate::{Engine, EngineError, Result};
 use carbonara::aggregated::{merge_split, split_is_expired};
@@ -9,10 +9,10 @@ use carbonara::process::{self, ComputedAggregate, MetricUpdate};
 use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Method, SplitKey};
 use gnocchi_index::Metric;
 use gnocchi_storage::{SackMeasures, SplitRef, WriteBatch, sack_of};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{MutexGuard, watch};
 use uuid::Uuid;
 
 /// What processing one sack did, for logs and the benchmark.
@@ -54,39 +54,43 @@ impl Engine {
         let mut sorted = sacks.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut guards = Vec::with_capacity(sorted.len());
-        for sack in &sorted {
-            guards.push(self.sack_locks[*sack as usize].lock().await);
+        let mut guarded = Vec::with_capacity(sorted.len());
+        for sack in sorted {
+            let guard = self.sack_locks[sack as usize].lock().await;
+            guarded.push((sack, guard));
         }
         // One concurrent attempt per sack: over a multiplexed Redis connection
         // they share round trips. In-process, no call at all: the embedded
         // default pays nothing for coordination.
-        let attempts: Vec<_> = if self.coordinator.is_distributed() {
-            futures::future::join_all(
-                sorted
-                    .iter()
-                    .map(|&sack| self.coordinator.try_lock_sack(sack)),
-            )
+        let attempts: Vec<SackAttempt<'_>> = if self.coordinator.is_distributed() {
+            futures::future::join_all(guarded.into_iter().map(|(sack, guard)| async move {
+                let lock = self.coordinator.try_lock_sack(sack).await;
+                SackAttempt { sack, guard, lock }
+            }))
             .await
         } else {
-            sorted
-                .iter()
-                .map(|&s| Ok(Some(SackLock::local(s))))
+            guarded
+                .into_iter()
+                .map(|(sack, guard)| SackAttempt {
+                    sack,
+                    guard,
+                    lock: Ok(Some(SackLock::local(sack))),
+                })
                 .collect()
         };
-        let mut locks = Vec::with_capacity(sorted.len());
+        let mut locks = Vec::with_capacity(attempts.len());
         let mut skipped = Vec::new();
-        let mut kept_guards = Vec::with_capacity(sorted.len());
-        for ((sack, guard), attempt) in sorted.iter().zip(guards).zip(attempts) {
-            match attempt {
+        let mut kept_guards = Vec::with_capacity(attempts.len());
+        for SackAttempt { sack, guard, lock } in attempts {
+            match lock {
                 Ok(Some(lock)) => {
                     locks.push(lock);
                     kept_guards.push(guard);
                 }
-                Ok(None) => skipped.push(*sack),
+                Ok(None) => skipped.push(sack),
                 Err(e) => {
                     tracing::warn!(sack, error = %e, "cannot take the sack lock; sack skipped");
-                    skipped.push(*sack);
+                    skipped.push(sack);
                 }
             }
         }
@@ -101,12 +105,12 @@ impl Engine {
 
     /// Take, process and commit the sacks whose locks are all held.
     async fn process_locked_sacks(&self, locks: &[SackLock]) -> Result<SackReport> {
-        let mut taken = Vec::with_capacity(locks.len());
+        let mut taken: Vec<(&SackLock, SackMeasures)> = Vec::with_capacity(locks.len());
         for lock in locks {
             match self.incoming.take(lock.sack()).await {
-                Ok(t) => taken.push(t),
+                Ok(t) => taken.push((lock, t)),
                 Err(e) => {
-                    for t in taken {
+                    for (_, t) in taken {
                         let _ = self.incoming.release(t).await;
                     }
                     return Err(e.into());
@@ -115,7 +119,7 @@ impl Engine {
         }
         // A metric lives in exactly one sack, so the union has no collisions.
         let mut pending: HashMap<Uuid, Vec<(i64, f64)>> = HashMap::new();
-        for t in &taken {
+        for (_, t) in &taken {
             for (id, measures) in &t.measures {
                 pending.entry(*id).or_default().extend_from_slice(measures);
             }
@@ -128,7 +132,7 @@ impl Engine {
         match result {
             Ok(report) => {
                 let mut first_error = None;
-                for (t, lock) in taken.into_iter().zip(locks) {
+                for (lock, t) in taken {
                     if let Err(e) = self.finish(t, lock).await {
                         first_error.get_or_insert(e);
                     }
@@ -139,7 +143,7 @@ impl Engine {
                 }
             }
             Err(e) => {
-                for t in taken {
+                for (_, t) in taken {
                     self.incoming.release(t).await?;
                 }
                 Err(e)
@@ -225,88 +229,58 @@ impl Engine {
             return Ok(SackReport::default());
         }
         let metric_ids: Vec<Uuid> = metrics.iter().map(|m| m.id).collect();
+        // In the order asked: each buffer is paired with its metric at once.
         let raws = self.aggregates.get_raw(&metric_ids).await?;
-        // A metric without a raw buffer was never processed, so it has no
-        // splits either (every write batch stores the raw buffer of each metric
-        // it touches): listing its series would only cost round trips (six
-        // LISTs per new metric on S3).
-        let processed_before: HashSet<Uuid> = metric_ids
-            .iter()
-            .zip(&raws)
-            .filter(|(_, raw)| raw.is_some())
-            .map(|(id, _)| *id)
-            .collect();
 
         // Pure computation off the executor: decode raw buffers, apply measures.
         let inputs: Vec<MetricInput> = metrics
             .into_iter()
             .zip(raws)
-            .map(|(m, raw)| {
-                let measures = pending.get(&m.id).cloned().unwrap_or_default();
-                (m, raw, measures)
+            .map(|(metric, raw)| MetricInput {
+                measures: pending.get(&metric.id).cloned().unwrap_or_default(),
+                metric,
+                raw,
             })
             .collect();
-        let measures_count: usize = inputs.iter().map(|(_, _, m)| m.len()).sum();
-        let updates = tokio::task::spawn_blocking(move || compute_updates(inputs))
+        let measures_count: usize = inputs.iter().map(|i| i.measures.len()).sum();
+        let works = tokio::task::spawn_blocking(move || compute_updates(inputs))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let metrics_count = updates.len();
+        let metrics_count = works.len();
 
         // Which splits already exist, per series touched: from the split
         // index stored in the raw buffer; none for new metrics; a listing
         // only for buffers written without an index (or lacking the series).
-        let known: Vec<Option<Vec<SplitKey>>> = updates
-            .iter()
-            .flat_map(|(id, u, index)| {
-                let new_metric = !processed_before.contains(id);
-                u.aggregates.iter().map(move |a| {
-                    if new_metric {
-                        return Some(Vec::new());
+        let mut existing: HashMap<SeriesId, Vec<SplitKey>> = HashMap::new();
+        let mut unlisted: Vec<SeriesId> = Vec::new();
+        for work in &works {
+            for agg in &work.update.aggregates {
+                let series = SeriesId::of(work.id, agg);
+                match work.known_split_keys(agg) {
+                    Some(keys) => {
+                        existing.insert(series, keys);
                     }
-                    let starts = index.as_ref()?.get(&(a.method, a.granularity))?;
-                    Some(
-                        starts
-                            .iter()
-                            .map(|&start| SplitKey {
-                                start,
-                                granularity: a.granularity,
-                            })
-                            .collect(),
-                    )
-                })
-            })
-            .collect();
-        let to_list: Vec<(Uuid, Method, i64)> = updates
-            .iter()
-            .flat_map(|(id, u, _)| {
-                u.aggregates
-                    .iter()
-                    .map(move |a| (*id, a.method, a.granularity))
-            })
-            .zip(&known)
-            .filter(|(_, keys)| keys.is_none())
-            .map(|(series, _)| series)
-            .collect();
-        let mut listed = if to_list.is_empty() {
-            Vec::new().into_iter()
-        } else {
-            self.aggregates.list_split_keys(&to_list).await?.into_iter()
-        };
-        let existing_keys: Vec<Vec<SplitKey>> = known
-            .into_iter()
-            .map(|keys| keys.unwrap_or_else(|| listed.next().unwrap_or_default()))
-            .collect();
+                    None => unlisted.push(series),
+                }
+            }
+        }
+        if !unlisted.is_empty() {
+            let asked: Vec<(Uuid, Method, i64)> =
+                unlisted.iter().map(SeriesId::storage_key).collect();
+            // In the order asked: each answer is paired with its series at once.
+            let listed = self.aggregates.list_split_keys(&asked).await?;
+            existing.extend(unlisted.into_iter().zip(listed));
+        }
 
         // Read only the stored splits that the new points fall into.
         let mut to_read: Vec<SplitRef> = Vec::new();
-        let mut series_keys = existing_keys.iter();
-        for (id, update, _) in &updates {
-            for agg in &update.aggregates {
-                let keys = series_keys.next().map(Vec::as_slice).unwrap_or(&[]);
+        for work in &works {
+            for agg in &work.update.aggregates {
+                let keys = existing_keys(&existing, SeriesId::of(work.id, agg));
                 for (key, _) in agg.serie.split() {
                     if keys.binary_search(&key).is_ok() {
                         to_read.push(SplitRef {
-                            metric: *id,
+                            metric: work.id,
                             method: agg.method,
                             key,
                         });
@@ -322,7 +296,7 @@ impl Engine {
             .collect();
 
         let batch =
-            tokio::task::spawn_blocking(move || build_write_batch(updates, existing_keys, stored))
+            tokio::task::spawn_blocking(move || build_write_batch(works, &existing, stored))
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
         self.aggregates.write(batch).await?;
@@ -372,19 +346,19 @@ impl Engine {
                 && last_membership.is_none_or(|t| t.elapsed() >= self.config.membership_refresh)
             {
                 last_membership = Some(Instant::now());
-                if let Some((now_members, now_mine)) = self.my_sacks(sacks).await
-                    && (now_members != members || mine.as_ref() != Some(&now_mine))
+                if let Some(now) = self.my_sacks(sacks).await
+                    && (now.members != members || mine.as_ref() != Some(&now.mine))
                 {
-                    let count = now_mine.iter().filter(|m| **m).count();
+                    let count = now.mine.iter().filter(|m| **m).count();
                     tracing::info!(
-                        members = ?now_members,
+                        members = ?now.members,
                         sacks = count,
                         total = sacks,
                         "processing group rebalanced: {} members, processing {count} of {sacks} sacks",
-                        now_members.len()
+                        now.members.len()
                     );
-                    members = now_members;
-                    mine = Some(now_mine);
+                    members = now.members;
+                    mine = Some(now.mine);
                     rebalanced = true;
                 }
             }
@@ -459,7 +433,7 @@ impl Engine {
     /// when the membership is unknown (coordinator without membership, or
     /// unreachable: the previous assignment is kept, and the sack locks still
     /// keep processing exclusive).
-    async fn my_sacks(&self, sacks: u32) -> Option<(Vec<String>, Vec<bool>)> {
+    async fn my_sacks(&self, sacks: u32) -> Option<Assignment> {
         let mut members = match self.coordinator.members().await {
             Ok(Some(m)) => m,
             Ok(None) => return None,
@@ -479,7 +453,7 @@ impl Engine {
         for s in ring.sacks_for(&me, sacks, self.config.processing_replicas.max(1)) {
             mine[s as usize] = true;
         }
-        Some((members, mine))
+        Some(Assignment { members, mine })
     }
 
     /// Purge the data of deleted metrics, then their index rows. Returns how many.
@@ -556,15 +530,105 @@ async fn unlock_all(locks: Vec<SackLock>) {
     }
 }
 
-/// A metric's update and the split index of its previous raw buffer.
-type Update = (Uuid, MetricUpdate, Option<codec::SplitIndex>);
-/// A metric, its stored raw buffer and the measures to merge into it.
-type MetricInput = (Metric, Option<Vec<u8>>, Vec<(i64, f64)>);
+/// One sack of a batch: its in-process lock, held, and the outcome of the
+/// attempt at its distributed lock.
+struct SackAttempt<'a> {
+    sack: u32,
+    guard: MutexGuard<'a, ()>,
+    lock: CoordResult<Option<SackLock>>,
+}
 
-fn compute_updates(inputs: Vec<MetricInput>) -> Vec<Update> {
+/// The processing group as this worker last saw it.
+struct Assignment {
+    /// The live members, sorted.
+    members: Vec<String>,
+    /// Per sack, whether the hash ring gives it to this worker.
+    mine: Vec<bool>,
+}
+
+/// A metric to process: its definition, its stored raw buffer (`None`: never
+/// processed) and the measures to merge into it.
+struct MetricInput {
+    metric: Metric,
+    raw: Option<Vec<u8>>,
+    measures: Vec<(i64, f64)>,
+}
+
+/// One metric's computed update, and what its previous raw buffer says of the
+/// splits it has.
+struct MetricWork {
+    id: Uuid,
+    update: MetricUpdate,
+    /// The split index of the previous raw buffer (`None`: no buffer, one
+    /// written without an index, or a corrupt one).
+    index: Option<codec::SplitIndex>,
+    /// Whether the metric had a raw buffer. One without was never processed,
+    /// so it has no splits either (every write batch stores the raw buffer of
+    /// each metric it touches): listing its series would only cost round
+    /// trips (six LISTs per new metric on S3).
+    processed_before: bool,
+}
+
+impl MetricWork {
+    /// The keys of the splits stored for `agg`'s series, when known without a
+    /// listing: none for a new metric, the split index's otherwise (`None`
+    /// when the index is missing or lacks the series).
+    fn known_split_keys(&self, agg: &ComputedAggregate) -> Option<Vec<SplitKey>> {
+        if !self.processed_before {
+            return Some(Vec::new());
+        }
+        let starts = self.index.as_ref()?.get(&(agg.method, agg.granularity))?;
+        Some(
+            starts
+                .iter()
+                .map(|&start| SplitKey {
+                    start,
+                    granularity: agg.granularity,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// One series: a metric's aggregates with one method at one granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SeriesId {
+    metric: Uuid,
+    method: Method,
+    granularity: i64,
+}
+
+impl SeriesId {
+    fn of(metric: Uuid, agg: &ComputedAggregate) -> Self {
+        SeriesId {
+            metric,
+            method: agg.method,
+            granularity: agg.granularity,
+        }
+    }
+
+    /// The series as the storage API names it.
+    fn storage_key(&self) -> (Uuid, Method, i64) {
+        (self.metric, self.method, self.granularity)
+    }
+}
+
+/// The keys of the splits `series` has before this batch, sorted (none when
+/// unknown: a listing that did not answer for it).
+fn existing_keys(existing: &HashMap<SeriesId, Vec<SplitKey>>, series: SeriesId) -> &[SplitKey] {
+    existing.get(&series).map_or(&[], Vec::as_slice)
+}
+
+fn compute_updates(inputs: Vec<MetricInput>) -> Vec<MetricWork> {
     let mut out = Vec::with_capacity(inputs.len());
-    for (metric, raw, mut measures) in inputs {
+    for MetricInput {
+        metric,
+        raw,
+        mut measures,
+    } in inputs
+    {
         let policy = &metric.archive_policy;
+        let processed_before = raw.is_some();
         let decoded = raw.and_then(|bytes| {
             match codec::decode_raw_with_index(
                 &bytes,
@@ -591,26 +655,33 @@ fn compute_updates(inputs: Vec<MetricInput>) -> Vec<Update> {
             r
         });
         if let Some(update) = process::apply_measures(raw, policy, &mut measures) {
-            out.push((metric.id, update, index));
+            out.push(MetricWork {
+                id: metric.id,
+                update,
+                index,
+                processed_before,
+            });
         }
     }
     out
 }
 
 fn build_write_batch(
-    updates: Vec<Update>,
-    existing_keys: Vec<Vec<SplitKey>>,
+    works: Vec<MetricWork>,
+    existing: &HashMap<SeriesId, Vec<SplitKey>>,
     stored: HashMap<SplitRef, Vec<u8>>,
 ) -> WriteBatch {
     let mut batch = WriteBatch::default();
-    let mut keys_iter = existing_keys.into_iter();
-    for (id, update, index) in updates {
+    for MetricWork {
+        id, update, index, ..
+    } in works
+    {
         // Series not touched this time keep their entries.
         let mut index = index.unwrap_or_default();
         for agg in &update.aggregates {
-            let keys = keys_iter.next().unwrap_or_default();
+            let keys = existing_keys(existing, SeriesId::of(id, agg));
             let expire = update.expires_splits(agg.granularity);
-            let kept = write_aggregate(&mut batch, id, agg, expire, &keys, &stored);
+            let kept = write_aggregate(&mut batch, id, agg, expire, keys, &stored);
             index.insert(
                 (agg.method, agg.granularity),
                 kept.into_iter().map(|k| k.start).collect(),
