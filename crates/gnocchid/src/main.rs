@@ -3,19 +3,14 @@
 //! With no subcommand it is the all-in-one server: the API on 127.0.0.1:8041,
 //! an embedded SQLite index, local incoming and aggregate stores under the data
 //! directory, and metricd plus the janitor in-process. Subcommands run one role
-//! (`api`, `metricd`), prepare storage (`upgrade`), or measure (`bench`); with
-//! network backends in gnocchi.conf, any number of them share the work.
-//! This crate only parses configuration and wires the other crates together.
-
-// A binary has no public API: `pub` here only means "shared between modules".
-#![allow(unreachable_pub)]
-
-mod bench;
-mod config;
-mod server;
-mod statsd;
+//! (`api`, `metricd`, `statsd`) or prepare storage (`upgrade`,
+//! `change-sack-size`); with network backends in gnocchi.conf, any number of
+//! them share the work. This file is the command line only: configuration and
+//! wiring are the crate's library (`lib.rs`); the benchmark is its own binary,
+//! `gnocchi-bench` (crates/bench).
 
 use clap::{Parser, Subcommand};
+use gnocchid::{backends, config, server, statsd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -64,8 +59,6 @@ enum Command {
         #[arg(long)]
         sacks_number: u32,
     },
-    /// Measure ingestion, processing and read speed against a fresh server.
-    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -106,12 +99,11 @@ fn main() -> ExitCode {
             Command::Serve => server::run(cfg, server::Roles::ALL, create_policies).await,
             Command::Api => server::run(cfg, server::Roles::API, create_policies).await,
             Command::Metricd => server::run(cfg, server::Roles::METRICD, create_policies).await,
-            Command::Upgrade => server::upgrade(&cfg, create_policies).await.map(|_| ()),
+            Command::Upgrade => backends::upgrade(&cfg, create_policies).await.map(|_| ()),
             Command::Statsd => statsd::run(cfg, cli.host, cli.port, create_policies).await,
             Command::ChangeSackSize { sacks_number } => {
-                server::change_sack_size(&cfg, sacks_number).await
+                backends::change_sack_size(&cfg, sacks_number).await
             }
-            Command::Bench(args) => bench::run(*args, cli.config_file).await,
         }
     });
     match result {

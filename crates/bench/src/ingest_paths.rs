@@ -20,7 +20,7 @@
 use super::http::{Conn, CpuMeter, Target};
 use super::ingest::{EPOCH_2024, Settings, gauge};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use carbonara::NS_PER_SEC;
 use hyper::{Method, StatusCode, Uri};
@@ -342,14 +342,10 @@ async fn run_statsd(seconds: f64, report: &mut Report) -> Result<(), BoxError> {
     const MESSAGES: usize = 20;
     const NAMES: usize = 100;
     let dir = tempfile::Builder::new()
-        .prefix("gnocchid-bench-statsd-")
+        .prefix("gnocchi-bench-statsd-")
         .tempdir()?;
-    let overrides = crate::config::Overrides {
-        data_dir: Some(dir.path().join("data")),
-        ..Default::default()
-    };
-    let cfg = crate::config::Config::load(None, &overrides)?;
-    let backends = crate::server::upgrade(&cfg, true).await?;
+    // Upstream's default policies: the daemon's metrics get `low`.
+    let backends = super::deployment::open_embedded(dir.path(), true).await?;
     let resource = uuid::Uuid::from_u128(0x5a30_1761_f78b_46e2_8900_8b4f_6fe6_675a);
     let daemon = gnocchi_statsd::StatsdConfig {
         host: "127.0.0.1".into(),
@@ -359,15 +355,8 @@ async fn run_statsd(seconds: f64, report: &mut Report) -> Result<(), BoxError> {
         archive_policy_name: Some("low".into()),
         flush_delay: Duration::from_secs(1),
     };
-    let statsd = gnocchi_statsd::Statsd::bind(
-        daemon,
-        gnocchi_statsd::Backends {
-            indexer: backends.indexer.clone(),
-            incoming: backends.incoming.clone(),
-            glob: gnocchi_api::fnmatch::fnmatch,
-        },
-    )
-    .await?;
+    let statsd =
+        gnocchi_statsd::Statsd::bind(daemon, gnocchid::statsd::daemon_backends(&backends)).await?;
     let addr = statsd.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(statsd.run(stop_rx));

@@ -1,6 +1,6 @@
 //! The figures the benchmark collects, printed as a table and written as JSON.
 
-use crate::server::BoxError;
+use crate::BoxError;
 use serde_json::{Value, json};
 use std::path::Path;
 

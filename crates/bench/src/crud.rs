@@ -13,7 +13,7 @@
 
 use super::http::{Conn, CpuMeter, Target, connect_many, metric_id};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use hyper::{Method, StatusCode, Uri};
 use std::sync::Arc;

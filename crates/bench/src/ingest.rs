@@ -21,7 +21,7 @@
 use super::crud;
 use super::http::{Conn, CpuMeter, Rss, Target};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use carbonara::NS_PER_SEC;
 use hyper::{Method, StatusCode, Uri};
