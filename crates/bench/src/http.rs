@@ -152,9 +152,13 @@ impl Conn {
 
     /// `POST /v1/metric` with `policy`; returns the new metric's id.
     pub async fn create_metric(&mut self, policy: &str) -> Result<String, BoxError> {
-        let body = Bytes::from(format!(r#"{{"archive_policy_name":"{policy}"}}"#));
         let resp = self
-            .expect(Method::POST, "/v1/metric", Some(body), StatusCode::CREATED)
+            .expect(
+                Method::POST,
+                "/v1/metric",
+                Some(metric_body(policy)),
+                StatusCode::CREATED,
+            )
             .await?;
         metric_id(&resp)
     }
@@ -190,6 +194,53 @@ impl Conn {
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The body of `POST /v1/metric` for a metric with archive policy `policy`.
+pub fn metric_body(policy: &str) -> Bytes {
+    Bytes::from(format!(r#"{{"archive_policy_name":"{policy}"}}"#))
+}
+
+/// Requests of a load phase: those answered as expected, the others, and the
+/// first of those (what the report shows of them).
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub ok: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    pub fn record(&mut self, status: StatusCode, expected: StatusCode, body: &[u8]) {
+        if status == expected {
+            self.ok += 1;
+        } else {
+            self.errors += 1;
+            if self.first_error.is_none() {
+                self.first_error = Some(format!("{status}: {}", String::from_utf8_lossy(body)));
+            }
+        }
+    }
+
+    /// Another connection's tally, added to this one.
+    pub fn add(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// `; 3 ERRORS, first: 400 Bad Request: ...` for a figure's note, or nothing.
+    pub fn errors_note(&self) -> String {
+        match self.errors {
+            0 => String::new(),
+            n => format!(
+                "; {n} ERRORS, first: {}",
+                self.first_error.as_deref().unwrap_or("")
+            ),
         }
     }
 }

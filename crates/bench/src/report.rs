@@ -70,7 +70,7 @@ impl Report {
     /// The final table, on stdout.
     pub fn print(&self) {
         println!();
-        println!("gnocchid bench");
+        println!("gnocchi-bench");
         for (k, v) in &self.context {
             println!("  {k}: {v}");
         }

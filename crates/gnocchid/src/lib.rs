@@ -12,6 +12,19 @@ pub mod config;
 pub mod server;
 pub mod statsd;
 
+/// Logs to stderr, at the level of `GNOCCHI_LOG` (`info` by default; any
+/// `tracing` filter, e.g. `debug` or `gnocchi_engine=debug`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GNOCCHI_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Resolves on SIGTERM or SIGINT: every long-running role stops on it.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
