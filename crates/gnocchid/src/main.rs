@@ -15,7 +15,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "gnocchid", version, about = "gnocchi-rs: a Gnocchi-compatible time series database", long_about = None)]
+#[command(
+    name = "gnocchid",
+    version,
+    about = "gnocchi-rs: a Gnocchi-compatible time series database",
+    long_about = None,
+    after_help = "Configuration, as oslo.config upstream: these flags, then the environment \
+(OS_<SECTION>__<OPTION> for any gnocchi.conf option, e.g. OS_API__PORT=8042, \
+OS_INDEXER__URL=postgresql://...), then the --config-file, then GNOCCHI_INDEXER_URL \
+(the default of [indexer] url), then the built-in defaults. GNOCCHI_LOG sets the log \
+level (info). The benchmark is its own binary, gnocchi-bench."
+)]
 struct Cli {
     /// Upstream-style gnocchi.conf (INI) to read.
     #[arg(long, global = true, env = "GNOCCHI_CONFIG_FILE")]

@@ -1,6 +1,6 @@
 //! Wiring of the statsd daemon (crate `gnocchi-statsd`; its `[statsd]`
-//! settings are read by [`crate::config`]): `gnocchid statsd`, and the optional statsd listener of the
-//! all-in-one server.
+//! settings are read by [`crate::config`]): `gnocchid statsd`, and the
+//! optional statsd listener of the all-in-one server.
 //!
 //! The local incoming store is owned by one process at a time, so with the
 //! embedded backends statsd runs either alone (`gnocchid statsd`) or inside
