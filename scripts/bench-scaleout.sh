@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gnocchid bench on the scale-out configuration next to the embedded default.
+# gnocchi-bench on the scale-out configuration next to the embedded default.
 #
 #   scripts/bench-scaleout.sh [--index postgresql|sqlite] [-- extra bench flags]
 #
@@ -8,12 +8,13 @@
 #   [indexer] url = postgresql://postgres@127.0.0.1:5432/<fresh db>
 #   [incoming] driver = redis, redis_url = <redis>/10   (WIPED by the bench)
 #   [storage]  driver = s3 on s3s-fs
-# then runs `gnocchid bench --only ingest,processing` with that file and again
+# then runs `gnocchi-bench --only ingest,processing` with that file and again
 # without it (the embedded default), prints both tables, and the two side by
 # side. --index sqlite keeps the index embedded (SQLite in the bench's data
 # directories): Redis + S3 only.
 #
-# Needs: target/release/gnocchid (cargo build --release -p gnocchid), s3s-fs
+# Needs: target/release/gnocchid and target/release/gnocchi-bench
+# (cargo build --release -p gnocchid -p gnocchi-bench), s3s-fs
 # (scripts/install-test-peers.sh), a Redis server (GNOCCHI_BENCH_REDIS_URL,
 # default redis://127.0.0.1:6379; database 10 is wiped), psql and a PostgreSQL
 # server (GNOCCHI_BENCH_PG, default host 127.0.0.1, user postgres) for
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
     --index) index=${2:?--index needs postgresql or sqlite}; shift 2 ;;
     --index=*) index=${1#--index=}; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,8 +41,10 @@ case $index in
   *) echo "--index must be postgresql or sqlite" >&2; exit 2 ;;
 esac
 
-gnocchid=$root/target/release/gnocchid
-[ -x "$gnocchid" ] || { echo "build first: cargo build --release -p gnocchid" >&2; exit 1; }
+bench=$root/target/release/gnocchi-bench
+for bin in gnocchid gnocchi-bench; do
+  [ -x "$root/target/release/$bin" ] || { echo "build first: cargo build --release -p gnocchid -p gnocchi-bench" >&2; exit 1; }
+done
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 command -v s3s-fs >/dev/null || { echo "s3s-fs missing: bash scripts/install-test-peers.sh" >&2; exit 1; }
 redis_url=${GNOCCHI_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
@@ -103,11 +106,11 @@ CONF
 
 echo "== load: $(uptime)"
 echo "== scale-out: index $index, incoming $redis_url (wiped), aggregates s3s-fs on :$s3port"
-GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$gnocchid" bench --only ingest,processing --config-file "$conf" \
+GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$bench" --only ingest,processing --config-file "$conf" \
   --json "$work/scaleout.json" "${extra[@]}" | tee "$work/scaleout.txt"
 echo
 echo "== embedded"
-GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$gnocchid" bench --only ingest,processing \
+GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$bench" --only ingest,processing \
   --json "$work/embedded.json" "${extra[@]}" | tee "$work/embedded.txt"
 echo
 echo "== load: $(uptime)"

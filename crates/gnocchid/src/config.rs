@@ -1,13 +1,23 @@
 //! gnocchi.conf: upstream's INI sections and option names, plus our own few
-//! (`[storage] data_dir`-style defaults for the embedded mode).
+//! (`[statsd] enabled`, the embedded stores under `--data-dir`).
 //!
-//! Precedence: command-line flags > environment (`GNOCCHI_*` where upstream has
-//! one) > the config file > defaults.
+//! Precedence, as oslo.config gives it upstream:
+//! 1. command-line flags (`--host`, `--port`, `--data-dir`);
+//! 2. the environment, `OS_<SECTION>__<OPTION>` in upper case for any option
+//!    (oslo.config's environment source: `OS_API__PORT=8042`,
+//!    `OS_INDEXER__URL=...`, `OS_DEFAULT__COORDINATION_URL=...`);
+//! 3. the config file;
+//! 4. `GNOCCHI_INDEXER_URL`, for `[indexer] url` only: upstream's default of
+//!    that option, so the file wins over it;
+//! 5. the defaults, declared once: the `Default` of the struct each option
+//!    lands in ([`Config`], `ApiConfig`, `EngineConfig`, `CorsConfig`,
+//!    `KeystoneConfig`, `StatsdConfig`).
 
 use gnocchi_api::keystone::KeystoneConfig;
 use gnocchi_api::{ApiConfig, AuthMode, CorsConfig};
 use gnocchi_engine::EngineConfig;
 use gnocchi_engine::coordination::CoordinationUrl;
+use gnocchi_statsd::StatsdConfig;
 use ini::Ini;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,8 +52,68 @@ pub struct Config {
     /// `[DEFAULT] coordination_url`, given or derived (see [`coordination`]);
     /// `None`: in-process, this process is the only metricd.
     pub coordination: Option<CoordinationUrl>,
-    /// `[statsd]` (see `crate::statsd`).
-    pub statsd: crate::statsd::Settings,
+    /// `[statsd]` (wired by `crate::statsd`).
+    pub statsd: StatsdSettings,
+}
+
+/// The embedded all-in-one default: every store under `./gnocchi-data`.
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8041,
+            data_dir: PathBuf::from("gnocchi-data"),
+            indexer_url: String::new(),
+            sacks: 128,
+            incoming: IncomingDriver::File,
+            storage: StorageDriver::File,
+            api: ApiConfig::default(),
+            engine: EngineConfig::default(),
+            coordination: None,
+            statsd: StatsdSettings::default(),
+        }
+    }
+}
+
+/// `[statsd]`: upstream's options plus `enabled`.
+#[derive(Debug, Clone, Default)]
+pub struct StatsdSettings {
+    /// Run the listener inside the all-in-one server.
+    pub enabled: bool,
+    pub daemon: StatsdConfig,
+}
+
+/// `[statsd]`; each option defaults to `StatsdConfig::default()`'s.
+fn statsd_settings(src: &Source) -> Result<StatsdSettings, ConfigError> {
+    let d = StatsdSettings::default();
+    let flush_delay = match src.get("statsd", "flush_delay") {
+        None => d.daemon.flush_delay,
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| *f > 0.0)
+            .and_then(|f| Duration::try_from_secs_f64(f).ok())
+            .ok_or_else(|| ConfigError::Invalid {
+                section: "statsd".into(),
+                key: "flush_delay".into(),
+                message: format!("`{s}' is not a positive number of seconds"),
+            })?,
+    };
+    Ok(StatsdSettings {
+        enabled: src.boolean("statsd", "enabled", d.enabled)?,
+        daemon: StatsdConfig {
+            host: src.get("statsd", "host").unwrap_or(d.daemon.host),
+            port: src.parse("statsd", "port", d.daemon.port)?,
+            resource_id: src
+                .get("statsd", "resource_id")
+                .unwrap_or(d.daemon.resource_id),
+            creator: src.get("statsd", "creator").or(d.daemon.creator),
+            archive_policy_name: src
+                .get("statsd", "archive_policy_name")
+                .or(d.daemon.archive_policy_name),
+            flush_delay,
+        },
+    })
 }
 
 /// `[incoming] driver`: `file` (the embedded write-ahead log) or `redis`.
@@ -111,12 +181,26 @@ fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError>
     Ok((storage, incoming))
 }
 
-struct Source {
+/// Where option values come from: the environment (`OS_<SECTION>__<OPTION>`),
+/// then the file.
+struct Source<'e> {
     ini: Option<Ini>,
+    env: &'e dyn Fn(&str) -> Option<String>,
 }
 
-impl Source {
+impl Source<'_> {
     fn get(&self, section: &str, key: &str) -> Option<String> {
+        let name = format!(
+            "OS_{}__{}",
+            section.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        );
+        if let Some(v) = (self.env)(&name)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+        {
+            return Some(v);
+        }
         let ini = self.ini.as_ref()?;
         // oslo.config files spell the default section `[DEFAULT]`; options
         // before any section header belong to it too.
@@ -131,6 +215,26 @@ impl Source {
             .filter(|s| !s.is_empty())
     }
 
+    /// The option parsed, `None` when unset.
+    fn parse_opt<T: std::str::FromStr>(
+        &self,
+        section: &str,
+        key: &str,
+    ) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(section, key)
+            .map(|v| {
+                v.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                    section: section.into(),
+                    key: key.into(),
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
     fn parse<T: std::str::FromStr>(
         &self,
         section: &str,
@@ -140,14 +244,7 @@ impl Source {
     where
         T::Err: std::fmt::Display,
     {
-        match self.get(section, key) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid {
-                section: section.into(),
-                key: key.into(),
-                message: e.to_string(),
-            }),
-        }
+        Ok(self.parse_opt(section, key)?.unwrap_or(default))
     }
 
     fn boolean(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
@@ -165,8 +262,16 @@ impl Source {
         }
     }
 
-    fn seconds(&self, section: &str, key: &str, default: f64) -> Result<Duration, ConfigError> {
-        let s: f64 = self.parse(section, key, default)?;
+    /// A number of seconds (negative counts as 0).
+    fn seconds(
+        &self,
+        section: &str,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(s) = self.parse_opt::<f64>(section, key)? else {
+            return Ok(default);
+        };
         Duration::try_from_secs_f64(s.max(0.0)).map_err(|e| ConfigError::Invalid {
             section: section.into(),
             key: key.into(),
@@ -235,10 +340,7 @@ fn cors_config(src: &Source) -> Result<CorsConfig, ConfigError> {
         allowed_origins: list(src.get("cors", "allowed_origin")).unwrap_or(d.allowed_origins),
         allow_credentials: src.boolean("cors", "allow_credentials", d.allow_credentials)?,
         expose_headers: list(src.get("cors", "expose_headers")).unwrap_or(d.expose_headers),
-        max_age: match src.get("cors", "max_age") {
-            None => d.max_age,
-            Some(_) => Some(src.parse("cors", "max_age", 3600u64)?),
-        },
+        max_age: src.parse_opt("cors", "max_age")?.or(d.max_age),
         allow_methods: list(src.get("cors", "allow_methods")).unwrap_or(d.allow_methods),
         allow_headers: list(src.get("cors", "allow_headers")).unwrap_or(d.allow_headers),
     })
@@ -267,8 +369,12 @@ fn keystone_config(src: &Source) -> Result<KeystoneConfig, ConfigError> {
         user_domain_id: get("user_domain_id"),
         project_domain_name: get("project_domain_name").unwrap_or(d.project_domain_name),
         project_domain_id: get("project_domain_id"),
-        token_cache_time: src.seconds("keystone_authtoken", "token_cache_time", 300.0)?,
-        http_timeout: src.seconds("keystone_authtoken", "http_connect_timeout", 10.0)?,
+        token_cache_time: src.seconds(
+            "keystone_authtoken",
+            "token_cache_time",
+            d.token_cache_time,
+        )?,
+        http_timeout: src.seconds("keystone_authtoken", "http_connect_timeout", d.http_timeout)?,
     })
 }
 
@@ -298,8 +404,98 @@ fn policy_overrides(
         .map_err(|e| invalid(format!("{}: {e}", path.display())))
 }
 
+/// `[api]`, `[archive_policy]`, `[cors]`, `[keystone_authtoken]` and
+/// `[oslo_policy]`; `d` gives the defaults.
+fn api_config(src: &Source, file: Option<&Path>, d: ApiConfig) -> Result<ApiConfig, ConfigError> {
+    let auth_mode: AuthMode = src.parse("api", "auth_mode", d.auth_mode)?;
+    let methods = match src.get("archive_policy", "default_aggregation_methods") {
+        None => d.default_aggregation_methods,
+        Some(list) => {
+            let mut out = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                out.push(
+                    carbonara::Method::parse(name).ok_or_else(|| ConfigError::Invalid {
+                        section: "archive_policy".into(),
+                        key: "default_aggregation_methods".into(),
+                        message: format!("unknown aggregation method `{name}'"),
+                    })?,
+                );
+            }
+            out.sort();
+            out.dedup();
+            out
+        }
+    };
+    Ok(ApiConfig {
+        auth_mode,
+        max_limit: src.parse("api", "max_limit", d.max_limit)?.max(1),
+        enable_proxy_headers_parsing: src.boolean(
+            "api",
+            "enable_proxy_headers_parsing",
+            d.enable_proxy_headers_parsing,
+        )?,
+        cors: cors_config(src)?,
+        default_aggregation_methods: methods,
+        operation_timeout: src.seconds("api", "operation_timeout", d.operation_timeout)?,
+        max_body_size: src.parse("api", "max_body_size", d.max_body_size)?,
+        processors: d.processors,
+        keystone: match auth_mode {
+            AuthMode::Keystone => Some(keystone_config(src)?),
+            _ => d.keystone,
+        },
+        policy_overrides: policy_overrides(src, file)?,
+    })
+}
+
+/// `[metricd]`; `d` gives the defaults.
+fn engine_config(src: &Source, d: EngineConfig) -> Result<EngineConfig, ConfigError> {
+    Ok(EngineConfig {
+        workers: src.parse("metricd", "workers", d.workers)?.max(1),
+        processing_delay: src.seconds("metricd", "metric_processing_delay", d.processing_delay)?,
+        notification_delay: src.seconds("metricd", "notification_delay", d.notification_delay)?,
+        cleanup_delay: src.seconds("metricd", "metric_cleanup_delay", d.cleanup_delay)?,
+        cleanup_batch_size: src.parse("metricd", "cleanup_batch_size", d.cleanup_batch_size)?,
+        processing_replicas: match src.parse(
+            "metricd",
+            "processing_replicas",
+            d.processing_replicas,
+        )? {
+            0 => {
+                return Err(ConfigError::Invalid {
+                    section: "metricd".into(),
+                    key: "processing_replicas".into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+            n => n,
+        },
+        ..d
+    })
+}
+
 impl Config {
+    /// The configuration of `file` (if any) under the environment and the
+    /// command line's `overrides` (see the module doc for the precedence).
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::from_sources(file, overrides, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`], the environment left out: the file and `overrides`
+    /// alone decide. The benchmark uses it, so that a shell set up for a real
+    /// deployment never points it at that deployment's stores.
+    pub fn load_without_environment(
+        file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        Config::from_sources(file, overrides, &|_| None)
+    }
+
+    /// `env` looks an environment variable up.
+    fn from_sources(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let ini = match file {
             Some(path) => Some(Ini::load_from_file(path).map_err(|e| ConfigError::Read {
                 path: path.display().to_string(),
@@ -307,76 +503,22 @@ impl Config {
             })?),
             None => None,
         };
-        let src = Source { ini };
+        let src = Source { ini, env };
+        let d = Config::default();
 
         let data_dir = overrides
             .data_dir
             .clone()
             .or_else(|| src.get("storage", "file_basepath").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("gnocchi-data"));
-        let indexer_url = std::env::var("GNOCCHI_INDEXER_URL")
-            .ok()
-            .or_else(|| src.get("indexer", "url"))
-            .unwrap_or_default();
+            .unwrap_or(d.data_dir);
+        // Upstream reads GNOCCHI_INDEXER_URL as the option's default.
+        let indexer_url = src
+            .get("indexer", "url")
+            .or_else(|| env("GNOCCHI_INDEXER_URL").filter(|s| !s.trim().is_empty()))
+            .unwrap_or(d.indexer_url);
 
-        let auth_mode: AuthMode = src.parse("api", "auth_mode", AuthMode::Basic)?;
-        let methods = match src.get("archive_policy", "default_aggregation_methods") {
-            None => carbonara::policy::default_aggregation_methods(),
-            Some(list) => {
-                let mut out = Vec::new();
-                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    out.push(carbonara::Method::parse(name).ok_or_else(|| {
-                        ConfigError::Invalid {
-                            section: "archive_policy".into(),
-                            key: "default_aggregation_methods".into(),
-                            message: format!("unknown aggregation method `{name}'"),
-                        }
-                    })?);
-                }
-                out.sort();
-                out.dedup();
-                out
-            }
-        };
-        let max_limit: usize = src.parse("api", "max_limit", 1000)?;
-        let api = ApiConfig {
-            auth_mode,
-            max_limit: max_limit.max(1),
-            enable_proxy_headers_parsing: src.boolean(
-                "api",
-                "enable_proxy_headers_parsing",
-                false,
-            )?,
-            cors: cors_config(&src)?,
-            default_aggregation_methods: methods,
-            operation_timeout: src.seconds("api", "operation_timeout", 10.0)?,
-            max_body_size: src.parse("api", "max_body_size", 128 * 1024 * 1024)?,
-            processors: Vec::new(),
-            keystone: match auth_mode {
-                AuthMode::Keystone => Some(keystone_config(&src)?),
-                _ => None,
-            },
-            policy_overrides: policy_overrides(&src, file)?,
-        };
-        let defaults = EngineConfig::default();
-        let engine = EngineConfig {
-            workers: src.parse("metricd", "workers", defaults.workers)?.max(1),
-            processing_delay: src.seconds("metricd", "metric_processing_delay", 60.0)?,
-            notification_delay: src.seconds("metricd", "notification_delay", 1.0)?,
-            cleanup_delay: src.seconds("metricd", "metric_cleanup_delay", 300.0)?,
-            cleanup_batch_size: src.parse("metricd", "cleanup_batch_size", 10_000)?,
-            processing_replicas: match src.parse("metricd", "processing_replicas", 3usize)? {
-                0 => {
-                    return Err(ConfigError::Invalid {
-                        section: "metricd".into(),
-                        key: "processing_replicas".into(),
-                        message: "must be at least 1".into(),
-                    });
-                }
-                n => n,
-            },
-            ..defaults
-        };
+        let api = api_config(&src, file, d.api)?;
+        let engine = engine_config(&src, d.engine)?;
         let (storage, incoming) = drivers(&src)?;
         let coordination = coordination(&src, &incoming, &storage, &indexer_url)?;
         Ok(Config {
@@ -384,20 +526,20 @@ impl Config {
                 .host
                 .clone()
                 .or_else(|| src.get("api", "host"))
-                .unwrap_or_else(|| "127.0.0.1".into()),
+                .unwrap_or(d.host),
             port: match overrides.port {
                 Some(p) => p,
-                None => src.parse("api", "port", 8041)?,
+                None => src.parse("api", "port", d.port)?,
             },
             data_dir,
             indexer_url,
-            sacks: src.parse("incoming", "sacks", 128)?,
+            sacks: src.parse("incoming", "sacks", d.sacks)?,
             storage,
             incoming,
             api,
             engine,
             coordination,
-            statsd: crate::statsd::Settings::load(&|key| src.get("statsd", key))?,
+            statsd: statsd_settings(&src)?,
         })
     }
 
@@ -416,16 +558,21 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Config, ConfigError> {
-        let path = std::env::temp_dir().join(format!(
-            "gnocchid-config-test-{}-{}.conf",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
+    /// `text` as gnocchi.conf, under the environment `env` (name, value).
+    fn load_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("gnocchi.conf");
         std::fs::write(&path, text).expect("write config");
-        let r = Config::load(Some(&path), &Overrides::default());
-        let _ = std::fs::remove_file(&path);
-        r
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        Config::from_sources(Some(&path), &Overrides::default(), &lookup)
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        load_env(text, &[])
     }
 
     #[test]
@@ -447,13 +594,11 @@ mod tests {
             Some(CoordinationUrl::Redis("redis://h:2/".into()))
         );
         // A PostgreSQL index, without its +driver suffix.
-        if std::env::var_os("GNOCCHI_INDEXER_URL").is_none() {
-            let c = load("[indexer]\nurl = postgresql+psycopg2://u@h/gnocchi\n").unwrap();
-            assert_eq!(
-                c.coordination,
-                Some(CoordinationUrl::Postgres("postgresql://u@h/gnocchi".into()))
-            );
-        }
+        let c = load("[indexer]\nurl = postgresql+psycopg2://u@h/gnocchi\n").unwrap();
+        assert_eq!(
+            c.coordination,
+            Some(CoordinationUrl::Postgres("postgresql://u@h/gnocchi".into()))
+        );
         // Explicit, under [DEFAULT] or before any section.
         let c = load("[DEFAULT]\ncoordination_url = postgresql://u@h/c\n").unwrap();
         assert_eq!(
@@ -497,6 +642,111 @@ mod tests {
         ] {
             let e = load(text).unwrap_err().to_string();
             assert!(e.contains(option), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file_as_oslo_config() {
+        let file = "[api]\nport = 9000\nmax_limit = 50\n[indexer]\nurl = sqlite:///file.db\n";
+        // The file over the defaults.
+        let c = load(file).unwrap();
+        assert_eq!((c.port, c.api.max_limit), (9000, 50));
+        // OS_<SECTION>__<OPTION> over the file, for any option and section.
+        let c = load_env(
+            file,
+            &[
+                ("OS_API__PORT", "9001"),
+                ("OS_METRICD__WORKERS", "7"),
+                ("OS_DEFAULT__COORDINATION_URL", "redis://h:4/"),
+                ("OS_STATSD__ENABLED", "yes"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.port, c.api.max_limit, c.engine.workers), (9001, 50, 7));
+        assert_eq!(
+            c.coordination,
+            Some(CoordinationUrl::Redis("redis://h:4/".into()))
+        );
+        assert!(c.statsd.enabled);
+        // GNOCCHI_INDEXER_URL is upstream's default of [indexer] url: the file
+        // wins, OS_INDEXER__URL wins over both.
+        let pg = "postgresql://u@h/env";
+        assert_eq!(
+            load_env(file, &[("GNOCCHI_INDEXER_URL", pg)])
+                .unwrap()
+                .indexer_url,
+            "sqlite:///file.db"
+        );
+        assert_eq!(
+            load_env("", &[("GNOCCHI_INDEXER_URL", pg)])
+                .unwrap()
+                .indexer_url,
+            pg
+        );
+        assert_eq!(
+            load_env(file, &[("OS_INDEXER__URL", pg)])
+                .unwrap()
+                .indexer_url,
+            pg
+        );
+        // A bad value from the environment names the option.
+        let e = load_env("", &[("OS_API__PORT", "http")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[api] port"), "{e}");
+    }
+
+    #[test]
+    fn unset_options_take_the_structs_defaults() {
+        let c = load("").unwrap();
+        let d = Config::default();
+        assert_eq!((c.host, c.port, c.sacks), (d.host, d.port, d.sacks));
+        let api = ApiConfig::default();
+        assert_eq!(c.api.max_limit, api.max_limit);
+        assert_eq!(c.api.operation_timeout, api.operation_timeout);
+        assert_eq!(c.api.max_body_size, api.max_body_size);
+        assert_eq!(c.api.auth_mode, api.auth_mode);
+        let engine = EngineConfig::default();
+        assert_eq!(c.engine.processing_delay, engine.processing_delay);
+        assert_eq!(c.engine.notification_delay, engine.notification_delay);
+        assert_eq!(c.engine.cleanup_delay, engine.cleanup_delay);
+        assert_eq!(c.engine.cleanup_batch_size, engine.cleanup_batch_size);
+        assert_eq!(c.engine.processing_replicas, engine.processing_replicas);
+        let statsd = gnocchi_statsd::StatsdConfig::default();
+        assert!(!c.statsd.enabled);
+        assert_eq!(
+            (c.statsd.daemon.host, c.statsd.daemon.port),
+            (statsd.host, statsd.port)
+        );
+        assert_eq!(c.statsd.daemon.flush_delay, statsd.flush_delay);
+    }
+
+    #[test]
+    fn booleans_have_one_spelling_everywhere() {
+        for (v, want) in [
+            ("true", true),
+            ("Yes", true),
+            ("on", true),
+            ("1", true),
+            ("false", false),
+            ("NO", false),
+            ("off", false),
+            ("0", false),
+        ] {
+            let text =
+                format!("[api]\nenable_proxy_headers_parsing = {v}\n[statsd]\nenabled = {v}\n");
+            let c = load(&text).unwrap();
+            assert_eq!(
+                (c.api.enable_proxy_headers_parsing, c.statsd.enabled),
+                (want, want),
+                "{v}"
+            );
+        }
+        for section in ["api]\nenable_proxy_headers_parsing", "statsd]\nenabled"] {
+            let e = load(&format!("[{section} = maybe\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`maybe' is not a boolean"), "{e}");
         }
     }
 }

@@ -3,24 +3,29 @@
 //! With no subcommand it is the all-in-one server: the API on 127.0.0.1:8041,
 //! an embedded SQLite index, local incoming and aggregate stores under the data
 //! directory, and metricd plus the janitor in-process. Subcommands run one role
-//! (`api`, `metricd`), prepare storage (`upgrade`), or measure (`bench`); with
-//! network backends in gnocchi.conf, any number of them share the work.
-//! This crate only parses configuration and wires the other crates together.
-
-// A binary has no public API: `pub` here only means "shared between modules".
-#![allow(unreachable_pub)]
-
-mod bench;
-mod config;
-mod server;
-mod statsd;
+//! (`api`, `metricd`, `statsd`) or prepare storage (`upgrade`,
+//! `change-sack-size`); with network backends in gnocchi.conf, any number of
+//! them share the work. This file is the command line only: configuration and
+//! wiring are the crate's library (`lib.rs`); the benchmark is its own binary,
+//! `gnocchi-bench` (crates/bench).
 
 use clap::{Parser, Subcommand};
+use gnocchid::{backends, config, server, statsd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "gnocchid", version, about = "gnocchi-rs: a Gnocchi-compatible time series database", long_about = None)]
+#[command(
+    name = "gnocchid",
+    version,
+    about = "gnocchi-rs: a Gnocchi-compatible time series database",
+    long_about = None,
+    after_help = "Configuration, as oslo.config upstream: these flags, then the environment \
+(OS_<SECTION>__<OPTION> for any gnocchi.conf option, e.g. OS_API__PORT=8042, \
+OS_INDEXER__URL=postgresql://...), then the --config-file, then GNOCCHI_INDEXER_URL \
+(the default of [indexer] url), then the built-in defaults. GNOCCHI_LOG sets the log \
+level (info). The benchmark is its own binary, gnocchi-bench."
+)]
 struct Cli {
     /// Upstream-style gnocchi.conf (INI) to read.
     #[arg(long, global = true, env = "GNOCCHI_CONFIG_FILE")]
@@ -64,19 +69,10 @@ enum Command {
         #[arg(long)]
         sacks_number: u32,
     },
-    /// Measure ingestion, processing and read speed against a fresh server.
-    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GNOCCHI_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    gnocchid::init_logging();
     let cli = Cli::parse();
     let overrides = config::Overrides {
         host: cli.host.clone(),
@@ -106,12 +102,11 @@ fn main() -> ExitCode {
             Command::Serve => server::run(cfg, server::Roles::ALL, create_policies).await,
             Command::Api => server::run(cfg, server::Roles::API, create_policies).await,
             Command::Metricd => server::run(cfg, server::Roles::METRICD, create_policies).await,
-            Command::Upgrade => server::upgrade(&cfg, create_policies).await.map(|_| ()),
+            Command::Upgrade => backends::upgrade(&cfg, create_policies).await.map(|_| ()),
             Command::Statsd => statsd::run(cfg, cli.host, cli.port, create_policies).await,
             Command::ChangeSackSize { sacks_number } => {
-                server::change_sack_size(&cfg, sacks_number).await
+                backends::change_sack_size(&cfg, sacks_number).await
             }
-            Command::Bench(args) => bench::run(*args, cli.config_file).await,
         }
     });
     match result {

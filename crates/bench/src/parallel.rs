@@ -2,7 +2,7 @@
 //! time them: the shared engine of the resource and aggregates workloads.
 
 use super::http::{Conn, Target, connect_many};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use std::sync::Arc;

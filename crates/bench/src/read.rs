@@ -14,7 +14,7 @@
 use super::http::{Conn, CpuMeter, Target, connect_many};
 use super::ingest::{EPOCH_2024, gauge, measures_json};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use hyper::{Method, StatusCode, Uri};
 use std::time::{Duration, Instant};
 

@@ -1,23 +1,50 @@
-//! `gnocchid bench --quick` runs end to end: it starts the real server, runs
-//! every workload and prints every figure. No assertion on timing, ever.
+//! `gnocchi-bench --quick` runs end to end: it starts the real `gnocchid`,
+//! runs every workload and prints every figure. No assertion on timing, ever.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The `gnocchid` the bench starts, built now into the directory of
+/// `gnocchi-bench` (where the bench looks for it) with the same profile: cargo
+/// gives a test only its own package's binaries, and a stale `gnocchid` would
+/// be measured without a word.
+fn gnocchid() -> PathBuf {
+    let profile_dir = Path::new(env!("CARGO_BIN_EXE_gnocchi-bench"))
+        .parent()
+        .expect("gnocchi-bench is in a directory");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "-p", "gnocchid", "--bin", "gnocchid"]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build -p gnocchid");
+    assert!(status.success(), "cargo build -p gnocchid: {status}");
+    let bin = profile_dir.join(format!("gnocchid{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} not built", bin.display());
+    bin
+}
 
 #[test]
 fn bench_quick_prints_every_figure() {
+    let server = gnocchid();
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("figures.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_gnocchid"))
-        .args(["bench", "--quick", "--json"])
+    let out = Command::new(env!("CARGO_BIN_EXE_gnocchi-bench"))
+        .args(["--quick", "--json"])
         .arg(&json)
+        .arg("--server-bin")
+        .arg(&server)
         .env("GNOCCHI_LOG", "warn")
         .output()
-        .expect("run gnocchid bench");
+        .expect("run gnocchi-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "gnocchid bench --quick failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "gnocchi-bench --quick failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         out.status
     );
     for label in [

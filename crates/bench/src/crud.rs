@@ -11,9 +11,9 @@
 //! and deleting resources deletes metrics in bulk; upstream manages a few hundred
 //! per second of each (DESIGN §4).
 
-use super::http::{Conn, CpuMeter, Target, connect_many, metric_id};
+use super::http::{Conn, CpuMeter, Target, connect_many, metric_body, metric_id};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use hyper::{Method, StatusCode, Uri};
 use std::sync::Arc;
@@ -107,8 +107,11 @@ pub async fn create_metrics(
     n: usize,
     policy: &str,
 ) -> Result<Vec<String>, BoxError> {
-    let body = Bytes::from(format!(r#"{{"archive_policy_name":"{policy}"}}"#));
-    Ok(run_op(target, connections, n, Op::Create(body)).await?.0)
+    Ok(
+        run_op(target, connections, n, Op::Create(metric_body(policy)))
+            .await?
+            .0,
+    )
 }
 
 pub async fn run(
@@ -119,10 +122,9 @@ pub async fn run(
     report: &mut Report,
 ) -> Result<(), BoxError> {
     let n = s.metrics.max(1);
-    let body = Bytes::from(format!(r#"{{"archive_policy_name":"{policy}"}}"#));
     eprintln!("crud: {n} metrics, {} connections", s.connections);
     let cpu = CpuMeter::start(server_pid);
-    let (ids, created) = run_op(target, s.connections, n, Op::Create(body)).await?;
+    let (ids, created) = run_op(target, s.connections, n, Op::Create(metric_body(policy))).await?;
     let created_cpu = cpu.note(n as u64, "op");
     let uris: Arc<Vec<Uri>> = Arc::new(
         ids.iter()

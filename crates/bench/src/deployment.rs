@@ -1,6 +1,6 @@
 //! Which backends the bench measures: the embedded default (SQLite index, local
 //! incoming log, redb aggregates), or the backends of a gnocchi.conf given with
-//! `gnocchid bench --config-file FILE` (e.g. PostgreSQL + Redis + S3).
+//! `gnocchi-bench --config-file FILE` (e.g. PostgreSQL + Redis + S3).
 //!
 //! With a file, every phase (the child server, the in-process processing
 //! workload) gets a fresh namespace, so that runs never see each other's data:
@@ -18,13 +18,14 @@
 //!   `scripts/bench-scaleout.sh` does. Without `[indexer] url`, each phase has
 //!   its own SQLite file in its temporary data directory.
 //!
-//! The file is only read when `--config-file` is on the bench's command line:
-//! `GNOCCHI_CONFIG_FILE` and `GNOCCHI_INDEXER_URL` in the environment are
-//! ignored, so that a shell set up for a real deployment never has the bench
-//! wipe its Redis database.
+//! Only the file on the bench's command line counts: the environment
+//! (`GNOCCHI_CONFIG_FILE`, `GNOCCHI_INDEXER_URL`, `OS_<SECTION>__<OPTION>`) is
+//! ignored, by the bench and by the server it starts, so that a shell set up
+//! for a real deployment never has the bench wipe its Redis database.
 
-use crate::config::{Config, IncomingDriver, Overrides, StorageDriver};
-use crate::server::{self, Backends, BoxError};
+use crate::BoxError;
+use gnocchid::backends::{self, Backends};
+use gnocchid::config::{Config, IncomingDriver, Overrides, StorageDriver};
 use ini::Ini;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +39,7 @@ pub struct Deployment {
 struct File {
     path: PathBuf,
     ini: Ini,
-    /// The configuration as the file alone gives it (no environment overrides).
+    /// The configuration as the file alone gives it (the environment ignored).
     cfg: Config,
     /// Random, per bench run: part of the S3 bucket names.
     nonce: String,
@@ -56,8 +57,7 @@ impl Deployment {
     pub fn from_file(path: &Path) -> Result<Deployment, BoxError> {
         let ini = Ini::load_from_file(path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        let mut cfg = Config::load(Some(path), &Overrides::default())?;
-        cfg.indexer_url = indexer_url_of(&ini);
+        let cfg = Config::load_without_environment(Some(path), &Overrides::default())?;
         for url in redis_urls(&cfg) {
             let client = gnocchi_storage::redis_url::client(&url)?;
             if client.get_connection_info().redis_settings().db() == 0 {
@@ -172,28 +172,28 @@ impl Deployment {
     /// Open the backends for an in-process phase, with its data directory
     /// (the SQLite index when no `[indexer] url`, the local stores) in `dir`.
     pub async fn open(&self, phase: &str, dir: &Path) -> Result<Backends, BoxError> {
+        let data_dir = dir.join("data");
+        let Some(path) = self.fresh_config(phase, dir).await? else {
+            return open_embedded(&data_dir, false).await;
+        };
         let overrides = Overrides {
-            data_dir: Some(dir.join("data")),
+            data_dir: Some(data_dir),
             ..Overrides::default()
         };
-        let mut cfg = match self.fresh_config(phase, dir).await? {
-            None => Config::load(None, &overrides)?,
-            Some(path) => Config::load(Some(&path), &overrides)?,
-        };
-        // The file alone decides (GNOCCHI_INDEXER_URL is ignored, as for the child server).
-        cfg.indexer_url = self
-            .file
-            .as_ref()
-            .map(|f| f.cfg.indexer_url.clone())
-            .unwrap_or_default();
-        server::upgrade(&cfg, false).await
+        let cfg = Config::load_without_environment(Some(&path), &overrides)?;
+        backends::upgrade(&cfg, false).await
     }
 }
 
-fn indexer_url_of(ini: &Ini) -> String {
-    ini.get_from(Some("indexer"), "url")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+/// Open the embedded backends in `data_dir`, as the all-in-one server does
+/// (with upstream's default archive policies when `create_policies`).
+pub async fn open_embedded(data_dir: &Path, create_policies: bool) -> Result<Backends, BoxError> {
+    let overrides = Overrides {
+        data_dir: Some(data_dir.to_path_buf()),
+        ..Overrides::default()
+    };
+    let cfg = Config::load_without_environment(None, &overrides)?;
+    backends::upgrade(&cfg, create_policies).await
 }
 
 /// `sqlite`, `postgresql`, `mysql` (from upstream's URL forms, `mysql+pymysql://`…).

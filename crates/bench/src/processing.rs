@@ -34,16 +34,15 @@
 use super::deployment::Deployment;
 use super::http::CpuMeter;
 use super::report::{Figure, Report};
-use crate::config::{Config, Overrides};
-use crate::server::{self, Backends, BoxError};
+use crate::BoxError;
 use carbonara::{ArchivePolicy, ArchivePolicyItem, Method, NS_PER_SEC, SplitKey};
 use gnocchi_engine::{Engine, EngineConfig};
 use gnocchi_index::{IndexError, NewMetric};
 use gnocchi_storage::{
     Aggregates, Backlog, Incoming, MeasureBatch, SackMeasures, SplitRef, WriteBatch, sack_of,
 };
+use gnocchid::backends::Backends;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,21 +58,6 @@ pub struct Settings {
 
 const MINUTE: i64 = 60 * NS_PER_SEC;
 const DAY: i64 = 24 * 60 * MINUTE;
-
-/// Open the embedded backends in `dir`, as the all-in-one server does.
-pub async fn open_backends(dir: &Path) -> Result<Backends, BoxError> {
-    let cfg = Config::load(
-        None,
-        &Overrides {
-            data_dir: Some(dir.to_path_buf()),
-            ..Overrides::default()
-        },
-    )?;
-    let mut cfg = cfg;
-    // Embedded means embedded: GNOCCHI_INDEXER_URL is for servers, not the bench.
-    cfg.indexer_url = String::new();
-    server::upgrade(&cfg, false).await
-}
 
 /// Upstream's `low` policy under another name: 5 min × 8,640 points (30 days).
 pub fn low_policy(name: &str) -> ArchivePolicy {
@@ -177,13 +161,9 @@ pub async fn run(
     report: &mut Report,
 ) -> Result<(), BoxError> {
     let dir = tempfile::Builder::new()
-        .prefix("gnocchid-bench-processing-")
+        .prefix("gnocchi-bench-processing-")
         .tempdir()?;
-    let b = if deployment.is_embedded() {
-        open_backends(dir.path()).await?
-    } else {
-        deployment.open("processing", dir.path()).await?
-    };
+    let b = deployment.open("processing", dir.path()).await?;
     let timings = Arc::new(Timings::default());
     let b = Backends {
         indexer: b.indexer,

@@ -18,9 +18,10 @@
 //! Each method yields its own kind of series: `count` is constant, `min`/`max`
 //! keep the input's decimals, `mean` and `std` are arbitrary doubles.
 
-use super::processing::{create_metrics, open_backends, process_all_sacks};
+use super::deployment::open_embedded;
+use super::processing::{create_metrics, process_all_sacks};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use carbonara::{ArchivePolicy, ArchivePolicyItem, Method, NS_PER_SEC, codec};
 use gnocchi_engine::{Engine, EngineConfig};
 use gnocchi_storage::SplitRef;
@@ -127,9 +128,9 @@ fn samples(k: usize, t0: i64) -> Vec<(i64, f64)> {
 
 pub async fn run(s: &Settings, report: &mut Report) -> Result<(), BoxError> {
     let dir = tempfile::Builder::new()
-        .prefix("gnocchid-bench-size-")
+        .prefix("gnocchi-bench-size-")
         .tempdir()?;
-    let b = open_backends(dir.path()).await?;
+    let b = open_embedded(dir.path(), false).await?;
     let policy = policy();
     b.indexer.create_archive_policy(&policy).await?;
     let n = s.metrics.max(1);

@@ -1,6 +1,6 @@
 //! The figures the benchmark collects, printed as a table and written as JSON.
 
-use crate::server::BoxError;
+use crate::BoxError;
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -70,7 +70,7 @@ impl Report {
     /// The final table, on stdout.
     pub fn print(&self) {
         println!();
-        println!("gnocchid bench");
+        println!("gnocchi-bench");
         for (k, v) in &self.context {
             println!("  {k}: {v}");
         }

@@ -13,7 +13,7 @@
 use super::http::Target;
 use super::parallel::{self, Call, run_id, uuid_for};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde_json::json;

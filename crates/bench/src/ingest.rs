@@ -19,9 +19,9 @@
 //! is a bare hyper HTTP/1.1 connection with one request in flight.
 
 use super::crud;
-use super::http::{Conn, CpuMeter, Rss, Target};
+use super::http::{Conn, CpuMeter, Rss, Tally, Target};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use carbonara::NS_PER_SEC;
 use hyper::{Method, StatusCode, Uri};
@@ -99,10 +99,9 @@ fn body(batch: usize, t0: i64, j: usize) -> Bytes {
 }
 
 /// What one phase (one batch size) measured.
+#[derive(Default)]
 struct Phase {
-    requests: u64,
-    errors: u64,
-    first_error: Option<String>,
+    requests: Tally,
     elapsed: Duration,
     /// Highest body index any metric reached (the next phase starts after it).
     max_body: usize,
@@ -139,10 +138,10 @@ pub async fn run(
         let bodies = Arc::new(Bodies::new(batch, t0, per_metric));
         let cpu = CpuMeter::start(server_pid);
         let phase = phase(target, connections, &uris, bodies, s.seconds).await?;
-        let cpu = cpu.note(phase.requests, "request");
+        let cpu = cpu.note(phase.requests.ok, "request");
         t0 += ((phase.max_body + 1) * batch) as i64;
         let secs = phase.elapsed.as_secs_f64();
-        let measures = phase.requests * batch as u64;
+        let measures = phase.requests.ok * batch as u64;
         let drain = control.wait_backlog_drained(s.drain_timeout).await?;
         let drain = match drain {
             Some(d) => format!("backlog drained {:.1} s after", d.as_secs_f64()),
@@ -154,7 +153,7 @@ pub async fn run(
         let mut note = format!(
             "{measures} measures in {} requests over {secs:.1} s; {cpu}; \
              backlog up to {} batches ({} measures), {drain}",
-            phase.requests,
+            phase.requests.ok,
             phase.max_backlog,
             phase.max_backlog * batch as u64
         );
@@ -164,13 +163,7 @@ pub async fn run(
                 rss.peak as f64 / (1024.0 * 1024.0)
             ));
         }
-        if phase.errors > 0 {
-            note.push_str(&format!(
-                "; {} ERRORS, first: {}",
-                phase.errors,
-                phase.first_error.unwrap_or_default()
-            ));
-        }
+        note.push_str(&phase.requests.errors_note());
         let aim = match batch {
             5000 => Some(">= 4M/s"),
             _ => None,
@@ -191,7 +184,7 @@ pub async fn run(
                 Figure::new(
                     "ingest_batch_1_requests",
                     "ingest, batch of 1 (requests)",
-                    phase.requests as f64 / secs,
+                    phase.requests.ok as f64 / secs,
                     "req/s",
                 )
                 .aim(">= 50K req/s"),
@@ -228,22 +221,11 @@ async fn phase(
         }
         Ok::<u64, BoxError>(max)
     });
-    let mut total = Phase {
-        requests: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        max_body: 0,
-        max_backlog: 0,
-    };
+    let mut total = Phase::default();
     while let Some(r) = tasks.join_next().await {
         let p = r??;
-        total.requests += p.requests;
-        total.errors += p.errors;
+        total.requests.add(p.requests);
         total.max_body = total.max_body.max(p.max_body);
-        if total.first_error.is_none() {
-            total.first_error = p.first_error;
-        }
     }
     total.elapsed = start.elapsed();
     total.max_backlog = watch.await??;
@@ -257,14 +239,7 @@ async fn worker(
     deadline: Instant,
 ) -> Result<Phase, BoxError> {
     let mut next_body = vec![0usize; uris.len()];
-    let mut p = Phase {
-        requests: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        max_body: 0,
-        max_backlog: 0,
-    };
+    let mut p = Phase::default();
     let mut m = 0;
     while Instant::now() < deadline {
         let j = next_body[m];
@@ -273,14 +248,7 @@ async fn worker(
         let (status, resp) = conn
             .request(Method::POST, uris[m].clone(), Some(bodies.get(j)))
             .await?;
-        if status == StatusCode::ACCEPTED {
-            p.requests += 1;
-        } else {
-            p.errors += 1;
-            if p.first_error.is_none() {
-                p.first_error = Some(format!("{status}: {}", String::from_utf8_lossy(&resp)));
-            }
-        }
+        p.requests.record(status, StatusCode::ACCEPTED, &resp);
         m = (m + 1) % uris.len();
     }
     Ok(p)

@@ -1,16 +1,23 @@
 //! The HTTP side of the benchmark: a lean HTTP/1.1 client and the server under test.
 //!
-//! [`Conn`] is one keep-alive TCP connection driven by hyper's low-level client:
-//! no pool, no per-request allocation beyond the request head, bodies passed as
-//! shared [`Bytes`] (pre-serialized by the workloads). Each load-generating task
-//! owns one `Conn`, so "64 connections" means exactly 64 sockets, each with one
-//! request in flight at a time (like wrk).
+//! [`Conn`] is one keep-alive TCP connection driven by hyper's low-level client
+//! (`hyper::client::conn::http1`): no pool, no per-request allocation beyond
+//! the request head, bodies passed as shared [`Bytes`] (pre-serialized by the
+//! workloads). Each load-generating task owns one `Conn`, so "64 connections"
+//! means exactly 64 sockets, each with one request in flight at a time (like
+//! wrk). Why not reqwest (or hyper-util's pooled client), already in the tree:
+//! their pool decides which socket a request takes and how many are open, so
+//! the connection count the figures are quoted at would no longer be what was
+//! measured, and the pool's bookkeeping per request is client CPU taken from a
+//! server that shares the machine's two cores. This file is only the few
+//! helpers the workloads share over hyper's connection (headers, status checks,
+//! the backlog poll), not an HTTP implementation.
 //!
 //! [`Server`] is the real `gnocchid` binary started as a child process on a free
 //! port with a temporary data directory, exactly as users run it (all-in-one:
 //! API + metricd + janitor); it is killed and its directory removed on drop.
 
-use crate::server::BoxError;
+use crate::BoxError;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,6 +25,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -144,9 +152,13 @@ impl Conn {
 
     /// `POST /v1/metric` with `policy`; returns the new metric's id.
     pub async fn create_metric(&mut self, policy: &str) -> Result<String, BoxError> {
-        let body = Bytes::from(format!(r#"{{"archive_policy_name":"{policy}"}}"#));
         let resp = self
-            .expect(Method::POST, "/v1/metric", Some(body), StatusCode::CREATED)
+            .expect(
+                Method::POST,
+                "/v1/metric",
+                Some(metric_body(policy)),
+                StatusCode::CREATED,
+            )
             .await?;
         metric_id(&resp)
     }
@@ -186,6 +198,53 @@ impl Conn {
     }
 }
 
+/// The body of `POST /v1/metric` for a metric with archive policy `policy`.
+pub fn metric_body(policy: &str) -> Bytes {
+    Bytes::from(format!(r#"{{"archive_policy_name":"{policy}"}}"#))
+}
+
+/// Requests of a load phase: those answered as expected, the others, and the
+/// first of those (what the report shows of them).
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub ok: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    pub fn record(&mut self, status: StatusCode, expected: StatusCode, body: &[u8]) {
+        if status == expected {
+            self.ok += 1;
+        } else {
+            self.errors += 1;
+            if self.first_error.is_none() {
+                self.first_error = Some(format!("{status}: {}", String::from_utf8_lossy(body)));
+            }
+        }
+    }
+
+    /// Another connection's tally, added to this one.
+    pub fn add(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// `; 3 ERRORS, first: 400 Bad Request: ...` for a figure's note, or nothing.
+    pub fn errors_note(&self) -> String {
+        match self.errors {
+            0 => String::new(),
+            n => format!(
+                "; {n} ERRORS, first: {}",
+                self.first_error.as_deref().unwrap_or("")
+            ),
+        }
+    }
+}
+
 /// The `id` of a metric as the API renders it.
 pub fn metric_id(body: &[u8]) -> Result<String, BoxError> {
     let v: serde_json::Value = serde_json::from_slice(body)?;
@@ -204,6 +263,47 @@ pub async fn connect_many(target: &Target, n: usize) -> Result<Vec<Conn>, BoxErr
     Ok(conns)
 }
 
+/// The `gnocchid` binary to start: `explicit` (`--server-bin`), else the one
+/// next to this executable (cargo builds both into `target/<profile>/`), else
+/// the first on `PATH`.
+pub fn server_binary(explicit: Option<&Path>) -> Result<PathBuf, BoxError> {
+    if let Some(path) = explicit {
+        return match path.is_file() {
+            true => Ok(path.to_path_buf()),
+            false => Err(format!("--server-bin {}: no such file", path.display()).into()),
+        };
+    }
+    let name = format!("gnocchid{}", std::env::consts::EXE_SUFFIX);
+    let sibling = std::env::current_exe()?.with_file_name(&name);
+    if sibling.is_file() {
+        return Ok(sibling);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(&name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "no gnocchid next to {} nor on PATH: build it (cargo build --release -p gnocchid) \
+                 or pass --server-bin",
+                sibling.display()
+            )
+            .into()
+        })
+}
+
+/// Environment variables that configure gnocchid (`GNOCCHI_CONFIG_FILE`,
+/// `GNOCCHI_INDEXER_URL`, `GNOCCHI_DATA_DIR`, oslo.config's
+/// `OS_<SECTION>__<OPTION>`): the server under test must not see them.
+fn configures_gnocchid(name: &OsString) -> bool {
+    let name = name.to_string_lossy();
+    matches!(
+        name.as_ref(),
+        "GNOCCHI_CONFIG_FILE" | "GNOCCHI_INDEXER_URL" | "GNOCCHI_DATA_DIR"
+    ) || (name.starts_with("OS_") && name.contains("__"))
+}
+
 /// The `gnocchid` binary under test, running as a child process.
 pub struct Server {
     child: Child,
@@ -213,12 +313,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start `current_exe()` on a free port with a fresh data directory and wait
-    /// until `GET /` answers (at most 30 s); with `config`, the server reads that
+    /// Start `bin` on a free port with a fresh data directory and wait until
+    /// `GET /` answers (at most 30 s); with `config`, the server reads that
     /// gnocchi.conf (its port and data directory are still ours).
-    pub async fn spawn(user: &str, config: Option<&Path>) -> Result<Server, BoxError> {
+    pub async fn spawn(bin: &Path, user: &str, config: Option<&Path>) -> Result<Server, BoxError> {
         let dir = tempfile::Builder::new()
-            .prefix("gnocchid-bench-")
+            .prefix("gnocchi-bench-")
             .tempdir()?;
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -226,7 +326,12 @@ impl Server {
         };
         let data_dir: PathBuf = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("gnocchid.log"))?;
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let mut cmd = Command::new(bin);
+        for (name, _) in std::env::vars_os() {
+            if configures_gnocchid(&name) {
+                cmd.env_remove(name);
+            }
+        }
         if let Some(path) = config {
             cmd.arg("--config-file").arg(path);
         }
@@ -237,8 +342,6 @@ impl Server {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(&data_dir)
-            .env_remove("GNOCCHI_CONFIG_FILE")
-            .env_remove("GNOCCHI_INDEXER_URL")
             .env("GNOCCHI_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,4 +1,4 @@
-//! `gnocchid bench`: measure the server the way users load it, and print figures.
+//! `gnocchi-bench`: measure a `gnocchid` server the way users load it, and print figures.
 //!
 //! It never asserts on timing: it prints a table (and writes JSON with `--json`)
 //! of the figures DESIGN §4 budgets, each next to its aim:
@@ -14,24 +14,30 @@
 //! | cross-metric mean, groupby | [`aggregates`] | HTTP, 1,000 metrics; 10,000 resources |
 //! | idle and peak RSS of the server | [`http::Server`] | `/proc/PID/status` |
 //!
-//! The HTTP workloads run against the real binary (`current_exe()`), started as
-//! a child process on a free port with a temporary data directory, or against an
-//! already running server (`--target http://host:port`, RSS skipped). The
-//! in-process ones open the embedded backends in their own temporary directory,
-//! after the server is gone, so they do not compete with it for the CPU.
+//! The HTTP workloads run against the real `gnocchid` binary, started as a
+//! child process on a free port with a temporary data directory (`--server-bin`,
+//! by default the `gnocchid` next to this executable: `cargo build --release
+//! -p gnocchid -p gnocchi-bench` builds both into `target/release/`), or against
+//! an already running server (`--target http://host:port`, RSS skipped). The
+//! in-process ones open the backends through gnocchid's own library
+//! (`gnocchid::backends`), in their own temporary directory, after the server is
+//! gone, so they do not compete with it for the CPU.
 //!
 //! Defaults take 1–3 minutes on a 2-core machine; `--quick` is a ~20 s smoke
 //! run (what the tests use); the flags below scale each workload.
 //!
-//! `--config-file FILE` (the global flag) measures the backends of a
-//! gnocchi.conf instead, e.g. PostgreSQL + Redis + S3: the child server reads
-//! that file (with the bench's port and data directory) and the processing
-//! workload opens its backends through `server::upgrade` from it. The bench
+//! `--config-file FILE` measures the backends of a gnocchi.conf instead, e.g.
+//! PostgreSQL + Redis + S3: the child server reads that file (with the bench's
+//! port and data directory) and the processing workload opens its backends
+//! from it. The bench
 //! **wipes the configured Redis database** (refusing database 0) and uses a
 //! fresh S3 bucket per phase ([`deployment`]). The report names the
 //! configuration (`embedded`, `postgresql+redis+s3`...), so that runs on both
 //! can be put side by side (`scripts/bench-scaleout.sh` does). The statsd and
 //! bytes-per-point workloads stay on the embedded backends.
+
+// A binary has no public API: `pub` here only means "shared between modules".
+#![allow(unreachable_pub)]
 
 mod aggregates;
 mod crud;
@@ -46,12 +52,13 @@ mod report;
 mod resources;
 mod size;
 
-use crate::server::BoxError;
+use clap::Parser;
 use deployment::Deployment;
 use http::{Conn, Server, Target};
 use report::{Figure, Report};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +72,24 @@ pub enum Workload {
     Aggregates,
 }
 
-#[derive(clap::Args, Debug)]
+pub type BoxError = gnocchid::backends::BoxError;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gnocchi-bench",
+    version,
+    about = "Measure ingestion, processing and read speed of gnocchid against a fresh server"
+)]
 pub struct BenchArgs {
+    /// Bench the backends of this gnocchi.conf (e.g. PostgreSQL + Redis + S3)
+    /// instead of the embedded ones. The bench WIPES the Redis database it names
+    /// (database 0 is refused) and creates a fresh S3 bucket per phase. The
+    /// environment (GNOCCHI_CONFIG_FILE, GNOCCHI_INDEXER_URL, OS_*__*) is ignored.
+    #[arg(long, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// The `gnocchid` binary to start [the one next to gnocchi-bench, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<PathBuf>,
     /// A ~20 s smoke run with small workloads (used by the tests). Explicit
     /// flags below still win.
     #[arg(long)]
@@ -200,35 +223,33 @@ impl Settings {
     }
 }
 
-/// The backends to measure: those of `--config-file` when it is on the command
-/// line, the embedded ones otherwise (`GNOCCHI_CONFIG_FILE` alone is ignored:
-/// the bench wipes the Redis database a file names).
-fn deployment(config_file: Option<&Path>) -> Result<Deployment, BoxError> {
-    let on_command_line = std::env::args_os().any(|a| {
-        let a = a.to_string_lossy();
-        a == "--config-file" || a.starts_with("--config-file=")
-    });
-    match config_file {
-        Some(path) if on_command_line => Deployment::from_file(path),
-        Some(path) => {
-            eprintln!(
-                "bench: GNOCCHI_CONFIG_FILE={} ignored (pass --config-file to bench those backends)",
-                path.display()
-            );
-            Ok(Deployment::embedded())
+fn main() -> ExitCode {
+    gnocchid::init_logging();
+    let args = BenchArgs::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(BoxError::from)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gnocchi-bench: {e}");
+            ExitCode::FAILURE
         }
-        None => Ok(Deployment::embedded()),
     }
 }
 
-/// `config_file`: the global `--config-file` (see [`deployment`]).
-pub async fn run(args: BenchArgs, config_file: Option<PathBuf>) -> Result<(), BoxError> {
+async fn run(args: BenchArgs) -> Result<(), BoxError> {
     let s = Settings::from_args(&args);
     let wants = |w: Workload| args.only.is_empty() || args.only.contains(&w);
-    let deployment = deployment(config_file.as_deref())?;
+    let deployment = match &args.config_file {
+        Some(path) => Deployment::from_file(path)?,
+        None => Deployment::embedded(),
+    };
     // Holds the per-phase copies of the config file.
     let conf_dir = tempfile::Builder::new()
-        .prefix("gnocchid-bench-conf-")
+        .prefix("gnocchi-bench-conf-")
         .tempdir()?;
     let mut report = Report::default();
     report.context("configuration", deployment.describe());
@@ -260,12 +281,15 @@ pub async fn run(args: BenchArgs, config_file: Option<PathBuf>) -> Result<(), Bo
             None => {
                 eprintln!("starting the server ({})...", deployment.name);
                 let conf = deployment.fresh_config("server", conf_dir.path()).await?;
-                let server = Server::spawn(&args.user, conf.as_deref()).await?;
+                let bin = http::server_binary(args.server_bin.as_deref())?;
+                let server = Server::spawn(&bin, &args.user, conf.as_deref()).await?;
                 report.context(
                     "server",
                     format!(
-                        "spawned `gnocchid` (all-in-one, {}) on {}",
-                        deployment.name, server.target.addr
+                        "spawned {} (all-in-one, {}) on {}",
+                        bin.display(),
+                        deployment.name,
+                        server.target.addr
                     ),
                 );
                 Some(server)

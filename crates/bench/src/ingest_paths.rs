@@ -17,10 +17,10 @@
 //! accepts them all the same; metricd then drops what is older than its back
 //! window, which does not change what this measures: acknowledged measures).
 
-use super::http::{Conn, CpuMeter, Target};
+use super::http::{Conn, CpuMeter, Tally, Target};
 use super::ingest::{EPOCH_2024, Settings, gauge};
 use super::report::{Figure, Report};
-use crate::server::BoxError;
+use crate::BoxError;
 use bytes::Bytes;
 use carbonara::NS_PER_SEC;
 use hyper::{Method, StatusCode, Uri};
@@ -37,6 +37,16 @@ const SERIES_PER_HOST: usize = 50;
 const LINES: usize = 5000;
 const SAMPLES: usize = 10;
 
+/// One ingest path: where to post its ring of bodies, and its figure.
+struct IngestPath {
+    key: &'static str,
+    label: &'static str,
+    uri: &'static str,
+    expected: StatusCode,
+    bodies: Vec<Bytes>,
+    measures_per_request: u64,
+}
+
 pub async fn run(
     target: &Target,
     server_pid: Option<u32>,
@@ -44,33 +54,20 @@ pub async fn run(
     policy: &str,
     report: &mut Report,
 ) -> Result<(), BoxError> {
-    let connections = s.connections.max(1);
     let mut control = Conn::connect(target).await?;
-
-    // Batch of 1,000 metrics.
     eprintln!("ingest paths: creating {BATCH_METRICS} metrics for the batch endpoint...");
-    let ids = super::crud::create_metrics(target, connections, BATCH_METRICS, policy).await?;
-    let bodies: Vec<Bytes> = (0..RING).map(|j| batch_body(&ids, j)).collect();
-    let measures_per_request = (BATCH_METRICS * BATCH_MEASURES) as u64;
-    let uri = Uri::from_static("/v1/batch/metrics/measures");
-    let phase = hammer(
-        target,
-        server_pid,
-        connections,
-        s.seconds,
-        &uri,
-        &bodies,
-        StatusCode::ACCEPTED,
-    )
-    .await?;
-    report.push(phase.figure(
-        "ingest_batch_metrics",
-        "ingest, batch endpoint, 1000 metrics x 5",
-        measures_per_request,
-    ));
-    drain(&mut control, s).await?;
+    let ids =
+        super::crud::create_metrics(target, s.connections.max(1), BATCH_METRICS, policy).await?;
+    let batch = IngestPath {
+        key: "ingest_batch_metrics",
+        label: "ingest, batch endpoint, 1000 metrics x 5",
+        uri: "/v1/batch/metrics/measures",
+        expected: StatusCode::ACCEPTED,
+        bodies: (0..RING).map(|j| batch_body(&ids, j)).collect(),
+        measures_per_request: (BATCH_METRICS * BATCH_MEASURES) as u64,
+    };
+    measure(target, server_pid, s, &mut control, batch, report).await?;
 
-    // InfluxDB line protocol.
     control
         .expect(
             Method::POST,
@@ -79,63 +76,60 @@ pub async fn run(
             StatusCode::NO_CONTENT,
         )
         .await?;
-    let bodies: Vec<Bytes> = (0..RING).map(lines_body).collect();
-    let uri = Uri::from_static("/v1/influxdb/write?db=bench");
-    // First request alone: it creates the resources and metrics.
-    control
-        .expect(
-            Method::POST,
-            "/v1/influxdb/write?db=bench",
-            Some(bodies[0].clone()),
-            StatusCode::NO_CONTENT,
-        )
-        .await?;
-    let phase = hammer(
-        target,
-        server_pid,
-        connections,
-        s.seconds,
-        &uri,
-        &bodies,
-        StatusCode::NO_CONTENT,
-    )
-    .await?;
-    report.push(phase.figure(
-        "ingest_influxdb_lines",
-        "ingest, influxdb line protocol, 5000 lines",
-        LINES as u64,
-    ));
-    drain(&mut control, s).await?;
+    let influxdb = IngestPath {
+        key: "ingest_influxdb_lines",
+        label: "ingest, influxdb line protocol, 5000 lines",
+        uri: "/v1/influxdb/write?db=bench",
+        expected: StatusCode::NO_CONTENT,
+        bodies: (0..RING).map(lines_body).collect(),
+        measures_per_request: LINES as u64,
+    };
+    measure(target, server_pid, s, &mut control, influxdb, report).await?;
 
-    // Prometheus remote write.
-    let bodies: Vec<Bytes> = (0..RING).map(remote_write_body).collect::<Result<_, _>>()?;
-    control
-        .expect(
-            Method::POST,
-            "/v1/prometheus/write",
-            Some(bodies[0].clone()),
-            StatusCode::ACCEPTED,
-        )
-        .await?;
-    let uri = Uri::from_static("/v1/prometheus/write");
-    let phase = hammer(
-        target,
-        server_pid,
-        connections,
-        s.seconds,
-        &uri,
-        &bodies,
-        StatusCode::ACCEPTED,
-    )
-    .await?;
-    report.push(phase.figure(
-        "ingest_prometheus_remote_write",
-        "ingest, prometheus remote write, 500x10",
-        (HOSTS * SERIES_PER_HOST * SAMPLES) as u64,
-    ));
-    drain(&mut control, s).await?;
+    let prometheus = IngestPath {
+        key: "ingest_prometheus_remote_write",
+        label: "ingest, prometheus remote write, 500x10",
+        uri: "/v1/prometheus/write",
+        expected: StatusCode::ACCEPTED,
+        bodies: (0..RING).map(remote_write_body).collect::<Result<_, _>>()?,
+        measures_per_request: (HOSTS * SERIES_PER_HOST * SAMPLES) as u64,
+    };
+    measure(target, server_pid, s, &mut control, prometheus, report).await?;
 
     run_statsd(s.seconds, report).await
+}
+
+/// Post `path`'s first body alone (it creates the resources and metrics the
+/// path creates on first sight), then hammer it with the others for the
+/// ingest's duration, report its figure and wait for the backlog to drain.
+async fn measure(
+    target: &Target,
+    server_pid: Option<u32>,
+    s: &Settings,
+    control: &mut Conn,
+    path: IngestPath,
+    report: &mut Report,
+) -> Result<(), BoxError> {
+    control
+        .expect(
+            Method::POST,
+            path.uri,
+            Some(path.bodies[0].clone()),
+            path.expected,
+        )
+        .await?;
+    let phase = hammer(
+        target,
+        server_pid,
+        s.connections.max(1),
+        s.seconds,
+        &Uri::from_static(path.uri),
+        &path.bodies,
+        path.expected,
+    )
+    .await?;
+    report.push(phase.figure(path.key, path.label, path.measures_per_request));
+    drain(control, s).await
 }
 
 async fn drain(control: &mut Conn, s: &Settings) -> Result<(), BoxError> {
@@ -249,9 +243,7 @@ fn remote_write_body(j: usize) -> Result<Bytes, BoxError> {
 }
 
 struct Phase {
-    requests: u64,
-    errors: u64,
-    first_error: Option<String>,
+    requests: Tally,
     elapsed: Duration,
     cpu: String,
 }
@@ -259,21 +251,14 @@ struct Phase {
 impl Phase {
     fn figure(&self, key: &str, label: &str, measures_per_request: u64) -> Figure {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let measures = self.requests * measures_per_request;
-        let mut note = format!(
-            "{measures} measures in {} requests over {secs:.1} s ({:.0} req/s); {}",
-            self.requests,
-            self.requests as f64 / secs,
-            self.cpu
+        let measures = self.requests.ok * measures_per_request;
+        let note = format!(
+            "{measures} measures in {} requests over {secs:.1} s ({:.0} req/s); {}{}",
+            self.requests.ok,
+            self.requests.ok as f64 / secs,
+            self.cpu,
+            self.requests.errors_note()
         );
-        if self.errors > 0 {
-            let _ = write!(
-                note,
-                "; {} ERRORS, first: {}",
-                self.errors,
-                self.first_error.as_deref().unwrap_or("")
-            );
-        }
         Figure::new(key, label, measures as f64 / secs, "measures/s").note(note)
     }
 }
@@ -298,42 +283,27 @@ async fn hammer(
     for mut conn in conns {
         let (bodies, next, uri) = (bodies.clone(), next.clone(), uri.clone());
         tasks.spawn(async move {
-            let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+            let mut tally = Tally::default();
             while Instant::now() < deadline {
                 let j = next.fetch_add(1, Ordering::Relaxed) % bodies.len();
                 let (status, resp) = conn
                     .request(Method::POST, uri.clone(), Some(bodies[j].clone()))
                     .await?;
-                if status == expected {
-                    ok += 1;
-                } else {
-                    errors += 1;
-                    if first_error.is_none() {
-                        first_error = Some(format!("{status}: {}", String::from_utf8_lossy(&resp)));
-                    }
-                }
+                tally.record(status, expected, &resp);
             }
-            Ok::<_, BoxError>((ok, errors, first_error))
+            Ok::<_, BoxError>(tally)
         });
     }
-    let mut p = Phase {
-        requests: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        cpu: String::new(),
-    };
+    let mut requests = Tally::default();
     while let Some(r) = tasks.join_next().await {
-        let (ok, errors, first) = r??;
-        p.requests += ok;
-        p.errors += errors;
-        if p.first_error.is_none() {
-            p.first_error = first;
-        }
+        requests.add(r??);
     }
-    p.elapsed = start.elapsed();
-    p.cpu = cpu.note(p.requests, "request");
-    Ok(p)
+    let elapsed = start.elapsed();
+    Ok(Phase {
+        cpu: cpu.note(requests.ok, "request"),
+        requests,
+        elapsed,
+    })
 }
 
 /// statsd datagrams/s, in-process: the daemon on its own temporary embedded
@@ -342,14 +312,10 @@ async fn run_statsd(seconds: f64, report: &mut Report) -> Result<(), BoxError> {
     const MESSAGES: usize = 20;
     const NAMES: usize = 100;
     let dir = tempfile::Builder::new()
-        .prefix("gnocchid-bench-statsd-")
+        .prefix("gnocchi-bench-statsd-")
         .tempdir()?;
-    let overrides = crate::config::Overrides {
-        data_dir: Some(dir.path().join("data")),
-        ..Default::default()
-    };
-    let cfg = crate::config::Config::load(None, &overrides)?;
-    let backends = crate::server::upgrade(&cfg, true).await?;
+    // Upstream's default policies: the daemon's metrics get `low`.
+    let backends = super::deployment::open_embedded(dir.path(), true).await?;
     let resource = uuid::Uuid::from_u128(0x5a30_1761_f78b_46e2_8900_8b4f_6fe6_675a);
     let daemon = gnocchi_statsd::StatsdConfig {
         host: "127.0.0.1".into(),
@@ -359,15 +325,8 @@ async fn run_statsd(seconds: f64, report: &mut Report) -> Result<(), BoxError> {
         archive_policy_name: Some("low".into()),
         flush_delay: Duration::from_secs(1),
     };
-    let statsd = gnocchi_statsd::Statsd::bind(
-        daemon,
-        gnocchi_statsd::Backends {
-            indexer: backends.indexer.clone(),
-            incoming: backends.incoming.clone(),
-            glob: gnocchi_api::fnmatch::fnmatch,
-        },
-    )
-    .await?;
+    let statsd =
+        gnocchi_statsd::Statsd::bind(daemon, gnocchid::statsd::daemon_backends(&backends)).await?;
     let addr = statsd.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(statsd.run(stop_rx));
