@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "gnocchid", version, about = "gnocchi-rs: a Gnocchi-compatible time series database", long_about = None)]
+#[command(name = "gnocchid", version = gnocchi_api::VERSION_LINE, about = "gnocchi-rs: a Gnocchi-compatible time series database", long_about = None)]
 struct Cli {
     /// Upstream-style gnocchi.conf (INI) to read.
     #[arg(long, global = true, env = "GNOCCHI_CONFIG_FILE")]
