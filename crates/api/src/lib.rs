@@ -216,7 +216,10 @@ mod normalize_path_tests {
 
     #[test]
     fn empty_segments_are_skipped_as_upstream_does() {
-        assert_eq!(normalized("/v1/archive_policy//low"), "/v1/archive_policy/low");
+        assert_eq!(
+            normalized("/v1/archive_policy//low"),
+            "/v1/archive_policy/low"
+        );
         assert_eq!(
             normalized("//v1///archive_policy_rule//r1/?x=a//b"),
             "/v1/archive_policy_rule/r1?x=a//b"

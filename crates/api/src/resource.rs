@@ -863,4 +863,112 @@ mod tests {
         assert!(resource_uuid(&"x".repeat(290), "x").is_err());
         assert!(resource_uuid(&"x".repeat(289), "x").is_ok());
     }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The CLI prints a resource's fields (and `--details`/`--history`
+    /// columns) in the order its keys arrive: upstream's order. Number bounds
+    /// of a type come back integer or float as written, as upstream.
+    #[tokio::test]
+    async fn resources_types_and_rules_render_in_upstream_key_order_and_number_types() {
+        use crate::test_support::TestApi;
+        use axum::http::StatusCode;
+        let api = TestApi::start().await;
+        let rt = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/resource_type",
+                Some(json!({"name": "ko", "attributes": {
+                    "s": {"type": "string", "required": false, "max_length": 16},
+                    "n": {"type": "number", "required": false, "min": 0, "max": 16.0},
+                    "f": {"type": "number", "required": false, "min": -1.5}}})),
+            )
+            .await;
+        let shown = api.get(StatusCode::OK, "/v1/resource_type/ko").await;
+        for doc in [&rt, &shown] {
+            let attrs = &doc["attributes"];
+            assert_eq!(
+                keys(&attrs["s"]),
+                ["type", "required", "max_length", "min_length"]
+            );
+            assert_eq!(
+                attrs["n"].to_string(),
+                r#"{"type":"number","required":false,"min":0,"max":16.0}"#
+            );
+            assert_eq!(
+                attrs["f"].to_string(),
+                r#"{"type":"number","required":false,"min":-1.5,"max":null}"#
+            );
+        }
+        let id = "11111111-1111-1111-1111-111111111111";
+        let (status, err) = api
+            .call("POST", "/v1/resource/ko", Some(json!({"id": id, "n": 17})))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.to_string().contains("value must be at most 16.0"),
+            "{err}"
+        );
+        let created = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/resource/ko",
+                Some(json!({"id": id, "s": "x", "n": 2})),
+            )
+            .await;
+        let current = [
+            "id",
+            "creator",
+            "started_at",
+            "revision_start",
+            "ended_at",
+            "user_id",
+            "project_id",
+            "original_resource_id",
+            "type",
+            "s",
+            "n",
+            "f",
+            "revision_end",
+            "metrics",
+            "created_by_user_id",
+            "created_by_project_id",
+        ];
+        assert_eq!(keys(&created), current);
+        api.expect(
+            StatusCode::OK,
+            "PATCH",
+            &format!("/v1/resource/ko/{id}"),
+            Some(json!({"n": 3})),
+        )
+        .await;
+        let history = api
+            .get(StatusCode::OK, &format!("/v1/resource/ko/{id}/history"))
+            .await;
+        let mut in_history: Vec<&str> = current.to_vec();
+        in_history.retain(|k| *k != "revision_end");
+        in_history.insert(1, "revision_end");
+        for row in history.as_array().expect("history rows") {
+            assert_eq!(keys(row), in_history);
+        }
+        api.policy_60s("p", &["mean"]).await;
+        let rule = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/archive_policy_rule",
+                Some(json!({"name": "r", "metric_pattern": "x.*", "archive_policy_name": "p"})),
+            )
+            .await;
+        assert_eq!(
+            keys(&rule),
+            ["name", "archive_policy_name", "metric_pattern"]
+        );
+    }
 }

@@ -52,7 +52,10 @@ impl ResourceTypeState {
 /// The type of a resource type attribute, with its constraints.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeKind {
-    String { min_length: u32, max_length: u32 },
+    String {
+        min_length: u32,
+        max_length: u32,
+    },
     Uuid,
     /// Bounds as the client wrote them: upstream keeps a JSON integer an
     /// integer and a float a float (`16` and `16.0` come back as sent).
