@@ -12,14 +12,17 @@
 #   influxdb (PyPI)             the InfluxDB 1.x Python client (Telegraf is in
 #                               no registry we reach; this writes the same
 #                               line protocol to /v1/influxdb/write)
+#   gnocchiclient 7.2.0         the official `gnocchi` CLI, with
+#   + python-openstackclient    `openstack metric ...` (PyPI), in one venv
 #
-# The tests find the venvs at GNOCCHI_TEST_COLLECTD_VENV and
-# GNOCCHI_TEST_INFLUX_VENV, defaulting to the paths below, and skip (saying
+# The tests find the venvs at GNOCCHI_TEST_COLLECTD_VENV,
+# GNOCCHI_TEST_INFLUX_VENV and GNOCCHI_TEST_GNOCCHICLIENT_VENV, defaulting to the paths below, and skip (saying
 # so) when a client is missing.
 set -euo pipefail
 
 COLLECTD_VENV=${GNOCCHI_TEST_COLLECTD_VENV:-/opt/collectd-gnocchi-venv}
 INFLUX_VENV=${GNOCCHI_TEST_INFLUX_VENV:-/opt/influx-py-venv}
+GNOCCHICLIENT_VENV=${GNOCCHI_TEST_GNOCCHICLIENT_VENV:-/opt/gnocchiclient-venv}
 PYTHON=/usr/bin/python3.11
 
 missing=()
@@ -37,21 +40,39 @@ else
   echo "prometheus, collectd and libyajl2 already installed"
 fi
 
-# venv_with VENV PACKAGE: the PyPI package in its own venv. (`pip show`, not an
-# import, checks it: collectd_gnocchi imports `collectd`, which only exists
-# inside collectd.)
+# venv_with VENV PACKAGE...: the PyPI packages (pip requirement specifiers) in
+# a venv of their own. (`pip show`, not an import, checks them:
+# collectd_gnocchi imports `collectd`, which only exists inside collectd.) A
+# pinned `name==version` must be installed at that very version.
 venv_with() {
-  local venv=$1 package=$2
-  if [ -x "$venv/bin/pip" ] && "$venv/bin/pip" show -q "$package" >/dev/null 2>&1; then
-    echo "$package already installed in $venv"
+  local venv=$1
+  shift
+  local spec name version ok=1
+  if [ -x "$venv/bin/pip" ]; then
+    for spec in "$@"; do
+      name=${spec%%==*}
+      version=$("$venv/bin/pip" show "$name" 2>/dev/null | sed -n 's/^Version: //p' || true)
+
+      if [ -z "$version" ] || { [ "$spec" != "$name" ] && [ "$version" != "${spec#*==}" ]; }; then
+        ok=0
+      fi
+    done
+  else
+    ok=0
+  fi
+  if [ "$ok" = 1 ]; then
+    echo "$* already installed in $venv"
     return
   fi
-  echo "installing $package into $venv"
+  echo "installing $* into $venv"
   rm -rf "$venv"
   "$PYTHON" -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "$package"
-  "$venv/bin/pip" show -q "$package" >/dev/null
+  "$venv/bin/pip" install -q --disable-pip-version-check "$@"
+  for spec in "$@"; do
+    "$venv/bin/pip" show -q "${spec%%==*}" >/dev/null
+  done
 }
 
 venv_with "$COLLECTD_VENV" collectd-gnocchi
 venv_with "$INFLUX_VENV" influxdb
+venv_with "$GNOCCHICLIENT_VENV" gnocchiclient==7.2.0 python-openstackclient

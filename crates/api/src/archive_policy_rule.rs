@@ -28,8 +28,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 fn to_json(rule: &ArchivePolicyRule) -> Value {
     json!({
         "name": rule.name,
-        "metric_pattern": rule.metric_pattern,
         "archive_policy_name": rule.archive_policy_name,
+        "metric_pattern": rule.metric_pattern,
     })
 }
 

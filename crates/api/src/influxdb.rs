@@ -53,7 +53,8 @@ const DEFAULT_TAG: &str = "host";
 
 async fn ping() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    let version = format!("Gnocchi {}", env!("CARGO_PKG_VERSION"));
+    // Upstream's: the API's version, as `GET /` reports it.
+    let version = format!("Gnocchi {}", crate::UPSTREAM_API_VERSION);
     if let Ok(v) = HeaderValue::from_str(&version) {
         resp.headers_mut().insert("x-influxdb-version", v);
     }

@@ -55,6 +55,7 @@ use std::time::Duration;
 
 pub use auth::AuthMode;
 pub use cors::CorsConfig;
+pub use root::{SERVER, UPSTREAM_API_VERSION, VERSION_LINE};
 
 /// The `[api]`, `[cors]` and `[archive_policy]` settings the API uses.
 #[derive(Debug, Clone)]
@@ -164,6 +165,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(influxdb::routes())
         .merge(prometheus::routes())
         .layer(axum::middleware::from_fn(error::render_errors))
+        .layer(axum::middleware::map_response(root::server_header))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(state.config.cors.clone()),
             cors::cors,
@@ -172,19 +174,63 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Upstream (pecan) accepts a trailing slash on every route: drop it before routing.
+/// Upstream's router (pecan) splits the path on `/` and skips empty segments:
+/// `/v1/archive_policy//low` (which python-gnocchiclient 7.2.0 sends for
+/// `archive-policy update`) and `/v1/metric/` route as `/v1/archive_policy/low`
+/// and `/v1/metric`. Do the same before routing, for every route at once. A
+/// `/` inside a segment arrives percent-encoded and is left alone.
 pub fn normalize_path(mut req: Request) -> Request {
     let path = req.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+    if path.len() > 1 && (path.ends_with('/') || path.contains("//")) {
+        let mut collapsed = String::with_capacity(path.len());
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            collapsed.push('/');
+            collapsed.push_str(segment);
+        }
+        if collapsed.is_empty() {
+            collapsed.push('/');
+        }
         let new = match req.uri().query() {
-            Some(q) => format!("{trimmed}?{q}"),
-            None => trimmed.to_string(),
+            Some(q) => format!("{collapsed}?{q}"),
+            None => collapsed,
         };
         if let Ok(uri) = new.parse() {
             *req.uri_mut() = uri;
         }
     }
     req
+}
+
+#[cfg(test)]
+mod normalize_path_tests {
+    use super::normalize_path;
+    use axum::extract::Request;
+
+    fn normalized(uri: &str) -> String {
+        let req = Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        normalize_path(req).uri().to_string()
+    }
+
+    #[test]
+    fn empty_segments_are_skipped_as_upstream_does() {
+        assert_eq!(
+            normalized("/v1/archive_policy//low"),
+            "/v1/archive_policy/low"
+        );
+        assert_eq!(
+            normalized("//v1///archive_policy_rule//r1/?x=a//b"),
+            "/v1/archive_policy_rule/r1?x=a//b"
+        );
+        assert_eq!(normalized("/v1/metric/"), "/v1/metric");
+        assert_eq!(normalized("///"), "/");
+        assert_eq!(normalized("/"), "/");
+        // An encoded slash belongs to its segment.
+        assert_eq!(
+            normalized("/v1/resource/generic/a%2F%2Fb"),
+            "/v1/resource/generic/a%2F%2Fb"
+        );
+    }
 }

@@ -101,7 +101,8 @@ pub(crate) async fn loaded_resource(state: &AppState, m: &Metric) -> ApiResult<V
     Ok(resource.map_or(Value::Null, |r| {
         let mut v = crate::resource::to_json(&r);
         if let Value::Object(o) = &mut v {
-            o.remove("metrics");
+            // `shift_remove` keeps the order of the keys after it (upstream's).
+            o.shift_remove("metrics");
         }
         v
     }))

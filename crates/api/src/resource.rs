@@ -87,8 +87,16 @@ pub(crate) fn attr_json(v: &AttrValue) -> Value {
     }
 }
 
-/// A resource as upstream renders it: 13 base keys plus the type's attributes.
+/// A resource as upstream renders it: 13 base keys plus the type's attributes,
+/// in upstream's order (clients such as the `gnocchi` CLI print the keys in
+/// the order they arrive).
 pub(crate) fn to_json(r: &Resource) -> Value {
+    to_json_ordered(r, false)
+}
+
+/// `history_order`: the order of upstream's history rows (every row of a
+/// `history=true` listing), where `revision_end` comes right after `id`.
+pub(crate) fn to_json_ordered(r: &Resource, history_order: bool) -> Value {
     let (user, project) = match &r.creator {
         None => (Value::Null, Value::Null),
         Some(c) => match c.split_once(':') {
@@ -101,26 +109,29 @@ pub(crate) fn to_json(r: &Resource) -> Value {
         .iter()
         .map(|(name, id)| (name.clone(), json!(id)))
         .collect();
+    let revision_end = r.revision_end.map_or(Value::Null, iso);
     let mut m = Map::new();
     m.insert("id".into(), json!(r.id));
-    m.insert("type".into(), json!(r.resource_type));
-    m.insert("original_resource_id".into(), json!(r.original_resource_id));
+    if history_order {
+        m.insert("revision_end".into(), revision_end.clone());
+    }
     m.insert("creator".into(), json!(r.creator));
-    m.insert("created_by_user_id".into(), user);
-    m.insert("created_by_project_id".into(), project);
+    m.insert("started_at".into(), iso(r.started_at));
+    m.insert("revision_start".into(), iso(r.revision_start));
+    m.insert("ended_at".into(), r.ended_at.map_or(Value::Null, iso));
     m.insert("user_id".into(), json!(r.user_id));
     m.insert("project_id".into(), json!(r.project_id));
-    m.insert("started_at".into(), iso(r.started_at));
-    m.insert("ended_at".into(), r.ended_at.map_or(Value::Null, iso));
-    m.insert("revision_start".into(), iso(r.revision_start));
-    m.insert(
-        "revision_end".into(),
-        r.revision_end.map_or(Value::Null, iso),
-    );
-    m.insert("metrics".into(), Value::Object(metrics));
+    m.insert("original_resource_id".into(), json!(r.original_resource_id));
+    m.insert("type".into(), json!(r.resource_type));
     for (name, v) in &r.attributes {
         m.insert(name.clone(), attr_json(v));
     }
+    if !history_order {
+        m.insert("revision_end".into(), revision_end);
+    }
+    m.insert("metrics".into(), Value::Object(metrics));
+    m.insert("created_by_user_id".into(), user);
+    m.insert("created_by_project_id".into(), project);
     Value::Object(m)
 }
 
@@ -256,10 +267,11 @@ pub(crate) fn attribute_value(a: &AttributeSchema, v: &Value, path: &Path) -> Ap
                 Value::Bool(b) => f64::from(u8::from(*b)),
                 _ => return Err(path.invalid("expected Real")),
             };
-            if let Some(min) = min.filter(|min| f < *min) {
+            let bound = |b: &serde_json::Number| b.as_f64().unwrap_or(f64::NAN);
+            if let Some(min) = min.as_ref().filter(|min| f < bound(min)) {
                 return Err(path.invalid(&format!("value must be at least {min}")));
             }
-            if let Some(max) = max.filter(|max| f > *max) {
+            if let Some(max) = max.as_ref().filter(|max| f > bound(max)) {
                 return Err(path.invalid(&format!("value must be at most {max}")));
             }
             AttrValue::Number(f)
@@ -630,7 +642,7 @@ async fn listing(
     let attrs = ctx.params_all("attrs");
     let body: Vec<Value> = resources
         .iter()
-        .map(|r| select_attrs(to_json(r), &attrs))
+        .map(|r| select_attrs(to_json_ordered(r, history), &attrs))
         .collect();
     let mut resp = ok_json(&Value::Array(body));
     let marker = resources.last().map(|r| {
@@ -703,14 +715,19 @@ async fn history(
 
 // ------------------------------------------------------------------ named metrics
 
+/// The resource's metrics by name. Upstream lists them in the database's own
+/// order (in practice creation order), and `gnocchi metric create -r` prints
+/// the first of the list: by name it is at least the same on every call.
 async fn resource_metrics(state: &AppState, id: Uuid) -> ApiResult<Vec<Metric>> {
-    Ok(state
+    let mut metrics = state
         .indexer
         .list_metrics(&MetricQuery {
             resource_id: Some(id),
             ..Default::default()
         })
-        .await?)
+        .await?;
+    metrics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(metrics)
 }
 
 async fn list_metrics(
@@ -888,5 +905,113 @@ mod tests {
         let mut expected = vec![created[0].as_str(), created[2].as_str()];
         expected.sort_unstable();
         assert_eq!(found, expected);
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The CLI prints a resource's fields (and `--details`/`--history`
+    /// columns) in the order its keys arrive: upstream's order. Number bounds
+    /// of a type come back integer or float as written, as upstream.
+    #[tokio::test]
+    async fn resources_types_and_rules_render_in_upstream_key_order_and_number_types() {
+        use crate::test_support::TestApi;
+        use axum::http::StatusCode;
+        let api = TestApi::start().await;
+        let rt = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/resource_type",
+                Some(json!({"name": "ko", "attributes": {
+                    "s": {"type": "string", "required": false, "max_length": 16},
+                    "n": {"type": "number", "required": false, "min": 0, "max": 16.0},
+                    "f": {"type": "number", "required": false, "min": -1.5}}})),
+            )
+            .await;
+        let shown = api.get(StatusCode::OK, "/v1/resource_type/ko").await;
+        for doc in [&rt, &shown] {
+            let attrs = &doc["attributes"];
+            assert_eq!(
+                keys(&attrs["s"]),
+                ["type", "required", "max_length", "min_length"]
+            );
+            assert_eq!(
+                attrs["n"].to_string(),
+                r#"{"type":"number","required":false,"min":0,"max":16.0}"#
+            );
+            assert_eq!(
+                attrs["f"].to_string(),
+                r#"{"type":"number","required":false,"min":-1.5,"max":null}"#
+            );
+        }
+        let id = "11111111-1111-1111-1111-111111111111";
+        let (status, err) = api
+            .call("POST", "/v1/resource/ko", Some(json!({"id": id, "n": 17})))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.to_string().contains("value must be at most 16.0"),
+            "{err}"
+        );
+        let created = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/resource/ko",
+                Some(json!({"id": id, "s": "x", "n": 2})),
+            )
+            .await;
+        let current = [
+            "id",
+            "creator",
+            "started_at",
+            "revision_start",
+            "ended_at",
+            "user_id",
+            "project_id",
+            "original_resource_id",
+            "type",
+            "s",
+            "n",
+            "f",
+            "revision_end",
+            "metrics",
+            "created_by_user_id",
+            "created_by_project_id",
+        ];
+        assert_eq!(keys(&created), current);
+        api.expect(
+            StatusCode::OK,
+            "PATCH",
+            &format!("/v1/resource/ko/{id}"),
+            Some(json!({"n": 3})),
+        )
+        .await;
+        let history = api
+            .get(StatusCode::OK, &format!("/v1/resource/ko/{id}/history"))
+            .await;
+        let mut in_history: Vec<&str> = current.to_vec();
+        in_history.retain(|k| *k != "revision_end");
+        in_history.insert(1, "revision_end");
+        for row in history.as_array().expect("history rows") {
+            assert_eq!(keys(row), in_history);
+        }
+        api.policy_60s("p", &["mean"]).await;
+        let rule = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/archive_policy_rule",
+                Some(json!({"name": "r", "metric_pattern": "x.*", "archive_policy_name": "p"})),
+            )
+            .await;
+        assert_eq!(
+            keys(&rule),
+            ["name", "archive_policy_name", "metric_pattern"]
+        );
     }
 }

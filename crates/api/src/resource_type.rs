@@ -55,12 +55,13 @@ pub(crate) fn attribute_json(a: &AttributeSchema) -> Value {
     m.insert("type".into(), json!(a.kind.type_name()));
     m.insert("required".into(), json!(a.required));
     match &a.kind {
+        // In upstream's order, which clients print as is.
         AttributeKind::String {
             min_length,
             max_length,
         } => {
-            m.insert("min_length".into(), json!(min_length));
             m.insert("max_length".into(), json!(max_length));
+            m.insert("min_length".into(), json!(min_length));
         }
         AttributeKind::Number { min, max } => {
             m.insert("min".into(), json!(min));
@@ -93,10 +94,11 @@ fn invalid_attribute(message: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("Invalid input: {message}"))
 }
 
-fn real(v: &Value, path: &Path) -> ApiResult<Option<f64>> {
+/// A `min`/`max` bound, kept as written (integer or float) as upstream does.
+fn real(v: &Value, path: &Path) -> ApiResult<Option<serde_json::Number>> {
     match v {
         Value::Null => Ok(None),
-        Value::Number(n) => Ok(n.as_f64()),
+        Value::Number(n) => Ok(Some(n.clone())),
         _ => Err(path.invalid("expected Real")),
     }
 }
@@ -192,7 +194,7 @@ fn parse_attribute(
         AttributeKind::Number {
             min: Some(min),
             max: Some(max),
-        } => (min > max).then(|| (py_num(*min), py_num(*max))),
+        } => (as_f64(min) > as_f64(max)).then(|| (min.to_string(), max.to_string())),
         _ => None,
     };
     if let Some((min, max)) = bounds {
@@ -233,12 +235,8 @@ fn parse_attribute(
     Ok((schema, fill))
 }
 
-fn py_num(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e16 {
-        format!("{}", f as i64)
-    } else {
-        format!("{f}")
-    }
+fn as_f64(n: &serde_json::Number) -> f64 {
+    n.as_f64().unwrap_or(f64::NAN)
 }
 
 /// `{"name", "attributes"?}` (PATCH: also `state`, ignored, and `options` in attributes).

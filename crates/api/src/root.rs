@@ -12,12 +12,35 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The upstream release as a literal, for `concat!`.
+macro_rules! upstream_api_version {
+    () => {
+        "4.7.1"
+    };
+}
+
+/// The upstream Gnocchi release whose API this one implements, reported as
+/// `build` by `GET /` and in InfluxDB's ping: clients read it to decide what
+/// the server can do (Ceilometer refuses a Gnocchi older than 4.2), so it must
+/// name the API, not this implementation.
+pub const UPSTREAM_API_VERSION: &str = upstream_api_version!();
+
+/// `gnocchid --version`: this implementation's version and the API it serves.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (Gnocchi API ",
+    upstream_api_version!(),
+    ")"
+);
+
+/// This implementation and its own version, in the `Server` header of every
+/// response (which no Gnocchi client parses) and in `gnocchid --version`.
+pub const SERVER: &str = concat!("gnocchi-rs/", env!("CARGO_PKG_VERSION"));
 
 /// The version document (no authentication).
 pub(crate) async fn versions(ctx: Ctx) -> Response {
     ok_json(&json!({
-        "build": VERSION,
+        "build": UPSTREAM_API_VERSION,
         "versions": [{
             "status": "CURRENT",
             "links": [{"rel": "self", "href": ctx.url("/v1/")}],
@@ -135,9 +158,42 @@ fn metricd_report(processors: Option<Vec<String>>) -> Value {
     }
 }
 
+/// Names this implementation in every response (see [`SERVER`]).
+pub(crate) async fn server_header(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(SERVER),
+    );
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::TestApi;
+    use axum::http::StatusCode;
+
+    /// Ceilometer reads `build` and refuses a Gnocchi older than 4.2: it must
+    /// be the upstream API's version, ours goes in the `Server` header.
+    #[tokio::test]
+    async fn versions_report_the_upstream_api_as_build_and_ours_as_server() {
+        let api = TestApi::start().await;
+        let doc = api.get(StatusCode::OK, "/").await;
+        assert_eq!(doc["build"], json!("4.7.1"));
+        for path in ["/", "/v1/archive_policy", "/v1/nowhere"] {
+            let resp = api.get_response(path).await;
+            let server = resp.headers().get(axum::http::header::SERVER);
+            assert_eq!(
+                server.and_then(|v| v.to_str().ok()),
+                Some(concat!("gnocchi-rs/", env!("CARGO_PKG_VERSION"))),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            VERSION_LINE,
+            concat!(env!("CARGO_PKG_VERSION"), " (Gnocchi API 4.7.1)")
+        );
+    }
 
     #[test]
     fn metricd_report_lists_every_member_with_its_statistics() {

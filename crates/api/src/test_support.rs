@@ -88,6 +88,17 @@ impl TestApi {
         )
     }
 
+    /// `GET path` as `admin`: the whole response, headers included.
+    pub(crate) async fn get_response(&self, path: &str) -> axum::response::Response {
+        let req = Request::builder()
+            .uri(path)
+            .header("Accept", "application/json")
+            .header("Authorization", "Basic YWRtaW46")
+            .body(Body::empty())
+            .expect("request");
+        self.app.clone().oneshot(req).await.expect("answer")
+    }
+
     /// A call that must answer `expected`; its JSON answer.
     pub(crate) async fn expect(
         &self,

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(
     name = "gnocchid",
-    version,
+    version = gnocchi_api::VERSION_LINE,
     about = "gnocchi-rs: a Gnocchi-compatible time series database",
     long_about = None,
     after_help = "Configuration, as oslo.config upstream: these flags, then the environment \

@@ -72,7 +72,10 @@ fn influxdb_python_client_writes_line_protocol() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("version Gnocchi {}", env!("CARGO_PKG_VERSION"))),
+        stdout.contains(&format!(
+            "version Gnocchi {}",
+            gnocchi_api::UPSTREAM_API_VERSION
+        )),
         "{stdout}"
     );
 

@@ -52,9 +52,17 @@ impl ResourceTypeState {
 /// The type of a resource type attribute, with its constraints.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeKind {
-    String { min_length: u32, max_length: u32 },
+    String {
+        min_length: u32,
+        max_length: u32,
+    },
     Uuid,
-    Number { min: Option<f64>, max: Option<f64> },
+    /// Bounds as the client wrote them: upstream keeps a JSON integer an
+    /// integer and a float a float (`16` and `16.0` come back as sent).
+    Number {
+        min: Option<serde_json::Number>,
+        max: Option<serde_json::Number>,
+    },
     Bool,
     Datetime,
 }

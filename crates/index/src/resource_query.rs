@@ -94,8 +94,8 @@ pub(crate) fn decode_attributes(
                 },
                 Some("uuid") => AttributeKind::Uuid,
                 Some("number") => AttributeKind::Number {
-                    min: a["min"].as_f64(),
-                    max: a["max"].as_f64(),
+                    min: a["min"].as_number().cloned(),
+                    max: a["max"].as_number().cloned(),
                 },
                 Some("bool") => AttributeKind::Bool,
                 Some("datetime") => AttributeKind::Datetime,
