@@ -387,6 +387,22 @@ def upstream_bucket(ns, g):
     return int(math.floor(float(ns) / float(g * 10 ** 9))) * g * 10 ** 9
 
 
+def parse_hms(text):
+    """Seconds of a timedelta as upstream prints it (`1 day, 0:01:00`)."""
+    if not isinstance(text, str):
+        return None
+    days = 0
+    if "day" in text:
+        d, _, text = text.partition(",")
+        days = int(d.split()[0])
+    h, m, sec = text.strip().split(":")
+    return days * 86400 + int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+def iso_seconds(text):
+    return datetime.datetime.fromisoformat(text).timestamp()
+
+
 # Every difference kept on purpose, with the finding of
 # docs/upstream-comparison.md that explains it. classify() returns the first
 # that matches, or None (an undocumented difference).
@@ -551,6 +567,88 @@ class Runner(object):
                   body={"archive_policy_name": policy_name},
                   before_compare=register)
         return ok[0]
+
+    # ------------------------------------------------------------------
+    def classify_retention(self, diffs):
+        """Finding 13, checked per point after the scenario: upstream decides
+        which splits of a granularity to store or delete from ONE
+        `oldest_point_to_keep` per granularity, the one of whichever method
+        its loop visits last (a Python set, ordered by PYTHONHASHSEED), where
+        ours uses each method's own. A series that ends earlier than the
+        others (`std` needs two points in a bucket, `rate:std` three) then
+        loses its older splits upstream when another method comes last. A
+        difference is counted as this finding only when both answered 200,
+        ours holds every point upstream returned, and every extra point of
+        ours lies in a split strictly older than the split of
+        `newest point of another method of that granularity - timespan`
+        (read from upstream's own series after the scenario)."""
+        cache = {}
+
+        def policy_of(real_id):
+            if ("policy", real_id) not in cache:
+                r = self.up.call("GET", "/v1/metric/%s" % real_id)
+                ap = (r.data or {}).get("archive_policy") if r.status == 200 \
+                    and isinstance(r.data, dict) else None
+                spans = {}
+                for d in (ap or {}).get("definition", []):
+                    g = parse_hms(d.get("granularity"))
+                    if g and d.get("points"):
+                        spans[g] = g * d["points"]
+                cache[("policy", real_id)] = (
+                    (ap or {}).get("aggregation_methods", []), spans)
+            return cache[("policy", real_id)]
+
+        def newest(real_id, method):
+            if ("series", real_id, method) not in cache:
+                r = self.up.call("GET", "/v1/metric/%s/measures" % real_id,
+                                 [("aggregation", method)])
+                last = {}
+                if r.status == 200 and isinstance(r.data, list):
+                    for t, g, _ in r.data:
+                        last[g] = max(last.get(g, t), t, key=iso_seconds)
+                cache[("series", real_id, method)] = last
+            return cache[("series", real_id, method)]
+
+        for d in diffs:
+            if d.finding or d.up.status != 200 or d.ours.status != 200:
+                continue
+            path, _, qs = d.req.partition("?")
+            parts = path.split()[-1].split("/")
+            if (not d.req.startswith("GET ") or len(parts) != 5
+                    or parts[4] != "measures"):
+                continue
+            q = dict(urllib.parse.parse_qsl(qs))
+            if "resample" in q or not isinstance(d.up.data, list) \
+                    or not isinstance(d.ours.data, list):
+                continue
+            real_id = self.up.ids.get(parts[3])
+            if real_id is None:
+                continue
+            method = q.get("aggregation", "mean")
+            methods, spans = policy_of(real_id)
+            up_pts = {tuple(p) for p in d.up.data}
+            extra = [p for p in d.ours.data if tuple(p) not in up_pts]
+            if not extra or not up_pts <= {tuple(p) for p in d.ours.data}:
+                continue
+
+            def explained(p):
+                t, g = iso_seconds(p[0]), p[1]
+                span = spans.get(g)
+                if span is None:
+                    return False
+                split = 3600 * g
+                for other in methods:
+                    last = newest(real_id, other).get(g)
+                    if other == method or last is None:
+                        continue
+                    cut = iso_seconds(last) - span
+                    if t // split * split < cut // split * split:
+                        return True
+                return False
+
+            if all(explained(p) for p in extra):
+                d.finding = ("13: upstream's retention per granularity "
+                             "(set order of the methods)")
 
     # ------------------------------------------------------------------
     def run_scenario(self, idx):
@@ -1084,6 +1182,7 @@ def main():
             traceback.print_exc()
             print("scenario %d: harness error %s" % (idx, e))
         d = runner.diffs[before:]
+        runner.classify_retention(d)
         print("scenario %d: %d differences  [%s]" % (
             idx, len(d), runner.scenario_info.get(idx, "")))
         for x in d[:args.max_print]:
