@@ -36,6 +36,7 @@ import datetime
 import json
 import math
 import random
+import re
 import sys
 import time
 import urllib.error
@@ -576,79 +577,81 @@ class Runner(object):
         its loop visits last (a Python set, ordered by PYTHONHASHSEED), where
         ours uses each method's own. A series that ends earlier than the
         others (`std` needs two points in a bucket, `rate:std` three) then
-        loses its older splits upstream when another method comes last. A
-        difference is counted as this finding only when both answered 200,
-        ours holds every point upstream returned, and every extra point of
-        ours lies in a split strictly older than the split of
-        `newest point of another method of that granularity - timespan`
-        (read from upstream's own series after the scenario)."""
+        loses its older splits upstream when another method comes last.
+
+        Each stored series (metric, method) is read back from both servers:
+        it is marked when ours holds every point upstream holds and every
+        extra point of ours lies in a split strictly older than the split of
+        `newest point of another method at that granularity - timespan`
+        (upstream's own series). A difference is then counted as this
+        finding when its request names a marked series' metric and method
+        (reads, aggregates and cross-metric aggregations of that series)."""
         cache = {}
 
-        def policy_of(real_id):
-            if ("policy", real_id) not in cache:
-                r = self.up.call("GET", "/v1/metric/%s" % real_id)
-                ap = (r.data or {}).get("archive_policy") if r.status == 200 \
-                    and isinstance(r.data, dict) else None
-                spans = {}
-                for d in (ap or {}).get("definition", []):
-                    g = parse_hms(d.get("granularity"))
-                    if g and d.get("points"):
-                        spans[g] = g * d["points"]
-                cache[("policy", real_id)] = (
-                    (ap or {}).get("aggregation_methods", []), spans)
-            return cache[("policy", real_id)]
+        def get(server, path, query=None):
+            r = server.call("GET", path, query)
+            return r.data if r.status == 200 else None
 
-        def newest(real_id, method):
-            if ("series", real_id, method) not in cache:
-                r = self.up.call("GET", "/v1/metric/%s/measures" % real_id,
-                                 [("aggregation", method)])
-                last = {}
-                if r.status == 200 and isinstance(r.data, list):
-                    for t, g, _ in r.data:
-                        last[g] = max(last.get(g, t), t, key=iso_seconds)
-                cache[("series", real_id, method)] = last
-            return cache[("series", real_id, method)]
+        def series(server, ph, method):
+            key = (server.name, ph, method)
+            if key not in cache:
+                real = server.ids.get(ph)
+                data = get(server, "/v1/metric/%s/measures" % real,
+                           [("aggregation", method)]) if real else None
+                cache[key] = data if isinstance(data, list) else None
+            return cache[key]
+
+        marked = set()
+        for ph in ("<A>", "<B>"):
+            real = self.up.ids.get(ph)
+            m = get(self.up, "/v1/metric/%s" % real) if real else None
+            ap = m.get("archive_policy") if isinstance(m, dict) else None
+            if not isinstance(ap, dict):
+                continue
+            spans = {}
+            for d in ap.get("definition", []):
+                g = parse_hms(d.get("granularity"))
+                if g and d.get("points"):
+                    spans[g] = g * d["points"]
+            methods = ap.get("aggregation_methods", [])
+            newest = {}
+            for other in methods:
+                for t, g, _ in series(self.up, ph, other) or []:
+                    last = newest.get((other, g))
+                    if last is None or iso_seconds(t) > last:
+                        newest[(other, g)] = iso_seconds(t)
+            for method in methods:
+                up_s, ours_s = series(self.up, ph, method), series(self.ours, ph, method)
+                if up_s is None or ours_s is None:
+                    continue
+                up_pts = {tuple(p) for p in up_s}
+                extra = [p for p in ours_s if tuple(p) not in up_pts]
+                if not extra or not up_pts <= {tuple(p) for p in ours_s}:
+                    continue
+
+                def explained(p):
+                    t, g = iso_seconds(p[0]), p[1]
+                    span, split = spans.get(g), 3600 * g
+                    if span is None:
+                        return False
+                    return any(
+                        t // split < (last - span) // split
+                        for (other, og), last in newest.items()
+                        if other != method and og == g)
+
+                if all(explained(p) for p in extra):
+                    marked.add((ph, method))
 
         for d in diffs:
-            if d.finding or d.up.status != 200 or d.ours.status != 200:
+            if d.finding:
                 continue
-            path, _, qs = d.req.partition("?")
-            parts = path.split()[-1].split("/")
-            if (not d.req.startswith("GET ") or len(parts) != 5
-                    or parts[4] != "measures"):
-                continue
-            q = dict(urllib.parse.parse_qsl(qs))
-            if "resample" in q or not isinstance(d.up.data, list) \
-                    or not isinstance(d.ours.data, list):
-                continue
-            real_id = self.up.ids.get(parts[3])
-            if real_id is None:
-                continue
-            method = q.get("aggregation", "mean")
-            methods, spans = policy_of(real_id)
-            up_pts = {tuple(p) for p in d.up.data}
-            extra = [p for p in d.ours.data if tuple(p) not in up_pts]
-            if not extra or not up_pts <= {tuple(p) for p in d.ours.data}:
-                continue
-
-            def explained(p):
-                t, g = iso_seconds(p[0]), p[1]
-                span = spans.get(g)
-                if span is None:
-                    return False
-                split = 3600 * g
-                for other in methods:
-                    last = newest(real_id, other).get(g)
-                    if other == method or last is None:
-                        continue
-                    cut = iso_seconds(last) - span
-                    if t // split * split < cut // split * split:
-                        return True
-                return False
-
-            if all(explained(p) for p in extra):
-                d.finding = ("13: upstream's retention per granularity "
-                             "(set order of the methods)")
+            req = urllib.parse.unquote_plus(d.req)
+            for ph, method in marked:
+                if ph in req and re.search(
+                        r"(?<![\w:])%s(?![\w])" % re.escape(method), req):
+                    d.finding = ("13: upstream's retention per granularity "
+                                 "(set order of the methods)")
+                    break
 
     # ------------------------------------------------------------------
     def run_scenario(self, idx):
