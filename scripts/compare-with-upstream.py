@@ -26,7 +26,10 @@ relative tolerance 1e-9 (exact-equality misses within tolerance are reported as
 Server-generated metric ids are replaced by <A>/<B>/<H> before comparing, and
 `aggregation_methods` lists (a Python set upstream, so unordered) are sorted.
 Every difference is classified (classify()) as one of the findings of
-docs/upstream-comparison.md that are kept on purpose, or as UNDOCUMENTED.
+docs/upstream-comparison.md that are kept on purpose, or as UNDOCUMENTED;
+after each scenario, classify_retention() reads every stored series back from
+both servers to mark those that differ by finding 13 (upstream's retention per
+granularity, taken from whichever method its set visits last).
 Exit status 1 if any difference is undocumented.
 """
 import argparse
