@@ -26,7 +26,10 @@ relative tolerance 1e-9 (exact-equality misses within tolerance are reported as
 Server-generated metric ids are replaced by <A>/<B>/<H> before comparing, and
 `aggregation_methods` lists (a Python set upstream, so unordered) are sorted.
 Every difference is classified (classify()) as one of the findings of
-docs/upstream-comparison.md that are kept on purpose, or as UNDOCUMENTED.
+docs/upstream-comparison.md that are kept on purpose, or as UNDOCUMENTED;
+after each scenario, classify_retention() reads every stored series back from
+both servers to mark those that differ by finding 13 (upstream's retention per
+granularity, taken from whichever method its set visits last).
 Exit status 1 if any difference is undocumented.
 """
 import argparse
@@ -36,6 +39,7 @@ import datetime
 import json
 import math
 import random
+import re
 import sys
 import time
 import urllib.error
@@ -387,6 +391,22 @@ def upstream_bucket(ns, g):
     return int(math.floor(float(ns) / float(g * 10 ** 9))) * g * 10 ** 9
 
 
+def parse_hms(text):
+    """Seconds of a timedelta as upstream prints it (`1 day, 0:01:00`)."""
+    if not isinstance(text, str):
+        return None
+    days = 0
+    if "day" in text:
+        d, _, text = text.partition(",")
+        days = int(d.split()[0])
+    h, m, sec = text.strip().split(":")
+    return days * 86400 + int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+def iso_seconds(text):
+    return datetime.datetime.fromisoformat(text).timestamp()
+
+
 # Every difference kept on purpose, with the finding of
 # docs/upstream-comparison.md that explains it. classify() returns the first
 # that matches, or None (an undocumented difference).
@@ -551,6 +571,90 @@ class Runner(object):
                   body={"archive_policy_name": policy_name},
                   before_compare=register)
         return ok[0]
+
+    # ------------------------------------------------------------------
+    def classify_retention(self, diffs):
+        """Finding 13, checked per point after the scenario: upstream decides
+        which splits of a granularity to store or delete from ONE
+        `oldest_point_to_keep` per granularity, the one of whichever method
+        its loop visits last (a Python set, ordered by PYTHONHASHSEED), where
+        ours uses each method's own. A series that ends earlier than the
+        others (`std` needs two points in a bucket, `rate:std` three) then
+        loses its older splits upstream when another method comes last.
+
+        Each stored series (metric, method) is read back from both servers:
+        it is marked when ours holds every point upstream holds and every
+        extra point of ours lies in a split strictly older than the split of
+        `newest point of another method at that granularity - timespan`
+        (upstream's own series). A difference is then counted as this
+        finding when its request names a marked series' metric and method
+        (reads, aggregates and cross-metric aggregations of that series)."""
+        cache = {}
+
+        def get(server, path, query=None):
+            r = server.call("GET", path, query)
+            return r.data if r.status == 200 else None
+
+        def series(server, ph, method):
+            key = (server.name, ph, method)
+            if key not in cache:
+                real = server.ids.get(ph)
+                data = get(server, "/v1/metric/%s/measures" % real,
+                           [("aggregation", method)]) if real else None
+                cache[key] = data if isinstance(data, list) else None
+            return cache[key]
+
+        marked = set()
+        for ph in ("<A>", "<B>"):
+            real = self.up.ids.get(ph)
+            m = get(self.up, "/v1/metric/%s" % real) if real else None
+            ap = m.get("archive_policy") if isinstance(m, dict) else None
+            if not isinstance(ap, dict):
+                continue
+            spans = {}
+            for d in ap.get("definition", []):
+                g = parse_hms(d.get("granularity"))
+                if g and d.get("points"):
+                    spans[g] = g * d["points"]
+            methods = ap.get("aggregation_methods", [])
+            newest = {}
+            for other in methods:
+                for t, g, _ in series(self.up, ph, other) or []:
+                    last = newest.get((other, g))
+                    if last is None or iso_seconds(t) > last:
+                        newest[(other, g)] = iso_seconds(t)
+            for method in methods:
+                up_s, ours_s = series(self.up, ph, method), series(self.ours, ph, method)
+                if up_s is None or ours_s is None:
+                    continue
+                up_pts = {tuple(p) for p in up_s}
+                extra = [p for p in ours_s if tuple(p) not in up_pts]
+                if not extra or not up_pts <= {tuple(p) for p in ours_s}:
+                    continue
+
+                def explained(p):
+                    t, g = iso_seconds(p[0]), p[1]
+                    span, split = spans.get(g), 3600 * g
+                    if span is None:
+                        return False
+                    return any(
+                        t // split < (last - span) // split
+                        for (other, og), last in newest.items()
+                        if other != method and og == g)
+
+                if all(explained(p) for p in extra):
+                    marked.add((ph, method))
+
+        for d in diffs:
+            if d.finding:
+                continue
+            req = urllib.parse.unquote_plus(d.req)
+            for ph, method in marked:
+                if ph in req and re.search(
+                        r"(?<![\w:])%s(?![\w])" % re.escape(method), req):
+                    d.finding = ("13: upstream's retention per granularity "
+                                 "(set order of the methods)")
+                    break
 
     # ------------------------------------------------------------------
     def run_scenario(self, idx):
@@ -1084,6 +1188,7 @@ def main():
             traceback.print_exc()
             print("scenario %d: harness error %s" % (idx, e))
         d = runner.diffs[before:]
+        runner.classify_retention(d)
         print("scenario %d: %d differences  [%s]" % (
             idx, len(d), runner.scenario_info.get(idx, "")))
         for x in d[:args.max_print]:
