@@ -6,7 +6,7 @@ use crate::{Engine, EngineError, Result};
 use carbonara::aggregated::{merge_split, split_is_expired};
 use carbonara::codec;
 use carbonara::process::{self, ComputedAggregate, MetricUpdate};
-use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Method, SplitKey};
+use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Measure, Method, SplitKey};
 use gnocchi_index::Metric;
 use gnocchi_storage::{SackMeasures, SplitRef, WriteBatch, sack_of};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -114,7 +114,7 @@ impl Engine {
             }
         }
         // A metric lives in exactly one sack, so the union has no collisions.
-        let mut pending: HashMap<Uuid, Vec<(i64, f64)>> = HashMap::new();
+        let mut pending: HashMap<Uuid, Vec<Measure>> = HashMap::new();
         for t in &taken {
             for (id, measures) in &t.measures {
                 pending.entry(*id).or_default().extend_from_slice(measures);
@@ -215,10 +215,7 @@ impl Engine {
 
     /// Merge the given measures into their metrics' aggregates and write the result.
     /// Measures of unknown or deleted metrics are dropped, as upstream does.
-    async fn process_measures(
-        &self,
-        pending: &HashMap<Uuid, Vec<(i64, f64)>>,
-    ) -> Result<SackReport> {
+    async fn process_measures(&self, pending: &HashMap<Uuid, Vec<Measure>>) -> Result<SackReport> {
         let ids: Vec<Uuid> = pending.keys().copied().collect();
         let metrics = self.indexer.get_metrics(&ids).await?;
         if metrics.is_empty() {
@@ -559,7 +556,7 @@ async fn unlock_all(locks: Vec<SackLock>) {
 /// A metric's update and the split index of its previous raw buffer.
 type Update = (Uuid, MetricUpdate, Option<codec::SplitIndex>);
 /// A metric, its stored raw buffer and the measures to merge into it.
-type MetricInput = (Metric, Option<Vec<u8>>, Vec<(i64, f64)>);
+type MetricInput = (Metric, Option<Vec<u8>>, Vec<Measure>);
 
 fn compute_updates(inputs: Vec<MetricInput>) -> Vec<Update> {
     let mut out = Vec::with_capacity(inputs.len());

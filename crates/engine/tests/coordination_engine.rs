@@ -7,6 +7,7 @@
 mod embedded;
 
 use async_trait::async_trait;
+use carbonara::measure::measures;
 use gnocchi_engine::coordination::{CoordResult, LockHandle, SackLock};
 use gnocchi_engine::{Coordinator, Engine, EngineError};
 use gnocchi_storage::sack_of;
@@ -72,7 +73,10 @@ async fn metric_with_measures(e: &Engine) -> Uuid {
     let id = Uuid::new_v4();
     embedded::create_metric(e.indexer.as_ref(), id, "low").await;
     e.incoming
-        .add_measures(vec![(id, vec![(1_700_000_000_000_000_000, 1.0)])])
+        .add_measures(vec![(
+            id,
+            vec![carbonara::Measure::new(1_700_000_000_000_000_000, 1.0)],
+        )])
         .await
         .unwrap();
     id

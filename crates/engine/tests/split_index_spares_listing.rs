@@ -7,6 +7,7 @@ mod embedded;
 
 use async_trait::async_trait;
 use carbonara::codec::{self, SplitIndex};
+use carbonara::measure::measures;
 use carbonara::{ArchivePolicy, ArchivePolicyItem, Method, NS_PER_SEC, SplitKey};
 use gnocchi_engine::{Engine, EngineConfig, InProcessCoordinator, MeasuresQuery};
 use gnocchi_index::{Indexer, sqlite::SqliteIndexer};
@@ -103,7 +104,7 @@ impl Setup {
     /// Posts one measure per minute over `[start, start + minutes)` and processes them.
     async fn process_minutes(&self, start: i64, minutes: i64) {
         let measures = (0..minutes)
-            .map(|i| (start + i * MINUTE, i as f64))
+            .map(|i| carbonara::Measure::new(start + i * MINUTE, i as f64))
             .collect();
         self.engine
             .incoming
