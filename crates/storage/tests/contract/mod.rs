@@ -604,7 +604,7 @@ pub async fn incoming_concurrent(inc: Arc<dyn Incoming>) {
     }
     inc.commit(rest).await.unwrap();
     seen.sort_unstable();
-    let want: Vec<i64> = points(0, 1000).iter().map(|&(ts, _)| ts).collect();
+    let want: Vec<i64> = points(0, 1000).iter().map(|m| m.timestamp).collect();
     assert_eq!(seen.len(), want.len(), "measures lost or duplicated");
     assert_eq!(seen, want);
     assert_eq!(inc.backlog().await.unwrap().measures, 0);
