@@ -30,7 +30,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
-use carbonara::Timestamp;
+use carbonara::{Measure, Timestamp};
 use gnocchi_index::{IndexError, Metric, MetricQuery, NewMetric};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -232,7 +232,7 @@ fn convert(
     raw: &[RawMeasure],
     now: Timestamp,
     path: impl FnOnce() -> crate::validate::Path,
-) -> ApiResult<Vec<(Timestamp, f64)>> {
+) -> ApiResult<Vec<Measure>> {
     convert_measures(raw, now).map_err(|reason| path().invalid(reason))
 }
 
@@ -248,7 +248,7 @@ async fn metrics_measures(
     let now = now();
     // Validate every key and every measure first; a repeated id keeps its last list.
     let mut by_id: HashMap<Uuid, usize> = HashMap::with_capacity(entries.0.len());
-    let mut batch: Vec<(Uuid, Vec<(Timestamp, f64)>)> = Vec::with_capacity(entries.0.len());
+    let mut batch: Vec<(Uuid, Vec<Measure>)> = Vec::with_capacity(entries.0.len());
     for (key, raw) in &entries.0 {
         let path = || crate::validate::Path::root().key(key);
         let id = Uuid::parse_str(key).map_err(|_| path().invalid("extra keys not allowed"))?;
@@ -296,7 +296,7 @@ type NamedMeasures<'a> = (
     Cow<'a, str>,
     Option<Cow<'a, str>>,
     Option<Cow<'a, str>>,
-    Vec<(Timestamp, f64)>,
+    Vec<Measure>,
 );
 
 async fn resources_metrics_measures(
@@ -582,7 +582,7 @@ mod tests {
         )
         .unwrap();
         let got = convert_measures(&e.0[0].1, 0).unwrap();
-        assert!(got[0].1.is_nan());
+        assert!(got[0].value.is_nan());
         let mut scratch = Vec::new();
         let e: Entries<Entries<MetricEntry>> = parse_typed(
             br#"{"r": {"a": {"measures": [{"timestamp": 1, "value": -1e400}]}}}"#,
@@ -591,6 +591,6 @@ mod tests {
         )
         .unwrap();
         let got = convert_measures(&e.0[0].1.0[0].1.measures, 0).unwrap();
-        assert_eq!(got[0].1, f64::NEG_INFINITY);
+        assert_eq!(got[0].value, f64::NEG_INFINITY);
     }
 }

@@ -33,7 +33,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use carbonara::Timestamp;
+use carbonara::{Measure, Timestamp};
 use serde_json::json;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -181,7 +181,7 @@ struct SeriesInfo {
 struct MetricMeasures {
     resource: usize,
     name: String,
-    measures: Vec<(Timestamp, f64)>,
+    measures: Vec<Measure>,
 }
 
 /// A parsed write request, grouped per resource and metric.
@@ -258,7 +258,7 @@ pub(crate) fn group_lines<'a>(
                     i
                 }
             };
-            out.metrics[idx].measures.push((ts, *v));
+            out.metrics[idx].measures.push(Measure::new(ts, *v));
         }
     }
     Ok(out)
@@ -406,6 +406,7 @@ async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use carbonara::measure::measures;
 
     #[test]
     fn create_database_queries() {
@@ -448,13 +449,13 @@ cpu,mytag=myvalue,path=/foobar field=44i,s=\"x\" 1510581804179554817\n";
         );
         assert_eq!(
             g.metrics[1].measures,
-            vec![(1510581804179554816, 43.0), (1510581804179554817, 44.0)]
+            measures(&[(1510581804179554816, 43.0), (1510581804179554817, 44.0)])
         );
 
         let g = group_lines(b"m,host=a f=1\nm,host=b f=2,g=3", "host", 1, 7).unwrap();
         assert_eq!(g.resources, vec!["a", "b"]);
         assert_eq!(g.metrics.len(), 3);
-        assert_eq!(g.metrics[0].measures, vec![(7, 1.0)]);
+        assert_eq!(g.metrics[0].measures, measures(&[(7, 1.0)]));
 
         let e = group_lines(b"m,host=a f=1\nm,host=a f=x", "host", 1, 7).unwrap_err();
         assert_eq!(e.description["reason"], "Unable to parse line 2");

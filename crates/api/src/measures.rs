@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use carbonara::calendar::Sampling;
 use carbonara::time::{self, TimestampKind};
-use carbonara::{Method, Timestamp};
+use carbonara::{Measure, Method, Timestamp};
 use gnocchi_engine::{MeasuresQuery, ReadError};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -172,7 +172,7 @@ pub(crate) const BAD_TIMESTAMP: &str = "unexpected timestamp 'Unable to convert 
 pub(crate) const BEFORE_EPOCH: &str = "unexpected timestamp 'Timestamp must be after Epoch'";
 
 /// Parse a `[{"timestamp", "value"}, ...]` body (already known to be JSON-typed).
-pub(crate) fn parse_measures_body(body: &[u8], now: Timestamp) -> ApiResult<Vec<(Timestamp, f64)>> {
+pub(crate) fn parse_measures_body(body: &[u8], now: Timestamp) -> ApiResult<Vec<Measure>> {
     let mut scratch = Vec::new();
     let raw: Vec<RawMeasure> = crate::http::from_json_slice(body, &mut scratch).map_err(|e| {
         if e.is_data() {
@@ -200,7 +200,7 @@ pub(crate) fn parse_measures_body(body: &[u8], now: Timestamp) -> ApiResult<Vec<
 pub(crate) fn convert_measures(
     raw: &[RawMeasure],
     now: Timestamp,
-) -> Result<Vec<(Timestamp, f64)>, &'static str> {
+) -> Result<Vec<Measure>, &'static str> {
     let Some(first) = raw.first() else {
         return Ok(Vec::new());
     };
@@ -238,7 +238,7 @@ pub(crate) fn convert_measures(
             (Scalar::List | Scalar::Object, _) | (Scalar::Null, _) => return Err(BAD_FORMAT),
         };
         match ts {
-            Ok(ts) if ts >= 0 => out.push((ts, 0.0)),
+            Ok(ts) if ts >= 0 => out.push(Measure::new(ts, 0.0)),
             Ok(_) | Err(time::TimeError::BeforeEpoch) => before_epoch = true,
             Err(_) => return Err(BAD_TIMESTAMP),
         }
@@ -247,7 +247,7 @@ pub(crate) fn convert_measures(
         return Err(BEFORE_EPOCH);
     }
     for (m, point) in raw.iter().zip(out.iter_mut()) {
-        point.1 = match &m.value {
+        point.value = match &m.value {
             Some(Scalar::Num(f)) => *f,
             Some(Scalar::Str(s)) => s.trim().parse::<f64>().map_err(|_| BAD_VALUE)?,
             _ => return Err(BAD_VALUE),
@@ -551,7 +551,8 @@ mod tests {
     const T0: Timestamp = 1_704_067_200_000_000_000; // 2024-01-01T00:00:00Z
 
     fn parsed(body: &str) -> Vec<(Timestamp, f64)> {
-        parse_measures_body(body.as_bytes(), NOW).unwrap()
+        let got = parse_measures_body(body.as_bytes(), NOW).unwrap();
+        got.into_iter().map(|m| (m.timestamp, m.value)).collect()
     }
 
     /// The body as upstream 4.7.1 answers it: `cause`, `reason`.

@@ -21,7 +21,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
-use carbonara::Timestamp;
+use carbonara::Measure;
 use carbonara::time::{check_after_epoch, timestamp_from_epoch_seconds};
 use serde_json::json;
 use std::collections::HashMap;
@@ -41,7 +41,7 @@ fn bad_body(reason: impl Into<String>) -> ApiError {
 }
 
 /// One resource's metrics: name → measures (a later series of the same name replaces).
-type ByResource = HashMap<(String, String), HashMap<String, Vec<(Timestamp, f64)>>>;
+type ByResource = HashMap<(String, String), HashMap<String, Vec<Measure>>>;
 
 /// Decode a remote-write body into measures per (job, instance) and metric name.
 pub(crate) fn decode(body: &[u8], max_len: usize) -> ApiResult<ByResource> {
@@ -73,7 +73,7 @@ pub(crate) fn decode(body: &[u8], max_len: usize) -> ApiResult<ByResource> {
                         Vec::new(),
                     ));
                 })?;
-            measures.push((ts, v));
+            measures.push(Measure::new(ts, v));
         }
         let job = s.label("job").unwrap_or("none");
         let instance = s.label("instance").unwrap_or("none");
@@ -141,6 +141,7 @@ async fn write(
 mod tests {
     use super::*;
     use crate::remote_write::encode_write_request;
+    use carbonara::measure::measures;
 
     fn compress(raw: &[u8]) -> Vec<u8> {
         snap::raw::Encoder::new().compress_vec(raw).unwrap()
@@ -165,11 +166,11 @@ mod tests {
         let out = decode(&compress(&raw), 1 << 20).unwrap();
         assert_eq!(out.len(), 2);
         let ji = &out[&("j".to_string(), "i:1".to_string())];
-        assert_eq!(ji["up"], vec![(1_500_000_000, 1.0)]);
+        assert_eq!(ji["up"], measures(&[(1_500_000_000, 1.0)]));
         assert!(!ji.contains_key("empty"));
         assert_eq!(
             out[&("none".to_string(), "x".to_string())]["up"],
-            vec![(2_000_000_000, 0.0)]
+            measures(&[(2_000_000_000, 0.0)])
         );
     }
 

@@ -375,7 +375,7 @@ async fn run_statsd(seconds: f64, report: &mut Report) -> Result<(), BoxError> {
         let taken = backends.incoming.take(sack).await?;
         for (id, measures) in &taken.measures {
             if ids.contains(id) {
-                counted += measures.iter().map(|(_, v)| v).sum::<f64>();
+                counted += measures.iter().map(|m| m.value).sum::<f64>();
             }
         }
         backends.incoming.release(taken).await?;

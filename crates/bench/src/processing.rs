@@ -35,7 +35,7 @@ use super::deployment::Deployment;
 use super::http::CpuMeter;
 use super::report::{Figure, Report};
 use crate::BoxError;
-use carbonara::{ArchivePolicy, ArchivePolicyItem, Method, NS_PER_SEC, SplitKey};
+use carbonara::{ArchivePolicy, ArchivePolicyItem, Measure, Method, NS_PER_SEC, SplitKey};
 use gnocchi_engine::{Engine, EngineConfig};
 use gnocchi_index::{IndexError, NewMetric};
 use gnocchi_storage::{
@@ -144,7 +144,7 @@ async fn add_measures(b: &Backends, ids: &[Uuid], t0: i64, points: usize) -> Res
                 let measures = (0..points)
                     .map(|i| {
                         let t = t0 + i as i64 * MINUTE;
-                        (t, super::ingest::gauge(t / NS_PER_SEC + k as i64))
+                        Measure::new(t, super::ingest::gauge(t / NS_PER_SEC + k as i64))
                     })
                     .collect();
                 (*id, measures)

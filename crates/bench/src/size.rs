@@ -22,7 +22,7 @@ use super::deployment::open_embedded;
 use super::processing::{create_metrics, process_all_sacks};
 use super::report::{Figure, Report};
 use crate::BoxError;
-use carbonara::{ArchivePolicy, ArchivePolicyItem, Method, NS_PER_SEC, codec};
+use carbonara::{ArchivePolicy, ArchivePolicyItem, Measure, Method, NS_PER_SEC, codec};
 use gnocchi_engine::{Engine, EngineConfig};
 use gnocchi_storage::SplitRef;
 use std::collections::{BTreeMap, HashMap};
@@ -81,7 +81,7 @@ fn round(v: f64, decimals: i32) -> f64 {
 }
 
 /// One day of samples of metric `k` of the mix, as (ns timestamp, value).
-fn samples(k: usize, t0: i64) -> Vec<(i64, f64)> {
+fn samples(k: usize, t0: i64) -> Vec<Measure> {
     let mut rng = Rng(k as u64 + 1);
     let n = (DAY / SAMPLE) as usize;
     let mut out = Vec::with_capacity(n);
@@ -121,7 +121,7 @@ fn samples(k: usize, t0: i64) -> Vec<(i64, f64)> {
                 }
             }
         };
-        out.push((t0 + i as i64 * SAMPLE * NS_PER_SEC, v));
+        out.push(Measure::new(t0 + i as i64 * SAMPLE * NS_PER_SEC, v));
     }
     out
 }
@@ -139,7 +139,7 @@ pub async fn run(s: &Settings, report: &mut Report) -> Result<(), BoxError> {
     let t0 = super::ingest::EPOCH_2024 * NS_PER_SEC;
     let mut queued = 0;
     for (chunk_no, chunk) in ids.chunks(20).enumerate() {
-        let batch: Vec<(Uuid, Vec<(i64, f64)>)> = chunk
+        let batch: Vec<(Uuid, Vec<Measure>)> = chunk
             .iter()
             .enumerate()
             .map(|(i, id)| (*id, samples(chunk_no * 20 + i, t0)))
@@ -267,10 +267,10 @@ mod tests {
         // Temperatures have one decimal.
         assert!(
             a.iter()
-                .all(|(_, v)| (v * 10.0 - (v * 10.0).round()).abs() < 1e-6)
+                .all(|m| (m.value * 10.0 - (m.value * 10.0).round()).abs() < 1e-6)
         );
         // Counters increase.
         let c = samples(2, 0);
-        assert!(c.windows(2).all(|w| w[1].1 >= w[0].1));
+        assert!(c.windows(2).all(|w| w[1].value >= w[0].value));
     }
 }

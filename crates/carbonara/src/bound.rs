@@ -10,6 +10,7 @@
 use std::cmp::Ordering;
 
 use crate::aggregate::{cmp_nan_last, floor_sat};
+use crate::measure::Measure;
 use crate::time::Timestamp;
 
 /// Sorted, unique raw points kept so that late measures within the back window
@@ -25,8 +26,10 @@ pub struct BoundTimeSerie {
 }
 
 #[inline]
-fn cmp_point(a: &(Timestamp, f64), b: &(Timestamp, f64)) -> Ordering {
-    a.0.cmp(&b.0).then_with(|| cmp_nan_last(&a.1, &b.1))
+fn cmp_point(a: &Measure, b: &Measure) -> Ordering {
+    a.timestamp
+        .cmp(&b.timestamp)
+        .then_with(|| cmp_nan_last(&a.value, &b.value))
 }
 
 impl BoundTimeSerie {
@@ -57,7 +60,7 @@ impl BoundTimeSerie {
     /// batch the smallest value wins on equal timestamps; a new value replaces a stored one.
     /// Returns the timestamp of the oldest accepted point, `None` if none was accepted.
     /// Does not truncate (aggregation needs the whole buffer first).
-    pub fn merge(&mut self, batch: &mut [(Timestamp, f64)]) -> Option<Timestamp> {
+    pub fn merge(&mut self, batch: &mut [Measure]) -> Option<Timestamp> {
         // Repair a buffer whose columns disagree in length rather than panic later.
         let n = self.timestamps.len().min(self.values.len());
         self.timestamps.truncate(n);
@@ -67,11 +70,11 @@ impl BoundTimeSerie {
             batch.sort_unstable_by(cmp_point);
         }
         let skip = match self.first_block_timestamp() {
-            Some(cutoff) => batch.partition_point(|p| p.0 < cutoff),
+            Some(cutoff) => batch.partition_point(|p| p.timestamp < cutoff),
             None => 0,
         };
         let accepted = &batch[skip..];
-        let oldest = accepted.first()?.0;
+        let oldest = accepted.first()?.timestamp;
 
         let append_from = self.timestamps.partition_point(|&t| t < oldest);
         if append_from == self.timestamps.len() {
@@ -89,7 +92,10 @@ impl BoundTimeSerie {
         self.values.reserve(tail_ts.len() + accepted.len());
         let (mut i, mut j) = (0, 0);
         while i < tail_ts.len() && j < accepted.len() {
-            let (bt, bv) = accepted[j];
+            let Measure {
+                timestamp: bt,
+                value: bv,
+            } = accepted[j];
             match tail_ts[i].cmp(&bt) {
                 Ordering::Less => {
                     self.timestamps.push(tail_ts[i]);
@@ -129,9 +135,13 @@ impl BoundTimeSerie {
 
 /// Append sorted points, keeping only the first point of each timestamp
 /// (and skipping points whose timestamp equals the current last one).
-fn push_dedup(ts: &mut Vec<Timestamp>, vals: &mut Vec<f64>, points: &[(Timestamp, f64)]) {
+fn push_dedup(ts: &mut Vec<Timestamp>, vals: &mut Vec<f64>, points: &[Measure]) {
     let mut last = ts.last().copied();
-    for &(t, v) in points {
+    for &Measure {
+        timestamp: t,
+        value: v,
+    } in points
+    {
         if last != Some(t) {
             ts.push(t);
             vals.push(v);
@@ -143,13 +153,17 @@ fn push_dedup(ts: &mut Vec<Timestamp>, vals: &mut Vec<f64>, points: &[(Timestamp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::measures;
 
     #[test]
     fn late_merge_replaces_and_dedups() {
         let mut b = BoundTimeSerie::new(10, 10);
-        assert_eq!(b.merge(&mut [(5, 1.0), (7, 2.0), (9, 3.0)]), Some(5));
         assert_eq!(
-            b.merge(&mut [(7, 9.0), (6, 4.0), (6, 3.0), (10, 1.0)]),
+            b.merge(&mut measures(&[(5, 1.0), (7, 2.0), (9, 3.0)])),
+            Some(5)
+        );
+        assert_eq!(
+            b.merge(&mut measures(&[(7, 9.0), (6, 4.0), (6, 3.0), (10, 1.0)])),
             Some(6)
         );
         assert_eq!(b.timestamps, vec![5, 6, 7, 9, 10]);

@@ -11,6 +11,7 @@
 //! - [`aggregate`]: grouping raw points into granularity buckets;
 //! - [`aggregated`]: regular aggregated series, split keys, truncation, resampling;
 //! - [`codec`]: the compact, lossless on-disk format of splits and raw buffers;
+//! - [`measure`]: one incoming measure (timestamp, value);
 //! - [`process`]: applying one batch of measures to one metric;
 //! - [`calendar`]: calendar groupings (`Y H Q M W`) for resampling;
 //! - [`ops`]: query-time operations across series (`/v1/aggregates`).
@@ -23,6 +24,7 @@ pub mod aggregated;
 pub mod bound;
 pub mod calendar;
 pub mod codec;
+pub mod measure;
 pub mod method;
 pub mod ops;
 pub mod policy;
@@ -31,6 +33,7 @@ pub mod time;
 
 pub use aggregated::{AggregatedTimeSerie, POINTS_PER_SPLIT, SplitKey};
 pub use bound::BoundTimeSerie;
+pub use measure::Measure;
 pub use method::Method;
 pub use policy::{ArchivePolicy, ArchivePolicyItem, PolicyError};
 pub use time::{NS_PER_SEC, Timestamp};

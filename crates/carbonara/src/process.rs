@@ -17,6 +17,7 @@
 use crate::aggregate::{bucket_bounds, decompose, derive, floor_sat, reduce_buckets};
 use crate::aggregated::{AggregatedTimeSerie, SplitKey};
 use crate::bound::BoundTimeSerie;
+use crate::measure::Measure;
 use crate::method::{BaseMethod, Method};
 use crate::policy::{ArchivePolicy, ArchivePolicyItem};
 use crate::time::Timestamp;
@@ -86,7 +87,7 @@ impl MetricUpdate {
 pub fn apply_measures(
     raw: Option<BoundTimeSerie>,
     policy: &ArchivePolicy,
-    measures: &mut [(Timestamp, f64)],
+    measures: &mut [Measure],
 ) -> Option<MetricUpdate> {
     let block_size = policy.max_block_size();
     let back_window = raw_back_window(policy);
@@ -102,7 +103,7 @@ pub fn apply_measures(
     raw.merge(measures);
     let first_block_after = raw.first_block_timestamp();
     // `merge` sorted the batch.
-    let oldest_measure = measures.first()?.0;
+    let oldest_measure = measures.first()?.timestamp;
     let first_changed = raw
         .timestamps
         .first()

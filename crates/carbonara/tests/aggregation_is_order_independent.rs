@@ -10,6 +10,7 @@ mod support_process;
 
 use std::collections::BTreeMap;
 
+use carbonara::measure::measures as to_measures;
 use carbonara::process::apply_measures;
 use carbonara::{BoundTimeSerie, Timestamp};
 use proptest::prelude::*;
@@ -49,8 +50,8 @@ fn run(
     let mut store = Store::default();
     let mut raw = None;
     for chunk in chunks {
-        let mut batch = chunk.clone();
-        if let Some(update) = apply_measures(raw.clone(), p, &mut batch) {
+        let batch = chunk.clone();
+        if let Some(update) = apply_measures(raw.clone(), p, &mut to_measures(&batch)) {
             store.apply(&update);
             raw = Some(update.raw);
         }

@@ -6,6 +6,7 @@ mod support_process;
 
 use std::collections::BTreeMap;
 
+use carbonara::measure::measures as to_measures;
 use carbonara::method::BaseMethod;
 use carbonara::process::{apply_measures, raw_back_window};
 use carbonara::{BoundTimeSerie, Method};
@@ -19,7 +20,7 @@ const MIN: i64 = 60 * NS;
 #[test]
 fn spec_example_one_minute_back_window_two() {
     let p = policy(vec![item(MIN, None)], 2, vec![Method::Mean]);
-    let u = apply_measures(None, &p, &mut [(T_2330_23, 1.0)]).unwrap();
+    let u = apply_measures(None, &p, &mut to_measures(&[(T_2330_23, 1.0)])).unwrap();
     let raw = u.raw;
     assert_eq!(
         raw.first_block_timestamp(),
@@ -32,7 +33,7 @@ fn spec_example_one_minute_back_window_two() {
     let u2 = apply_measures(
         Some(raw.clone()),
         &p,
-        &mut [(t_2328 - NS, 5.0), (year_2012, 6.0), (t_2328, 7.0)],
+        &mut to_measures(&[(t_2328 - NS, 5.0), (year_2012, 6.0), (t_2328, 7.0)]),
     )
     .unwrap();
     assert_eq!(u2.raw.timestamps, vec![t_2328, T_2330_23]);
@@ -47,7 +48,7 @@ fn spec_example_one_minute_back_window_two() {
     let u3 = apply_measures(
         Some(raw.clone()),
         &p,
-        &mut [(t_2328 - NS, 5.0), (year_2012, 6.0)],
+        &mut to_measures(&[(t_2328 - NS, 5.0), (year_2012, 6.0)]),
     )
     .unwrap();
     assert_eq!(u3.raw, raw);
@@ -60,8 +61,8 @@ fn spec_example_one_minute_back_window_two() {
 #[test]
 fn first_batch_is_never_cut() {
     let p = policy(vec![item(MIN, None)], 0, vec![Method::Count]);
-    let mut batch: Vec<(i64, f64)> = (0..100).map(|i| (BASE + i * MIN, 1.0)).collect();
-    let u = apply_measures(None, &p, &mut batch).unwrap();
+    let batch: Vec<(i64, f64)> = (0..100).map(|i| (BASE + i * MIN, 1.0)).collect();
+    let u = apply_measures(None, &p, &mut to_measures(&batch)).unwrap();
     assert_eq!(u.aggregates[0].serie.len(), 100);
     // ...but the raw buffer is truncated afterwards to the current block.
     assert_eq!(u.raw.timestamps, vec![BASE + 99 * MIN]);
@@ -78,13 +79,18 @@ fn rate_methods_keep_one_more_block() {
     let u = apply_measures(
         None,
         &p,
-        &mut [(BASE + 30 * NS, 1.0), (BASE + 90 * NS, 4.0)],
+        &mut to_measures(&[(BASE + 30 * NS, 1.0), (BASE + 90 * NS, 4.0)]),
     )
     .unwrap();
     assert_eq!(u.raw.back_window, 1);
     assert_eq!(u.raw.timestamps.len(), 2);
     // The new point of the next minute diffs against the previous one.
-    let u2 = apply_measures(Some(u.raw), &p, &mut [(BASE + 150 * NS, 10.0)]).unwrap();
+    let u2 = apply_measures(
+        Some(u.raw),
+        &p,
+        &mut to_measures(&[(BASE + 150 * NS, 10.0)]),
+    )
+    .unwrap();
     assert_eq!(pairs(&u2.aggregates[0].serie), vec![(BASE + 120 * NS, 6.0)]);
     assert_eq!(u2.raw.timestamps, vec![BASE + 90 * NS, BASE + 150 * NS]);
 }
@@ -114,7 +120,7 @@ proptest! {
         let b1 = to_batch(&first);
         let b2 = to_batch(&second);
 
-        let u1 = apply_measures(None, &p, &mut b1.clone()).unwrap();
+        let u1 = apply_measures(None, &p, &mut to_measures(&b1)).unwrap();
         let last1 = b1.iter().map(|p| p.0).max().unwrap();
         let cutoff = floor(last1, block) - bw as i64 * block;
         prop_assert_eq!(u1.raw.first_block_timestamp(), Some(cutoff));
@@ -132,7 +138,7 @@ proptest! {
         let oldest_measure = b2.iter().map(|p| p.0).min().unwrap();
         let first_changed = (*model.keys().next().unwrap()).max(oldest_measure);
 
-        let u2 = apply_measures(Some(u1.raw.clone()), &p, &mut b2.clone()).unwrap();
+        let u2 = apply_measures(Some(u1.raw.clone()), &p, &mut to_measures(&b2)).unwrap();
         let last2 = *model.keys().last().unwrap();
         let cutoff2 = floor(last2, block) - bw as i64 * block;
         let kept: Vec<(i64, f64)> = model.iter().filter(|p| *p.0 >= cutoff2).map(|(&t, &v)| (t, v)).collect();

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use carbonara::BoundTimeSerie;
 use carbonara::Method;
+use carbonara::measure::measures as to_measures;
 use carbonara::process::apply_measures;
 use proptest::prelude::*;
 use support_process::*;
@@ -19,14 +20,14 @@ proptest! {
     fn smallest_value_wins_within_a_batch(
         pts in prop::collection::vec((0i64..20, -50i32..50), 1..80),
     ) {
-        let mut batch: Vec<(i64, f64)> = pts.iter().map(|&(t, v)| (BASE + t * NS, f64::from(v))).collect();
+        let batch: Vec<(i64, f64)> = pts.iter().map(|&(t, v)| (BASE + t * NS, f64::from(v))).collect();
         let mut expected: BTreeMap<i64, f64> = BTreeMap::new();
         for &(t, v) in &batch {
             let e = expected.entry(t).or_insert(v);
             if v < *e { *e = v; }
         }
         let mut raw = BoundTimeSerie::new(60 * NS, 0);
-        let oldest = raw.merge(&mut batch);
+        let oldest = raw.merge(&mut to_measures(&batch));
         prop_assert_eq!(oldest, expected.keys().next().copied());
         prop_assert_eq!(raw.timestamps, expected.keys().copied().collect::<Vec<_>>());
         prop_assert_eq!(raw.values, expected.values().copied().collect::<Vec<_>>());
@@ -56,10 +57,10 @@ proptest! {
         model.extend(min_per_ts(&b1));
         model.extend(min_per_ts(&b2));
 
-        let u1 = apply_measures(None, &p, &mut b1.clone()).unwrap();
+        let u1 = apply_measures(None, &p, &mut to_measures(&b1)).unwrap();
         let mut store = Store::default();
         store.apply(&u1);
-        let u2 = apply_measures(Some(u1.raw), &p, &mut b2.clone()).unwrap();
+        let u2 = apply_measures(Some(u1.raw), &p, &mut to_measures(&b2)).unwrap();
         store.apply(&u2);
         prop_assert_eq!(&u2.raw.timestamps, &model.keys().copied().collect::<Vec<_>>());
         prop_assert_eq!(&u2.raw.values, &model.values().copied().collect::<Vec<_>>());
@@ -72,10 +73,10 @@ proptest! {
 #[test]
 fn duplicate_example() {
     let mut raw = BoundTimeSerie::new(NS, 0);
-    let mut batch = [(BASE, 3.0), (BASE, 1.0), (BASE, 2.0)];
-    assert_eq!(raw.merge(&mut batch), Some(BASE));
+    let batch = [(BASE, 3.0), (BASE, 1.0), (BASE, 2.0)];
+    assert_eq!(raw.merge(&mut to_measures(&batch)), Some(BASE));
     assert_eq!(raw.values, vec![1.0]);
-    let mut batch = [(BASE, 7.0)];
-    assert_eq!(raw.merge(&mut batch), Some(BASE));
+    let batch = [(BASE, 7.0)];
+    assert_eq!(raw.merge(&mut to_measures(&batch)), Some(BASE));
     assert_eq!(raw.values, vec![7.0]);
 }

@@ -5,6 +5,7 @@ mod support_process;
 
 use carbonara::aggregate::{aggregate, derive};
 use carbonara::aggregated::{merge_split, split_is_expired};
+use carbonara::measure::measures as to_measures;
 use carbonara::method::BaseMethod;
 use carbonara::process::apply_measures;
 use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Method, SplitKey};
@@ -90,17 +91,17 @@ proptest! {
         let _ = SplitKey::of(cut, g).next().span();
 
         let mut b = BoundTimeSerie::new(g, back_window);
-        let _ = b.merge(&mut pts.clone());
+        let _ = b.merge(&mut to_measures(&pts));
         let _ = b.first_block_timestamp();
-        let _ = b.merge(&mut pts2.clone());
+        let _ = b.merge(&mut to_measures(&pts2));
         b.truncate();
 
         let p = policy(vec![item(g, None), item(g2, Some(cut))], back_window, methods);
-        if let Some(u) = apply_measures(None, &p, &mut pts.clone()) {
+        if let Some(u) = apply_measures(None, &p, &mut to_measures(&pts)) {
             for a in &u.aggregates {
                 let _ = a.oldest_point_to_keep();
             }
-            let _ = apply_measures(Some(u.raw), &p, &mut pts2.clone());
+            let _ = apply_measures(Some(u.raw), &p, &mut to_measures(&pts2));
         }
     }
 }

@@ -7,6 +7,7 @@ mod support_process;
 use std::hint::black_box;
 use std::time::Instant;
 
+use carbonara::Measure;
 use carbonara::Method;
 use carbonara::process::apply_measures;
 use support_process::*;
@@ -28,17 +29,17 @@ fn apply_measures_throughput() {
     );
     const METRICS: usize = 5000;
     const POINTS: i64 = 60;
-    let batch = |round: i64, metric: usize| -> Vec<(i64, f64)> {
+    let batch = |round: i64, metric: usize| -> Vec<Measure> {
         (0..POINTS)
             .map(|i| {
                 let t = BASE + (round * POINTS + i) * 5 * NS + metric as i64 * 1000;
-                (t, ((metric as i64 * 7 + i * 13) % 101) as f64 * 0.5)
+                Measure::new(t, ((metric as i64 * 7 + i * 13) % 101) as f64 * 0.5)
             })
             .collect()
     };
     let mut raws: Vec<Option<carbonara::BoundTimeSerie>> = vec![None; METRICS];
     for round in 0..4 {
-        let mut batches: Vec<Vec<(i64, f64)>> = (0..METRICS).map(|m| batch(round, m)).collect();
+        let mut batches: Vec<Vec<Measure>> = (0..METRICS).map(|m| batch(round, m)).collect();
         let start = Instant::now();
         let mut produced = 0usize;
         for (raw, b) in raws.iter_mut().zip(batches.iter_mut()) {

@@ -4,6 +4,7 @@
 mod support_process;
 
 use carbonara::Method;
+use carbonara::measure::measures as to_measures;
 use carbonara::method::BaseMethod;
 use carbonara::process::apply_measures;
 use support_process::*;
@@ -73,7 +74,7 @@ fn check(store: &Store) {
 fn rate_methods_one_batch() {
     let p = carrot_cake();
     let mut store = Store::default();
-    let update = apply_measures(None, &p, &mut measures()).expect("accepted");
+    let update = apply_measures(None, &p, &mut to_measures(&measures())).expect("accepted");
     store.apply(&update);
     check(&store);
 }
@@ -83,9 +84,10 @@ fn rate_methods_two_batches() {
     let p = carrot_cake();
     let all = measures();
     let mut store = Store::default();
-    let first = apply_measures(None, &p, &mut all[..8].to_vec()).expect("accepted");
+    let first = apply_measures(None, &p, &mut to_measures(&all[..8])).expect("accepted");
     store.apply(&first);
-    let second = apply_measures(Some(first.raw), &p, &mut all[8..].to_vec()).expect("accepted");
+    let second =
+        apply_measures(Some(first.raw), &p, &mut to_measures(&all[8..])).expect("accepted");
     store.apply(&second);
     check(&store);
 }
@@ -96,7 +98,7 @@ fn rate_methods_point_by_point() {
     let mut store = Store::default();
     let mut raw = None;
     for m in measures() {
-        let update = apply_measures(raw.take(), &p, &mut [m]).expect("accepted");
+        let update = apply_measures(raw.take(), &p, &mut to_measures(&[m])).expect("accepted");
         store.apply(&update);
         raw = Some(update.raw);
     }

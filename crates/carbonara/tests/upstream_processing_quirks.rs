@@ -5,6 +5,7 @@
 
 mod support_process;
 
+use carbonara::measure::measures as to_measures;
 use carbonara::method::BaseMethod;
 use carbonara::process::apply_measures;
 use carbonara::{BoundTimeSerie, Method};
@@ -18,7 +19,7 @@ fn process(
     p: &carbonara::ArchivePolicy,
     batch: &[(i64, f64)],
 ) -> carbonara::process::MetricUpdate {
-    apply_measures(raw, p, &mut batch.to_vec()).expect("an update")
+    apply_measures(raw, p, &mut to_measures(batch)).expect("an update")
 }
 
 fn series_of(u: &carbonara::process::MetricUpdate, m: Method, g: i64) -> Vec<(i64, f64)> {

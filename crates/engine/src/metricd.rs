@@ -6,7 +6,7 @@ use crate::{Engine, EngineError, Result};
 use carbonara::aggregated::{merge_split, split_is_expired};
 use carbonara::codec;
 use carbonara::process::{self, ComputedAggregate, MetricUpdate};
-use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Method, SplitKey};
+use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Measure, Method, SplitKey};
 use gnocchi_index::Metric;
 use gnocchi_storage::{SackMeasures, SplitRef, WriteBatch, sack_of};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -118,7 +118,7 @@ impl Engine {
             }
         }
         // A metric lives in exactly one sack, so the union has no collisions.
-        let mut pending: HashMap<Uuid, Vec<(i64, f64)>> = HashMap::new();
+        let mut pending: HashMap<Uuid, Vec<Measure>> = HashMap::new();
         for (_, t) in &taken {
             for (id, measures) in &t.measures {
                 pending.entry(*id).or_default().extend_from_slice(measures);
@@ -219,10 +219,7 @@ impl Engine {
 
     /// Merge the given measures into their metrics' aggregates and write the result.
     /// Measures of unknown or deleted metrics are dropped, as upstream does.
-    async fn process_measures(
-        &self,
-        pending: &HashMap<Uuid, Vec<(i64, f64)>>,
-    ) -> Result<SackReport> {
+    async fn process_measures(&self, pending: &HashMap<Uuid, Vec<Measure>>) -> Result<SackReport> {
         let ids: Vec<Uuid> = pending.keys().copied().collect();
         let metrics = self.indexer.get_metrics(&ids).await?;
         if metrics.is_empty() {
@@ -551,7 +548,7 @@ struct Assignment {
 struct MetricInput {
     metric: Metric,
     raw: Option<Vec<u8>>,
-    measures: Vec<(i64, f64)>,
+    measures: Vec<Measure>,
 }
 
 /// One metric's computed update, and what its previous raw buffer says of the

@@ -72,7 +72,10 @@ async fn metric_with_measures(e: &Engine) -> Uuid {
     let id = Uuid::new_v4();
     embedded::create_metric(e.indexer.as_ref(), id, "low").await;
     e.incoming
-        .add_measures(vec![(id, vec![(1_700_000_000_000_000_000, 1.0)])])
+        .add_measures(vec![(
+            id,
+            vec![carbonara::Measure::new(1_700_000_000_000_000_000, 1.0)],
+        )])
         .await
         .unwrap();
     id

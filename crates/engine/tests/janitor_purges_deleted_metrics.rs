@@ -4,6 +4,7 @@
 mod embedded;
 
 use carbonara::Method;
+use carbonara::measure::measures;
 use gnocchi_engine::MeasuresQuery;
 use gnocchi_storage::sack_of;
 use uuid::Uuid;
@@ -16,7 +17,10 @@ async fn janitor_purges_deleted_metrics() {
     let metric = embedded::create_metric(e.indexer.as_ref(), id, "low").await;
     let t0 = 1_700_000_000_000_000_000i64;
     e.incoming
-        .add_measures(vec![(id, vec![(t0, 1.0), (t0 + 1_000_000_000, 3.0)])])
+        .add_measures(vec![(
+            id,
+            measures(&[(t0, 1.0), (t0 + 1_000_000_000, 3.0)]),
+        )])
         .await
         .unwrap();
     e.process_sack(sack_of(id, e.incoming.sacks()))
@@ -35,7 +39,7 @@ async fn janitor_purges_deleted_metrics() {
     // Deleted: data stays until the janitor runs; measures sent meanwhile are dropped.
     e.indexer.delete_metric(id).await.unwrap();
     e.incoming
-        .add_measures(vec![(id, vec![(t0 + 2_000_000_000, 5.0)])])
+        .add_measures(vec![(id, measures(&[(t0 + 2_000_000_000, 5.0)]))])
         .await
         .unwrap();
     let report = e

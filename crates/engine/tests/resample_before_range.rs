@@ -6,6 +6,7 @@
 mod embedded;
 
 use carbonara::calendar::Sampling;
+use carbonara::measure::measures;
 use carbonara::{Method, NS_PER_SEC};
 use gnocchi_engine::MeasuresQuery;
 use gnocchi_storage::sack_of;
@@ -24,7 +25,7 @@ async fn resampled_buckets_hold_points_outside_the_range() {
     e.incoming
         .add_measures(vec![(
             id,
-            vec![(T0 + 10 * MINUTE, 1.0), (T0 + 50 * MINUTE, 3.0)],
+            measures(&[(T0 + 10 * MINUTE, 1.0), (T0 + 50 * MINUTE, 3.0)]),
         )])
         .await
         .unwrap();

@@ -4,6 +4,7 @@
 mod embedded;
 
 use carbonara::Method;
+use carbonara::measure::measures;
 use gnocchi_engine::MeasuresQuery;
 use gnocchi_storage::sack_of;
 use std::collections::BTreeSet;
@@ -22,7 +23,10 @@ async fn a_batch_of_sacks_processes_every_metric_of_every_sack() {
         let m = embedded::create_metric(e.indexer.as_ref(), id, "low").await;
         let v = f64::from(i);
         e.incoming
-            .add_measures(vec![(id, vec![(t0, v), (t0 + 1_000_000_000, v + 2.0)])])
+            .add_measures(vec![(
+                id,
+                measures(&[(t0, v), (t0 + 1_000_000_000, v + 2.0)]),
+            )])
             .await
             .unwrap();
         sacks.insert(sack_of(id, e.incoming.sacks()));

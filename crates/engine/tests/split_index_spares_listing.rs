@@ -103,7 +103,7 @@ impl Setup {
     /// Posts one measure per minute over `[start, start + minutes)` and processes them.
     async fn process_minutes(&self, start: i64, minutes: i64) {
         let measures = (0..minutes)
-            .map(|i| (start + i * MINUTE, i as f64))
+            .map(|i| carbonara::Measure::new(start + i * MINUTE, i as f64))
             .collect();
         self.engine
             .incoming

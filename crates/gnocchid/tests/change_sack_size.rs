@@ -106,9 +106,12 @@ async fn change_sack_size_on_redis() {
 
     // Refused while a measure is pending, as upstream.
     let inc = RedisIncoming::connect(&url, 128).await.unwrap();
-    inc.add_measures(vec![(uuid::Uuid::new_v4(), vec![(0, 1.0)])])
-        .await
-        .unwrap();
+    inc.add_measures(vec![(
+        uuid::Uuid::new_v4(),
+        vec![carbonara::Measure::new(0, 1.0)],
+    )])
+    .await
+    .unwrap();
     drop(inc);
     let out = run(&["change-sack-size", "--sacks-number", "64"]);
     assert!(!out.status.success());

@@ -16,7 +16,7 @@
 pub mod parse;
 pub mod stats;
 
-use carbonara::Timestamp;
+use carbonara::{Measure, Timestamp};
 use gnocchi_index::{GENERIC, IndexError, Indexer, MetricQuery, NewMetric, NewResource};
 use gnocchi_storage::{Incoming, StorageError};
 use std::collections::HashMap;
@@ -286,7 +286,7 @@ impl Flusher {
                     }
                 },
             };
-            batch.push((id, vec![(ts, value)]));
+            batch.push((id, vec![Measure::new(ts, value)]));
         }
         if !batch.is_empty() {
             self.backends.incoming.add_measures(batch).await?;

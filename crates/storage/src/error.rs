@@ -14,7 +14,7 @@ pub enum StorageError {
     S3(#[source] object_store::Error),
     /// The embedded aggregates database (redb) failed; its error is the source.
     #[error("storage backend error: redb: {0}")]
-    Redb(#[source] redb::Error),
+    Redb(#[source] Box<redb::Error>),
     #[error("storage data corrupt: {0}")]
     Corrupt(String),
     #[error("data directory {0} is used by another gnocchid process")]

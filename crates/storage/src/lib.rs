@@ -20,21 +20,21 @@ pub mod s3_aggregates;
 pub use error::StorageError;
 
 use async_trait::async_trait;
-use carbonara::{Method, SplitKey, Timestamp};
+use carbonara::{Measure, Method, SplitKey};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
 /// Measures for several metrics, as one request delivers them.
-pub type MeasureBatch = Vec<(Uuid, Vec<(Timestamp, f64)>)>;
+pub type MeasureBatch = Vec<(Uuid, Vec<Measure>)>;
 
 /// The measures pending in one sack, taken for processing.
 #[derive(Debug, Default)]
 pub struct SackMeasures {
     pub sack: u32,
     /// Per metric, in arrival order.
-    pub measures: HashMap<Uuid, Vec<(Timestamp, f64)>>,
+    pub measures: HashMap<Uuid, Vec<Measure>>,
     /// Opaque to callers: what `commit` must delete.
     pub token: u64,
 }

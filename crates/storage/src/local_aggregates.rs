@@ -39,7 +39,7 @@ pub struct LocalAggregates {
 }
 
 fn backend<E: Into<redb::Error>>(e: E) -> StorageError {
-    StorageError::Redb(e.into())
+    StorageError::Redb(Box::new(e.into()))
 }
 
 fn base_code(m: BaseMethod) -> [u8; 2] {

@@ -64,7 +64,7 @@
 
 use crate::{Backlog, Incoming, MeasureBatch, Result, SackMeasures, StorageError, sack_of};
 use async_trait::async_trait;
-use carbonara::Timestamp;
+use carbonara::Measure;
 use parking_lot::Mutex;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -128,7 +128,7 @@ struct Shared {
 
 #[derive(Default)]
 struct Sack {
-    measures: HashMap<Uuid, Vec<(Timestamp, f64)>>,
+    measures: HashMap<Uuid, Vec<Measure>>,
     batches: HashMap<Uuid, u64>,
     /// Pending measures (points).
     count: u64,
@@ -354,7 +354,11 @@ fn encode_measures(buf: &mut Vec<u8>, batch: &MeasureBatch) {
         }
         buf.extend_from_slice(metric.as_bytes());
         buf.extend_from_slice(&(points.len() as u32).to_le_bytes());
-        for &(ts, value) in points {
+        for &Measure {
+            timestamp: ts,
+            value,
+        } in points
+        {
             let mut rec = [0u8; 16];
             rec[..8].copy_from_slice(&ts.to_le_bytes());
             rec[8..].copy_from_slice(&value.to_le_bytes());
@@ -409,7 +413,7 @@ fn decode_measures(mut b: &[u8]) -> std::result::Result<MeasureBatch, String> {
             .map(|c| {
                 let ts = i64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
                 let v = f64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
-                (ts, v)
+                Measure::new(ts, v)
             })
             .collect();
         b = &b[bytes..];

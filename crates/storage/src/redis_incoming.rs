@@ -60,7 +60,7 @@
 use crate::redis_url::{backend, client, manager};
 use crate::{Backlog, Incoming, MeasureBatch, Result, SackMeasures, StorageError, sack_of};
 use async_trait::async_trait;
-use carbonara::Timestamp;
+use carbonara::Measure;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use redis::Value;
@@ -337,23 +337,23 @@ fn array_of(v: Value, what: &str) -> Result<Vec<Value>> {
 }
 
 /// Append the packed records of `points` to `buf`.
-fn encode(points: &[(Timestamp, f64)], buf: &mut Vec<u8>) {
+fn encode(points: &[Measure], buf: &mut Vec<u8>) {
     buf.reserve(points.len() * RECORD);
-    for &(ts, v) in points {
-        buf.extend_from_slice(&ts.to_le_bytes());
-        buf.extend_from_slice(&v.to_le_bytes());
+    for m in points {
+        buf.extend_from_slice(&m.timestamp.to_le_bytes());
+        buf.extend_from_slice(&m.value.to_le_bytes());
     }
 }
 
 /// Decode packed records into `out`; returns the number decoded.
-fn decode(bytes: &[u8], out: &mut Vec<(Timestamp, f64)>) -> u64 {
+fn decode(bytes: &[u8], out: &mut Vec<Measure>) -> u64 {
     let chunks = bytes.chunks_exact(RECORD);
     let n = chunks.len();
     out.reserve(n);
     for c in chunks {
         let ts = i64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
         let v = f64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
-        out.push((ts, v));
+        out.push(Measure::new(ts, v));
     }
     n as u64
 }
@@ -821,10 +821,7 @@ impl Incoming for RedisIncoming {
     }
 }
 
-type Taken = (
-    HashMap<Uuid, Vec<(Timestamp, f64)>>,
-    Vec<(String, u64, u64)>,
-);
+type Taken = (HashMap<Uuid, Vec<Measure>>, Vec<(String, u64, u64)>);
 
 fn parse_take(v: Value, sack: &str) -> Result<Taken> {
     let mut measures = HashMap::new();
@@ -872,11 +869,11 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let points = vec![
+        let points = carbonara::measure::measures(&[
             (i64::MIN, f64::NAN),
             (0, -0.0),
             (1_425_600_000_000_000_000, 1.5),
-        ];
+        ]);
         let mut buf = Vec::new();
         encode(&points, &mut buf);
         assert_eq!(buf.len(), 48);
@@ -884,8 +881,8 @@ mod tests {
         let mut out = Vec::new();
         buf.push(7); // a torn tail is ignored
         assert_eq!(decode(&buf, &mut out), 3);
-        assert_eq!(out[0].0, i64::MIN);
-        assert!(out[0].1.is_nan());
+        assert_eq!(out[0].timestamp, i64::MIN);
+        assert!(out[0].value.is_nan());
         assert_eq!(out[1..], points[1..]);
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use carbonara::Measure;
 use common::*;
 use gnocchi_storage::Incoming;
 use gnocchi_storage::local_incoming::LocalIncoming;
@@ -16,8 +17,8 @@ async fn write_rounds(
     inc: &Arc<LocalIncoming>,
     metrics: &[Uuid],
     rounds: i64,
-) -> HashMap<Uuid, Vec<(i64, f64)>> {
-    let mut expected: HashMap<Uuid, Vec<(i64, f64)>> = HashMap::new();
+) -> HashMap<Uuid, Vec<Measure>> {
+    let mut expected: HashMap<Uuid, Vec<Measure>> = HashMap::new();
     for round in 0..rounds {
         let mut tasks = Vec::new();
         for chunk in metrics.chunks(4) {

@@ -3,6 +3,7 @@
 //! database 12; skipped when it is unset. Every test works under its own key
 //! prefix and deletes its keys when done, even on failure.
 
+use carbonara::Measure;
 use gnocchi_storage::redis_incoming::RedisIncoming;
 use gnocchi_storage::{Incoming, StorageError, sack_of};
 use std::sync::Arc;
@@ -99,9 +100,9 @@ fn metric(i: u64) -> Uuid {
     Uuid::from_u128(0x9abc_def0_0000_0000_0000_0000_0000_0000 | u128::from(i))
 }
 
-fn points(first: i64, n: i64) -> Vec<(i64, f64)> {
+fn points(first: i64, n: i64) -> Vec<Measure> {
     (first..first + n)
-        .map(|k| (k * 1_000_000_000, k as f64))
+        .map(|k| Measure::new(k * 1_000_000_000, k as f64))
         .collect()
 }
 

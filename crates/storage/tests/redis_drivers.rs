@@ -8,6 +8,7 @@
 mod contract;
 
 use carbonara::Method;
+use carbonara::measure::measures;
 use contract::*;
 use gnocchi_storage::redis_aggregates::RedisAggregates;
 use gnocchi_storage::redis_incoming::RedisIncoming;
@@ -139,11 +140,11 @@ async fn the_stored_sack_count_wins_and_keys_are_upstreams() {
     // keys are upstream's: `incoming<N>-<sack>:<uuid>` lists of 16-byte records.
     let m = metric(3);
     first
-        .add_measures(vec![(m, vec![(1_000, 1.5), (2_000, -2.0)])])
+        .add_measures(vec![(m, measures(&[(1_000, 1.5), (2_000, -2.0)]))])
         .await
         .unwrap();
     first
-        .add_measures(vec![(m, vec![(3_000, 4.0)])])
+        .add_measures(vec![(m, measures(&[(3_000, 4.0)]))])
         .await
         .unwrap();
     let client = gnocchi_storage::redis_url::client(&url).unwrap();
@@ -172,7 +173,7 @@ async fn the_stored_sack_count_wins_and_keys_are_upstreams() {
     let taken = second.take(sack_of(m, 8)).await.unwrap();
     assert_eq!(
         taken.measures[&m],
-        vec![(1_000, 1.5), (2_000, -2.0), (3_000, 4.0)]
+        measures(&[(1_000, 1.5), (2_000, -2.0), (3_000, 4.0)])
     );
     // A crashed worker's lease is just forgotten: the measures are still there.
     drop(taken);

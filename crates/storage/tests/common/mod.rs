@@ -1,6 +1,7 @@
 //! Helpers shared by the storage tests.
 #![allow(dead_code, unreachable_pub)]
 
+use carbonara::Measure;
 use gnocchi_storage::local_incoming::LocalIncoming;
 use gnocchi_storage::{Incoming, MeasureBatch};
 use std::collections::HashMap;
@@ -42,9 +43,9 @@ pub fn metric(i: u64) -> Uuid {
 }
 
 /// `n` points for `metric` numbered from `first`: (first+k seconds, value first+k).
-pub fn points(first: i64, n: i64) -> Vec<(i64, f64)> {
+pub fn points(first: i64, n: i64) -> Vec<Measure> {
     (first..first + n)
-        .map(|k| (k * 1_000_000_000, k as f64))
+        .map(|k| Measure::new(k * 1_000_000_000, k as f64))
         .collect()
 }
 
@@ -54,7 +55,7 @@ pub fn batch(metrics: &[Uuid], first: i64, n: i64) -> MeasureBatch {
 
 /// Take every sack and return all measures per metric (the sacks stay leased:
 /// the leases are simply forgotten, as by a crashed processor).
-pub async fn take_all(inc: &LocalIncoming) -> HashMap<Uuid, Vec<(i64, f64)>> {
+pub async fn take_all(inc: &LocalIncoming) -> HashMap<Uuid, Vec<Measure>> {
     let mut all = HashMap::new();
     for s in 0..inc.sacks() {
         let taken = inc.take(s).await.unwrap();

@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use carbonara::method::BaseMethod;
-use carbonara::{Method, SplitKey};
+use carbonara::{Measure, Method, SplitKey};
 use gnocchi_storage::{Aggregates, Incoming, SplitRef, WriteBatch, sack_of};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,13 +32,13 @@ pub fn metric(i: u64) -> Uuid {
     Uuid::from_u128(0x1234_5678_0000_0000_0000_0000_0000_0000 | u128::from(i))
 }
 
-pub fn points(first: i64, n: i64) -> Vec<(i64, f64)> {
+pub fn points(first: i64, n: i64) -> Vec<Measure> {
     (first..first + n)
-        .map(|k| (k * 1_000_000_000, k as f64))
+        .map(|k| Measure::new(k * 1_000_000_000, k as f64))
         .collect()
 }
 
-pub fn batch(metrics: &[Uuid], first: i64, n: i64) -> Vec<(Uuid, Vec<(i64, f64)>)> {
+pub fn batch(metrics: &[Uuid], first: i64, n: i64) -> Vec<(Uuid, Vec<Measure>)> {
     metrics.iter().map(|m| (*m, points(first, n))).collect()
 }
 
@@ -281,7 +281,7 @@ pub async fn aggregates_extremes(store: &dyn Aggregates) {
 // Incoming
 
 /// Every pending measure, per metric, taking and releasing each sack.
-pub async fn peek_all(inc: &dyn Incoming) -> HashMap<Uuid, Vec<(i64, f64)>> {
+pub async fn peek_all(inc: &dyn Incoming) -> HashMap<Uuid, Vec<Measure>> {
     let mut all = HashMap::new();
     for s in 0..inc.sacks() {
         let taken = inc.take(s).await.unwrap();
@@ -579,7 +579,7 @@ pub async fn incoming_concurrent(inc: Arc<dyn Incoming>) {
             for round in 0..300 {
                 let taken = inc.take(s).await.unwrap();
                 if let Some(p) = taken.measures.get(&m) {
-                    seen.extend(p.iter().map(|&(ts, _)| ts));
+                    seen.extend(p.iter().map(|m| m.timestamp));
                 }
                 if round % 7 == 6 && taken.token != 0 {
                     // A failed processing: nothing seen, everything comes back.
@@ -600,11 +600,11 @@ pub async fn incoming_concurrent(inc: Arc<dyn Incoming>) {
     }
     let rest = inc.take(s).await.unwrap();
     if let Some(p) = rest.measures.get(&m) {
-        seen.extend(p.iter().map(|&(ts, _)| ts));
+        seen.extend(p.iter().map(|m| m.timestamp));
     }
     inc.commit(rest).await.unwrap();
     seen.sort_unstable();
-    let want: Vec<i64> = points(0, 1000).iter().map(|&(ts, _)| ts).collect();
+    let want: Vec<i64> = points(0, 1000).iter().map(|m| m.timestamp).collect();
     assert_eq!(seen.len(), want.len(), "measures lost or duplicated");
     assert_eq!(seen, want);
     assert_eq!(inc.backlog().await.unwrap().measures, 0);
