@@ -1,10 +1,15 @@
 //! The read path: stored splits back to aggregated series.
+//!
+//! Fetching the splits is I/O, on the async executor; decoding, truncating,
+//! resampling and slicing them is CPU work, done on the blocking pool in one
+//! hand-off per read.
 
 use crate::{Engine, EngineError};
 use carbonara::calendar::{self, Sampling};
 use carbonara::{AggregatedTimeSerie, Method, SplitKey, Timestamp, codec};
 use gnocchi_index::Metric;
 use gnocchi_storage::SplitRef;
+use uuid::Uuid;
 
 /// What `GET /v1/metric/ID/measures` asks for.
 #[derive(Debug, Clone)]
@@ -83,18 +88,25 @@ impl Engine {
         // regrouped, and only then are the new buckets restricted to
         // [floor(start, period), stop). A bucket before `stop` thus holds
         // points after it, as far as the last split read.
-        let loaded = self.load_series(&refs, query.start, query.stop).await?;
-        Ok(loaded
-            .iter()
-            .map(|s| match resample {
-                Sampling::Fixed(g) => s.resample(g, query.method).slice(query.start, query.stop),
-                Sampling::Calendar(c) => {
-                    let mut r = calendar::resample(&s.timestamps, &s.values, c, query.method);
-                    r.granularity = s.granularity;
-                    r.slice(query.start, query.stop)
-                }
-            })
-            .collect())
+        let fetched = self.fetch_series(&refs, query.start, query.stop).await?;
+        let (method, start, stop) = (query.method, query.start, query.stop);
+        on_blocking_pool(move || {
+            fetched
+                .into_iter()
+                .map(|f| {
+                    let s = f.decode();
+                    match resample {
+                        Sampling::Fixed(g) => s.resample(g, method).slice(start, stop),
+                        Sampling::Calendar(c) => {
+                            let mut r = calendar::resample(&s.timestamps, &s.values, c, method);
+                            r.granularity = s.granularity;
+                            r.slice(start, stop)
+                        }
+                    }
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Several series, each restricted to `[floor(start, granularity), stop)`
@@ -108,19 +120,25 @@ impl Engine {
         start: Option<Timestamp>,
         stop: Option<Timestamp>,
     ) -> Result<Vec<AggregatedTimeSerie>, ReadError> {
-        let loaded = self.load_series(refs, start, stop).await?;
-        Ok(loaded.iter().map(|s| s.slice(start, stop)).collect())
+        let fetched = self.fetch_series(refs, start, stop).await?;
+        on_blocking_pool(move || {
+            fetched
+                .into_iter()
+                .map(|f| f.decode().slice(start, stop))
+                .collect()
+        })
+        .await
     }
 
-    /// Every point of the splits overlapping `[start, stop]`, within the
-    /// policy's timespan, per series: what upstream loads before it resamples
-    /// and restricts to the range.
-    async fn load_series(
+    /// The stored splits overlapping `[start, stop]`, per series, still
+    /// encoded: what upstream loads before it resamples and restricts to the
+    /// range.
+    async fn fetch_series(
         &self,
         refs: &[SeriesRef<'_>],
         start: Option<Timestamp>,
         stop: Option<Timestamp>,
-    ) -> Result<Vec<AggregatedTimeSerie>, ReadError> {
+    ) -> Result<Vec<FetchedSeries>, ReadError> {
         let series: Vec<_> = refs
             .iter()
             .map(|r| (r.metric.id, r.method, r.granularity))
@@ -148,20 +166,11 @@ impl Engine {
         let mut out = Vec::with_capacity(refs.len());
         let mut blobs = wanted.iter().zip(blobs);
         for (r, count) in refs.iter().zip(counts) {
-            let mut serie = AggregatedTimeSerie::empty(r.granularity);
-            for (split, blob) in blobs.by_ref().take(count) {
-                let Some(blob) = blob else { continue };
-                match codec::decode_split(split.key, &blob) {
-                    Ok(part) => {
-                        serie.timestamps.extend_from_slice(&part.timestamps);
-                        serie.values.extend_from_slice(&part.values);
-                    }
-                    // Upstream logs a corrupt split and reads it as empty.
-                    Err(e) => {
-                        tracing::error!(metric = %r.metric.id, error = %e, "corrupt split ignored")
-                    }
-                }
-            }
+            let splits = blobs
+                .by_ref()
+                .take(count)
+                .filter_map(|(split, blob)| Some((split.key, blob?)))
+                .collect();
             let timespan = r
                 .metric
                 .archive_policy
@@ -169,11 +178,59 @@ impl Engine {
                 .iter()
                 .find(|d| d.granularity == r.granularity)
                 .and_then(|d| d.timespan);
-            if let (Some(span), Some(last)) = (timespan, serie.last()) {
-                serie.truncate_before(last - span);
-            }
-            out.push(serie);
+            out.push(FetchedSeries {
+                metric: r.metric.id,
+                granularity: r.granularity,
+                timespan,
+                splits,
+            });
         }
         Ok(out)
     }
+}
+
+/// One series' stored splits, fetched but not decoded: what the blocking pool
+/// needs, owned.
+struct FetchedSeries {
+    metric: Uuid,
+    granularity: i64,
+    /// The policy's retention at this granularity (`None`: unlimited).
+    timespan: Option<i64>,
+    /// The splits that exist, in key order, with their bytes.
+    splits: Vec<(SplitKey, Vec<u8>)>,
+}
+
+impl FetchedSeries {
+    /// Every point of the splits, within the policy's timespan. CPU work: on
+    /// the blocking pool.
+    fn decode(self) -> AggregatedTimeSerie {
+        let mut serie = AggregatedTimeSerie::empty(self.granularity);
+        for (key, blob) in &self.splits {
+            match codec::decode_split(*key, blob) {
+                Ok(part) => {
+                    serie.timestamps.extend_from_slice(&part.timestamps);
+                    serie.values.extend_from_slice(&part.values);
+                }
+                // Upstream logs a corrupt split and reads it as empty.
+                Err(e) => {
+                    tracing::error!(metric = %self.metric, error = %e, "corrupt split ignored")
+                }
+            }
+        }
+        if let (Some(span), Some(last)) = (self.timespan, serie.last()) {
+            serie.truncate_before(last - span);
+        }
+        serie
+    }
+}
+
+/// Run CPU work on the blocking pool, in the caller's tracing span (so what it
+/// logs stays attached to the request).
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ReadError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| ReadError::Engine(EngineError::Internal(e.to_string())))
 }
