@@ -5,11 +5,10 @@ use std::error::Error;
 
 #[tokio::test]
 async fn an_unreachable_server_keeps_the_driver_error_as_source() {
-    // Port 1 on loopback: nothing listens, the connection is refused at once.
-    for url in [
-        "postgresql://gnocchi:secret@127.0.0.1:1/index",
-        "mysql://gnocchi:secret@127.0.0.1:1/index",
-    ] {
+    // Port 1 on loopback: nothing listens. (Opening retries until its connect
+    // deadline, about half a minute: one engine is enough, both share the code.)
+    {
+        let url = "postgresql://gnocchi:secret@127.0.0.1:1/index";
         let Err(e) = gnocchi_index::open(url).await else {
             panic!("{url}: opened an index where no server listens");
         };
