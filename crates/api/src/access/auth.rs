@@ -5,12 +5,12 @@
 //! `remoteuser`: the user name set by a trusted front proxy (`Remote-User` or
 //! `X-Remote-User`). Both give the same credentials model; the creator recorded
 //! on new objects is the user name, and listings are not filtered.
-//! `keystone`: `X-Auth-Token` validated by Keystone (see `crate::keystone`);
+//! `keystone`: `X-Auth-Token` validated by Keystone (see `crate::access::keystone`);
 //! creator `"<user_id>:<project_id>"`, listings filtered to the project.
 
 use crate::AppState;
-use crate::error::ApiError;
-use crate::keystone::KeystoneError;
+use crate::access::keystone::KeystoneError;
+use crate::wire::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -155,7 +155,7 @@ fn prefers_json(headers: &HeaderMap) -> bool {
     let offers = ["text/plain", "text/html", "application/json"];
     let mut best = (0.0f32, 0usize);
     for (i, offer) in offers.iter().enumerate() {
-        let q = crate::http::accept_quality(accept, offer);
+        let q = crate::wire::http::accept_quality(accept, offer);
         if q > best.0 {
             best = (q, i);
         }
@@ -218,11 +218,11 @@ pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
     };
     let (body, content_type) = if json_wanted {
         let doc = json!({"code": status.as_u16(), "title": title, "description": description});
-        (crate::json::to_vec(&doc), "application/json")
+        (crate::wire::json::to_vec(&doc), "application/json")
     } else {
         let detail = match &description {
             Value::String(s) => s.clone(),
-            other => String::from_utf8(crate::json::to_vec(other)).unwrap_or_default(),
+            other => String::from_utf8(crate::wire::json::to_vec(other)).unwrap_or_default(),
         };
         let text = format!(
             "{} {}\n\n{}\n\n{}\n",

@@ -9,9 +9,9 @@
 //! project owns answer 404, hiding their existence. Basic and remoteuser modes
 //! filter nothing, as upstream.
 
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::policy::{Policy, Target};
+use crate::access::auth::Creds;
+use crate::access::policy::{Policy, Target};
+use crate::wire::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use gnocchi_index::{CmpOp, Filter, FilterValue, MetricVisibility};
 

@@ -6,8 +6,8 @@
 //! parentheses. The target is the object's JSON flattened with dots
 //! (`resource.project_id`).
 
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
+use crate::access::auth::Creds;
+use crate::wire::error::{ApiError, ApiResult};
 use serde_json::Value;
 use std::collections::HashMap;
 

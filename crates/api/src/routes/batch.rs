@@ -17,13 +17,13 @@
 //! tree, to say precisely what is wrong.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, json_body_typed_check};
+use crate::access::auth::Creds;
+use crate::access::policy::Target;
 use crate::ingest::PostMeasuresCheck;
-use crate::measures::{BAD_FORMAT, RawMeasure, accepted, convert_measures, now};
-use crate::metric::policy_from_rules;
-use crate::policy::Target;
+use crate::routes::measures::{BAD_FORMAT, RawMeasure, accepted, convert_measures, now};
+use crate::routes::metric::policy_from_rules;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, json_body_typed_check};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -159,15 +159,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for MetricEntry<'a> {
 /// A typed parse failed: say what is wrong, as precisely as upstream.
 fn body_error(body: &[u8], resources: bool) -> ApiError {
     let mut scratch = Vec::new();
-    let value: Value = match crate::http::from_json_slice(body, &mut scratch) {
+    let value: Value = match crate::wire::http::from_json_slice(body, &mut scratch) {
         Ok(v) => v,
-        Err(e) => return crate::http::decode_error(body, &e),
+        Err(e) => return crate::wire::http::decode_error(body, &e),
     };
-    let root = crate::validate::Path::root();
-    let Some(map) = crate::http::dict(&value) else {
+    let root = crate::wire::validate::Path::root();
+    let Some(map) = crate::wire::http::dict(&value) else {
         return root.invalid("expected a dictionary");
     };
-    let measures_error = |v: &Value, path: &crate::validate::Path| -> Option<ApiError> {
+    let measures_error = |v: &Value, path: &crate::wire::validate::Path| -> Option<ApiError> {
         match Vec::<RawMeasure>::deserialize(v) {
             Ok(raw) => convert(&raw, now(), || path.clone()).err(),
             Err(_) => Some(path.invalid(BAD_FORMAT)),
@@ -181,13 +181,13 @@ fn body_error(body: &[u8], resources: bool) -> ApiError {
             }
             continue;
         }
-        let Some(metrics) = crate::http::dict(v) else {
+        let Some(metrics) = crate::wire::http::dict(v) else {
             return path.invalid("expected a dictionary");
         };
         for (name, entry) in metrics {
             let path = path.key(name);
             match entry {
-                Value::Object(o) if !crate::http::is_non_finite(entry) => {
+                Value::Object(o) if !crate::wire::http::is_non_finite(entry) => {
                     for key in o.keys() {
                         if !["archive_policy_name", "unit", "measures"].contains(&key.as_str()) {
                             return path.key(key).invalid("extra keys not allowed");
@@ -217,13 +217,13 @@ fn body_error(body: &[u8], resources: bool) -> ApiError {
     root.invalid(BAD_FORMAT)
 }
 
-/// The typed body (see [`crate::http::from_json_slice`] for `scratch`).
+/// The typed body (see [`crate::wire::http::from_json_slice`] for `scratch`).
 fn parse_typed<'a, T: Deserialize<'a>>(
     body: &'a [u8],
     scratch: &'a mut Vec<u8>,
     resources: bool,
 ) -> ApiResult<T> {
-    crate::http::from_json_slice(body, scratch).map_err(|_| body_error(body, resources))
+    crate::wire::http::from_json_slice(body, scratch).map_err(|_| body_error(body, resources))
 }
 
 /// Convert a measures list; upstream names where it is in any error
@@ -231,7 +231,7 @@ fn parse_typed<'a, T: Deserialize<'a>>(
 fn convert(
     raw: &[RawMeasure],
     now: Timestamp,
-    path: impl FnOnce() -> crate::validate::Path,
+    path: impl FnOnce() -> crate::wire::validate::Path,
 ) -> ApiResult<Vec<(Timestamp, f64)>> {
     convert_measures(raw, now).map_err(|reason| path().invalid(reason))
 }
@@ -250,7 +250,7 @@ async fn metrics_measures(
     let mut by_id: HashMap<Uuid, usize> = HashMap::with_capacity(entries.0.len());
     let mut batch: Vec<(Uuid, Vec<(Timestamp, f64)>)> = Vec::with_capacity(entries.0.len());
     for (key, raw) in &entries.0 {
-        let path = || crate::validate::Path::root().key(key);
+        let path = || crate::wire::validate::Path::root().key(key);
         let id = Uuid::parse_str(key).map_err(|_| path().invalid("extra keys not allowed"))?;
         let measures = convert(raw, now, path)?;
         match by_id.get(&id) {
@@ -317,14 +317,16 @@ async fn resources_metrics_measures(
     let mut resources: Vec<ResourceBatch> = Vec::with_capacity(entries.0.len());
     for (original_id, metrics) in entries.0 {
         let id = crate::ingest::resource_uuid(&original_id, Some(&creator)).map_err(|reason| {
-            crate::validate::Path::root()
+            crate::wire::validate::Path::root()
                 .key(&original_id)
                 .invalid(&reason)
         })?;
         let mut list = Vec::with_capacity(metrics.0.len());
         for (name, entry) in metrics.0 {
             let measures = convert(&entry.measures, now, || {
-                let path = crate::validate::Path::root().key(&original_id).key(&name);
+                let path = crate::wire::validate::Path::root()
+                    .key(&original_id)
+                    .key(&name);
                 if entry.nested {
                     path.key("measures")
                 } else {
@@ -334,7 +336,7 @@ async fn resources_metrics_measures(
             if let Some(unit) = &entry.unit
                 && unit.chars().count() > 31
             {
-                return Err(crate::validate::Path::root()
+                return Err(crate::wire::validate::Path::root()
                     .key(&original_id)
                     .key(&name)
                     .key("unit")

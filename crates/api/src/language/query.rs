@@ -14,9 +14,9 @@
 //! types are checked later by the indexer against the resource type. Nesting is
 //! capped at [`MAX_DEPTH`] so a hostile query cannot exhaust the stack.
 
-use crate::error::{ApiError, ApiResult};
-use crate::resource::resource_uuid;
-use crate::validate::Path;
+use crate::routes::resource::resource_uuid;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::validate::Path;
 use gnocchi_index::{CmpOp, Filter, FilterValue};
 use serde_json::{Map, Value};
 
@@ -44,8 +44,8 @@ const COMPARISONS: &[(&str, CmpOp)] = &[
 
 /// Parse a JSON query; `Ok(None)` for `{}` (no filtering).
 pub(crate) fn parse_json_query(query: &Value, creator: &str) -> ApiResult<Option<Filter>> {
-    let map =
-        crate::http::dict(query).ok_or_else(|| Path::root().invalid("expected a dictionary"))?;
+    let map = crate::wire::http::dict(query)
+        .ok_or_else(|| Path::root().invalid("expected a dictionary"))?;
     if map.is_empty() {
         return Ok(None);
     }
@@ -82,7 +82,8 @@ fn node(map: &Map<String, Value>, path: &Path, creator: &str, depth: usize) -> A
             let mut subs = Vec::with_capacity(list.len());
             for (i, sub) in list.iter().enumerate() {
                 let p = here.index(i);
-                let m = crate::http::dict(sub).ok_or_else(|| p.invalid("expected a dictionary"))?;
+                let m = crate::wire::http::dict(sub)
+                    .ok_or_else(|| p.invalid("expected a dictionary"))?;
                 subs.push(node(m, &p, creator, depth + 1)?);
             }
             Ok(if op == "and" || op == "∧" {
@@ -92,8 +93,8 @@ fn node(map: &Map<String, Value>, path: &Path, creator: &str, depth: usize) -> A
             })
         }
         "not" => {
-            let m =
-                crate::http::dict(operand).ok_or_else(|| here.invalid("expected a dictionary"))?;
+            let m = crate::wire::http::dict(operand)
+                .ok_or_else(|| here.invalid("expected a dictionary"))?;
             if m.is_empty() {
                 return Ok(Filter::Not(Box::new(Filter::And(Vec::new()))));
             }
@@ -145,7 +146,8 @@ fn node(map: &Map<String, Value>, path: &Path, creator: &str, depth: usize) -> A
 
 /// `{field: value}` with exactly one key.
 fn single<'a>(operand: &'a Value, path: &Path) -> ApiResult<(&'a String, &'a Value)> {
-    let m = crate::http::dict(operand).ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let m =
+        crate::wire::http::dict(operand).ok_or_else(|| path.invalid("expected a dictionary"))?;
     if m.len() > 1 {
         return Err(path.invalid("length of value must be at most 1"));
     }

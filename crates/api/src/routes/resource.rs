@@ -3,15 +3,15 @@
 //! searches and batch deletes.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
-use crate::metric::{self, policy_from_rules};
-use crate::pagination;
-use crate::policy::{Target, flatten};
-use crate::query::{parse_filter_string, parse_json_query};
-use crate::resource_type;
-use crate::validate::{self, Path};
+use crate::access::auth::Creds;
+use crate::access::policy::{Target, flatten};
+use crate::language::query::{parse_filter_string, parse_json_query};
+use crate::routes::metric::{self, policy_from_rules};
+use crate::routes::resource_type;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
+use crate::wire::pagination;
+use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -274,7 +274,7 @@ pub(crate) fn attribute_value(a: &AttributeSchema, v: &Value, path: &Path) -> Ap
 /// A timestamp field (`started_at`...): epoch seconds or any timestamp string,
 /// kept to the microsecond as upstream stores it.
 fn datetime(v: &Value, path: &Path) -> ApiResult<i64> {
-    let now = crate::measures::now();
+    let now = crate::routes::measures::now();
     let ns = match v {
         Value::Number(n) => time::timestamp_from_epoch_seconds(n.as_f64().unwrap_or(f64::NAN)),
         Value::String(s) => time::parse_timestamp(s, now),
@@ -299,7 +299,7 @@ async fn parse_metrics(
     v: &Value,
     path: &Path,
 ) -> ApiResult<Vec<(String, MetricSpec)>> {
-    let map = crate::http::dict(v).ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let map = crate::wire::http::dict(v).ok_or_else(|| path.invalid("expected a dictionary"))?;
     let mut out = Vec::with_capacity(map.len());
     for (name, def) in map {
         let p = path.key(name);
@@ -356,7 +356,7 @@ async fn find_type(state: &AppState, name: &str) -> ApiResult<ResourceType> {
 
 /// "get resource" on `r`: 403, or in keystone mode 404 as if it did not exist.
 fn check_visible(state: &AppState, creds: &Creds, rtype: &str, r: &Resource) -> ApiResult<()> {
-    crate::visibility::check_resource(
+    crate::access::visibility::check_resource(
         &state.policy,
         "get resource",
         creds,
@@ -412,7 +412,8 @@ async fn create(
     let rt = find_type(&state, &rtype).await?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
-    let map = crate::http::dict(&body).ok_or_else(|| root.invalid("expected a dictionary"))?;
+    let map =
+        crate::wire::http::dict(&body).ok_or_else(|| root.invalid("expected a dictionary"))?;
     let creator = creds.creator();
     let mut new = NewResource {
         id: Uuid::nil(),
@@ -510,7 +511,8 @@ async fn update(
     check_preconditions(&method, &headers, &r)?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
-    let map = crate::http::dict(&body).ok_or_else(|| root.invalid("expected a dictionary"))?;
+    let map =
+        crate::wire::http::dict(&body).ok_or_else(|| root.invalid("expected a dictionary"))?;
     let mut u = ResourceUpdate::default();
     for (key, v) in map {
         let p = root.key(key);
@@ -598,10 +600,14 @@ async fn delete_many(
             "caution: the query can not be empty, or it will delete entire database",
         ));
     };
-    let restriction =
-        crate::visibility::resource_filter(&state.policy, "delete resources", &creds, &rtype)?;
-    let filter =
-        crate::visibility::restrict(Some(filter), restriction).unwrap_or(Filter::And(vec![]));
+    let restriction = crate::access::visibility::resource_filter(
+        &state.policy,
+        "delete resources",
+        &creds,
+        &rtype,
+    )?;
+    let filter = crate::access::visibility::restrict(Some(filter), restriction)
+        .unwrap_or(Filter::And(vec![]));
     let deleted = state.indexer.delete_resources(&rtype, &filter).await?;
     Ok(ok_json(&json!({"deleted": deleted})))
 }
@@ -654,7 +660,7 @@ async fn list(
     // callers see what their project may.
     let history = ctx.bool_param("history")?.unwrap_or(false);
     let restriction =
-        crate::visibility::resource_filter(&state.policy, "list resource", &creds, &rtype)?;
+        crate::access::visibility::resource_filter(&state.policy, "list resource", &creds, &rtype)?;
     listing(&state, &ctx, &rtype, restriction, history).await
 }
 
@@ -669,9 +675,13 @@ async fn search(
     find_type(&state, &rtype).await?;
     let filter = query_of(&ctx, &headers, &body, &creds)?;
     let history = ctx.bool_param("history")?.unwrap_or(false);
-    let restriction =
-        crate::visibility::resource_filter(&state.policy, "search resource", &creds, &rtype)?;
-    let filter = crate::visibility::restrict(filter, restriction);
+    let restriction = crate::access::visibility::resource_filter(
+        &state.policy,
+        "search resource",
+        &creds,
+        &rtype,
+    )?;
+    let filter = crate::access::visibility::restrict(filter, restriction);
     listing(&state, &ctx, &rtype, filter, history).await
 }
 
@@ -812,7 +822,7 @@ async fn read_measures(
     UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
 ) -> ApiResult<Response> {
     let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
-    crate::measures::read_from(&state, &creds, &ctx, &m).await
+    crate::routes::measures::read_from(&state, &creds, &ctx, &m).await
 }
 
 async fn push_measures(
@@ -823,7 +833,7 @@ async fn push_measures(
     body: Bytes,
 ) -> ApiResult<Response> {
     let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
-    crate::measures::push_to(&state, &creds, &m, &headers, &body).await
+    crate::routes::measures::push_to(&state, &creds, &m, &headers, &body).await
 }
 
 #[cfg(test)]

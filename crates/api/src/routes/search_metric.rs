@@ -8,13 +8,13 @@
 //! and a point matches when the result is non-zero.
 
 use crate::AppState;
-use crate::aggregates_parse::MAX_DEPTH;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, json_body};
-use crate::measures::write_points;
-use crate::metric::policy_target;
-use crate::validate::Path;
+use crate::access::auth::Creds;
+use crate::language::aggregates_parse::MAX_DEPTH;
+use crate::routes::measures::write_points;
+use crate::routes::metric::policy_target;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, json_body};
+use crate::wire::validate::Path;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -64,7 +64,7 @@ fn operation(v: &Value, path: &Path, depth: usize) -> ApiResult<Expr> {
     if depth >= MAX_DEPTH {
         return Err(path.invalid(&format!("Query is nested deeper than {MAX_DEPTH} levels")));
     }
-    let map = crate::http::dict(v).ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let map = crate::wire::http::dict(v).ok_or_else(|| path.invalid("expected a dictionary"))?;
     if map.len() != 1 {
         return Err(path.invalid("length of value must be at most 1 and at least 1"));
     }
@@ -102,11 +102,13 @@ fn predicate(v: &Value, path: &Path, depth: usize) -> ApiResult<Expr> {
     if depth >= MAX_DEPTH {
         return Err(path.invalid(&format!("Query is nested deeper than {MAX_DEPTH} levels")));
     }
-    let combinator = crate::http::dict(v).filter(|m| m.len() == 1).and_then(|m| {
-        m.iter()
-            .next()
-            .filter(|(k, _)| matches!(k.as_str(), "and" | "∧" | "or" | "∨" | "not"))
-    });
+    let combinator = crate::wire::http::dict(v)
+        .filter(|m| m.len() == 1)
+        .and_then(|m| {
+            m.iter()
+                .next()
+                .filter(|(k, _)| matches!(k.as_str(), "and" | "∧" | "or" | "∨" | "not"))
+        });
     let Some((key, arg)) = combinator else {
         return operation(v, path, depth);
     };
@@ -182,7 +184,7 @@ async fn search(
     let bound = |name: &str| -> ApiResult<Option<i64>> {
         match ctx.param(name) {
             None => Ok(None),
-            Some(v) => time::parse_timestamp(v, crate::measures::now())
+            Some(v) => time::parse_timestamp(v, crate::routes::measures::now())
                 .map(Some)
                 .map_err(|_| ApiError::bad_request(format!("Invalid value for {name}"))),
         }
@@ -235,7 +237,7 @@ async fn search(
             let Some(method) = method else {
                 return Err(ApiError::bad_request(json!({
                     "cause": "Aggregation does not exist",
-                    "detail": {"granularity": crate::json::seconds(g), "aggregation_method": aggregation},
+                    "detail": {"granularity": crate::wire::json::seconds(g), "aggregation_method": aggregation},
                 })));
             };
             wanted.push(SeriesRef {
@@ -267,7 +269,7 @@ async fn search(
                     vals.push(*v);
                 }
             }
-            let token = crate::measures::granularity_token(Sampling::Fixed(s.granularity));
+            let token = crate::routes::measures::granularity_token(Sampling::Fixed(s.granularity));
             write_points(&mut out, &mut first, &token, &ts, &vals);
             i += 1;
         }

@@ -1,5 +1,5 @@
 //! `POST /v1/aggregates`: dynamic aggregation across metrics with the
-//! operation language of [`crate::aggregates_parse`], and the processor it
+//! operation language of [`crate::language::aggregates_parse`], and the processor it
 //! shares with the deprecated `/v1/aggregation` API.
 //!
 //! The processor reads every referenced series at every granularity they
@@ -9,14 +9,14 @@
 //! `carbonara::ops`, and renders `[[timestamp, granularity, value], ...]`.
 
 use crate::AppState;
-use crate::aggregates_parse::{Node, RefKey, parse_operations, py_repr};
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, json_body};
-use crate::measures::{granularity_token, time_param, timespan_param, write_points};
-use crate::metric::{loaded_resource, policy_target, to_json_with_resource};
-use crate::query::{parse_filter_string, parse_json_query};
-use crate::validate::{self, Path};
+use crate::access::auth::Creds;
+use crate::language::aggregates_parse::{Node, RefKey, parse_operations, py_repr};
+use crate::language::query::{parse_filter_string, parse_json_query};
+use crate::routes::measures::{granularity_token, time_param, timespan_param, write_points};
+use crate::routes::metric::{loaded_resource, policy_target, to_json_with_resource};
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, json_body};
+use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -98,7 +98,7 @@ pub(crate) fn validate_qs(
     let needed_overlap = match ctx.param("needed_overlap") {
         None => None,
         Some(v) => Some(
-            crate::aggregates_parse::parse_py_float(v)
+            crate::language::aggregates_parse::parse_py_float(v)
                 .ok_or_else(|| ApiError::argument("needed_overlap", "Must be a number"))?,
         ),
     };
@@ -113,7 +113,7 @@ pub(crate) fn validate_qs(
         Some("bfill") => Fill::Bfill,
         Some("full_ffill") => Fill::FullFfill,
         Some("full_bfill") => Fill::FullBfill,
-        Some(v) => Fill::Value(crate::aggregates_parse::parse_py_float(v).ok_or_else(|| {
+        Some(v) => Fill::Value(crate::language::aggregates_parse::parse_py_float(v).ok_or_else(|| {
             ApiError::argument(
                 "fill",
                 "Must be a float, 'dropna', 'null', 'ffill', 'bfill', 'full_ffill' or 'full_bfill'",
@@ -281,7 +281,7 @@ pub(crate) async fn get_measures(
                 .iter()
                 .zip(names.as_array().into_iter().flatten())
                 .filter(|(r, _)| !has(r, g))
-                .map(|(r, name)| json!([name[0], r.aggregation, crate::json::seconds(g)]))
+                .map(|(r, name)| json!([name[0], r.aggregation, crate::wire::json::seconds(g)]))
                 .collect();
             if !missing.is_empty() {
                 return Err(ProcError::Unaggregable {
@@ -921,8 +921,8 @@ async fn by_resources(
     };
     // Keystone callers aggregate only over what their project may see.
     let restriction =
-        crate::visibility::resource_filter(&state.policy, "search resource", creds, rtype)?;
-    let filter = crate::visibility::restrict(filter, restriction);
+        crate::access::visibility::resource_filter(&state.policy, "search resource", creds, rtype)?;
+    let filter = crate::access::visibility::restrict(filter, restriction);
     let history = search.use_history && !search.groupby.is_empty();
     let query = ResourceQuery {
         resource_type: rtype.to_string(),
@@ -958,7 +958,10 @@ async fn by_resources(
         .into_iter()
         .map(|m| (m.id, m))
         .collect();
-    let rendered: Vec<Value> = resources.iter().map(crate::resource::to_json).collect();
+    let rendered: Vec<Value> = resources
+        .iter()
+        .map(crate::routes::resource::to_json)
+        .collect();
     // The first revision of each resource counts from `start`: data usually
     // predates the resource's creation in the index.
     let mut first_revision: HashMap<Uuid, i64> = HashMap::new();
@@ -1006,7 +1009,7 @@ async fn by_resources(
             let mut used = false;
             for wanted in references {
                 for (name, id) in &r.metrics {
-                    if !crate::fnmatch::fnmatch(name, &wanted.name) {
+                    if !crate::language::fnmatch::fnmatch(name, &wanted.name) {
                         continue;
                     }
                     let Some(m) = metrics.get(id) else { continue };
@@ -1051,7 +1054,7 @@ async fn by_resources(
                 .map(|&i| rendered[i].clone())
                 .collect();
             out.push_str(", \"references\": ");
-            out.push_str(&String::from_utf8_lossy(&crate::json::to_vec(
+            out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(
                 &Value::Array(docs),
             )));
         }
@@ -1071,9 +1074,9 @@ async fn by_resources(
             out.push_str(", ");
         }
         out.push_str("{\"group\": ");
-        out.push_str(&String::from_utf8_lossy(&crate::json::to_vec(&group_json(
-            key,
-        ))));
+        out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(
+            &group_json(key),
+        )));
         out.push_str(", \"measures\": ");
         out.push_str(body);
         out.push('}');
@@ -1234,7 +1237,7 @@ async fn by_metric_ids(
         }
         let doc = Value::Array(docs);
         out.push_str(", \"references\": ");
-        out.push_str(&String::from_utf8_lossy(&crate::json::to_vec(&doc)));
+        out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(&doc)));
     }
     out.push('}');
     Ok(json_response(out))

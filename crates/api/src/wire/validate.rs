@@ -2,7 +2,7 @@
 //! `extra keys not allowed @ data['x']`, `required key not provided @ data['x']`,
 //! `<problem> for dictionary value @ data['a'][0]['b']`, and the path as `detail`.
 
-use crate::error::{ApiError, ApiResult};
+use crate::wire::error::{ApiError, ApiResult};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone)]
@@ -86,7 +86,8 @@ pub(crate) fn object<'a>(
     allowed: &[&str],
     required: &[&str],
 ) -> ApiResult<&'a Map<String, Value>> {
-    let map = crate::http::dict(value).ok_or_else(|| path.invalid("expected a dictionary"))?;
+    let map =
+        crate::wire::http::dict(value).ok_or_else(|| path.invalid("expected a dictionary"))?;
     for key in map.keys() {
         if !allowed.contains(&key.as_str()) {
             return Err(path.key(key).key_error("extra keys not allowed"));
@@ -155,7 +156,7 @@ mod tests {
     #[test]
     fn a_nan_literal_is_not_a_dictionary() {
         let mut scratch = Vec::new();
-        let v: Value = crate::http::from_json_slice(b"NaN", &mut scratch).unwrap();
+        let v: Value = crate::wire::http::from_json_slice(b"NaN", &mut scratch).unwrap();
         let e = object(&v, &Path::root().key("a"), &[], &[]).unwrap_err();
         assert_eq!(
             reason(e),

@@ -8,14 +8,14 @@
 //! (upstream: 500). Prometheus' staleness markers are not stored.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
+use crate::access::auth::Creds;
 use crate::ingest::{
     AutoType, PostMeasuresCheck, get_or_create_resource_and_metrics, resource_uuid,
     string_attribute,
 };
-use crate::measures::accepted;
-use crate::remote_write::{STALE_NAN_BITS, decompress, for_each_series};
+use crate::language::remote_write::{STALE_NAN_BITS, decompress, for_each_series};
+use crate::routes::measures::accepted;
+use crate::wire::error::{ApiError, ApiResult};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -140,7 +140,7 @@ async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote_write::encode_write_request;
+    use crate::language::remote_write::encode_write_request;
 
     fn compress(raw: &[u8]) -> Vec<u8> {
         snap::raw::Encoder::new().compress_vec(raw).unwrap()

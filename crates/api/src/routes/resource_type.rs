@@ -1,11 +1,13 @@
 //! `/v1/resource_type`: create, list, show, JSON-Patch and delete resource types.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, created, json_body, json_body_typed, no_content, ok_json, quote_segment};
-use crate::policy::Target;
-use crate::validate::{self, Path};
+use crate::access::auth::Creds;
+use crate::access::policy::Target;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{
+    Ctx, created, json_body, json_body_typed, no_content, ok_json, quote_segment,
+};
+use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -205,31 +207,33 @@ fn parse_attribute(
         required,
         kind,
     };
-    let fill =
-        match map.get("options") {
-            None => None,
-            Some(options) => {
-                let opath = path.key("options");
-                let opts = validate::object(options, &opath, &["fill"], &[])?;
-                match opts.get("fill") {
+    let fill = match map.get("options") {
+        None => None,
+        Some(options) => {
+            let opath = path.key("options");
+            let opts = validate::object(options, &opath, &["fill"], &[])?;
+            match opts.get("fill") {
                 None => None,
                 Some(v) => Some(
-                    crate::resource::attribute_value(&schema, v, &opath.key("fill")).map_err(
-                        |e| {
-                            let reason = e.description["reason"]
-                                .as_str()
-                                .map_or_else(String::new, |r| {
-                                    r.split(" for dictionary value").next().unwrap_or(r).to_owned()
-                                });
+                    crate::routes::resource::attribute_value(&schema, v, &opath.key("fill"))
+                        .map_err(|e| {
+                            let reason =
+                                e.description["reason"]
+                                    .as_str()
+                                    .map_or_else(String::new, |r| {
+                                        r.split(" for dictionary value")
+                                            .next()
+                                            .unwrap_or(r)
+                                            .to_owned()
+                                    });
                             invalid_attribute(format!(
                                 "Option 'fill' of resource attribute {name} is invalid: {reason}"
                             ))
-                        },
-                    )?,
+                        })?,
                 ),
             }
-            }
-        };
+        }
+    };
     Ok((schema, fill))
 }
 

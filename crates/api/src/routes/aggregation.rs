@@ -5,17 +5,17 @@
 //! With one metric, its measures are returned as they are stored. With
 //! several, this is the aggregates operation
 //! `(aggregate REAGGREGATION ([resample AGGREGATION RESAMPLE] (metric (ID AGGREGATION)...)))`
-//! run by the processor of [`crate::aggregates`], answering its `aggregated`
+//! run by the processor of [`crate::routes::aggregates`], answering its `aggregated`
 //! series as a plain list.
 
 use crate::AppState;
-use crate::aggregates::{self, Fill, Output, ProcError, Reference};
-use crate::aggregates_parse::{Node, RefKey};
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, json_body};
-use crate::metric::policy_target;
-use crate::query::{parse_filter_string, parse_json_query};
+use crate::access::auth::Creds;
+use crate::language::aggregates_parse::{Node, RefKey};
+use crate::language::query::{parse_filter_string, parse_json_query};
+use crate::routes::aggregates::{self, Fill, Output, ProcError, Reference};
+use crate::routes::metric::policy_target;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, json_body};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -77,7 +77,7 @@ async fn post_by_metric_ids(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = json_body(&headers, &body)?;
-    let root = crate::validate::Path::root();
+    let root = crate::wire::validate::Path::root();
     let list = body
         .as_array()
         .ok_or_else(|| root.invalid("expected a list"))?;
@@ -141,7 +141,7 @@ pub(crate) async fn cross_metric_measures(
                 "A granularity must be specified to resample",
             ));
         }
-        Some(v) => Some(crate::measures::parse_resample(v)?),
+        Some(v) => Some(crate::routes::measures::parse_resample(v)?),
     };
     let has = |m: &Metric, g: i64| {
         m.archive_policy
@@ -341,9 +341,13 @@ async fn by_resources(
         }
     };
     // Keystone callers aggregate only over what their project may see.
-    let restriction =
-        crate::visibility::resource_filter(&state.policy, "search resource", &creds, &rtype)?;
-    let filter = crate::visibility::restrict(filter, restriction);
+    let restriction = crate::access::visibility::resource_filter(
+        &state.policy,
+        "search resource",
+        &creds,
+        &rtype,
+    )?;
+    let filter = crate::access::visibility::restrict(filter, restriction);
     let query = ResourceQuery {
         resource_type: rtype.clone(),
         filter,
@@ -397,7 +401,7 @@ async fn by_resources(
     }
     let mut groups: Vec<(aggregates::GroupKey, Vec<Metric>)> = Vec::new();
     for r in &resources {
-        let key = aggregates::group_of(&crate::resource::to_json(r), &groupby);
+        let key = aggregates::group_of(&crate::routes::resource::to_json(r), &groupby);
         let m = metric_of(r);
         match groups.last_mut() {
             Some((k, ms)) if *k == key => ms.extend(m),
@@ -410,7 +414,7 @@ async fn by_resources(
             out.push_str(", ");
         }
         out.push_str("{\"group\": ");
-        out.push_str(&String::from_utf8_lossy(&crate::json::to_vec(
+        out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(
             &aggregates::group_json(key),
         )));
         out.push_str(", \"measures\": ");

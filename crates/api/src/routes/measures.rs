@@ -1,10 +1,10 @@
 //! `/v1/metric/ID/measures`: push measures (202 once durable) and read aggregates.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, json_body_typed_check};
-use crate::metric::{find, policy_target};
+use crate::access::auth::Creds;
+use crate::routes::metric::{find, policy_target};
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, json_body_typed_check};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -30,7 +30,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 #[derive(Debug)]
 pub(crate) enum Scalar<'a> {
     /// A number, a bool (1.0 or 0.0), or a non-finite number (see
-    /// [`crate::http::from_json_slice`]).
+    /// [`crate::wire::http::from_json_slice`]).
     Num(f64),
     Str(Cow<'a, str>),
     Null,
@@ -78,10 +78,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
                 let mut number = None;
                 while let Some(key) = map.next_key::<Cow<str>>()? {
                     entries += 1;
-                    if key == crate::http::NON_FINITE_KEY {
+                    if key == crate::wire::http::NON_FINITE_KEY {
                         let token = map.next_value::<Scalar>()?;
                         if let Scalar::Str(t) = token {
-                            number = crate::http::non_finite(&t);
+                            number = crate::wire::http::non_finite(&t);
                         }
                     } else {
                         map.next_value::<de::IgnoredAny>()?;
@@ -174,13 +174,14 @@ pub(crate) const BEFORE_EPOCH: &str = "unexpected timestamp 'Timestamp must be a
 /// Parse a `[{"timestamp", "value"}, ...]` body (already known to be JSON-typed).
 pub(crate) fn parse_measures_body(body: &[u8], now: Timestamp) -> ApiResult<Vec<(Timestamp, f64)>> {
     let mut scratch = Vec::new();
-    let raw: Vec<RawMeasure> = crate::http::from_json_slice(body, &mut scratch).map_err(|e| {
-        if e.is_data() {
-            invalid(BAD_FORMAT)
-        } else {
-            crate::http::decode_error(body, &e)
-        }
-    })?;
+    let raw: Vec<RawMeasure> =
+        crate::wire::http::from_json_slice(body, &mut scratch).map_err(|e| {
+            if e.is_data() {
+                invalid(BAD_FORMAT)
+            } else {
+                crate::wire::http::decode_error(body, &e)
+            }
+        })?;
     convert_measures(&raw, now).map_err(invalid)
 }
 
@@ -350,7 +351,7 @@ pub(crate) fn granularity_token(sampling: Sampling) -> String {
     match sampling {
         Sampling::Fixed(g) => {
             let mut s = String::new();
-            crate::json::py_float(crate::json::seconds(g), &mut s);
+            crate::wire::json::py_float(crate::wire::json::seconds(g), &mut s);
             s
         }
         Sampling::Calendar(c) => format!("\"{}\"", c.letter()),
@@ -377,7 +378,7 @@ pub(crate) fn write_points(
         out.push_str("\", ");
         out.push_str(granularity);
         out.push_str(", ");
-        crate::json::py_float(*v, out);
+        crate::wire::json::py_float(*v, out);
         out.push(']');
     }
 }
@@ -411,7 +412,7 @@ pub(crate) async fn read_from(
     ctx: &Ctx,
     metric: &gnocchi_index::Metric,
 ) -> ApiResult<Response> {
-    let target = crate::metric::policy_target_with_resource(state, creds, metric).await?;
+    let target = crate::routes::metric::policy_target_with_resource(state, creds, metric).await?;
     state.policy.enforce("get measures", creds, &target)?;
     // Upstream's order: resample, start, stop, granularity, then the method.
     let resample = resample_param(ctx)?;
@@ -462,7 +463,7 @@ pub(crate) async fn read_from(
             }
             out.push(']');
         }
-        _ => crate::json::write_measures(series.iter(), &mut out),
+        _ => crate::wire::json::write_measures(series.iter(), &mut out),
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }

@@ -14,8 +14,8 @@
 //! stack or memory: nesting is capped at [`MAX_DEPTH`] levels and the tree at
 //! [`MAX_NODES`] nodes (both 400), and the S-expression reader is iterative.
 
-use crate::error::ApiError;
-use crate::validate::Path;
+use crate::wire::error::ApiError;
+use crate::wire::validate::Path;
 use carbonara::Method;
 use carbonara::calendar::Sampling;
 use carbonara::ops::{BinaryOp, Reduction, UnaryOp};
@@ -143,7 +143,7 @@ fn py_type(v: &Value) -> &'static str {
         Value::Number(_) => "<class 'int'>",
         Value::String(_) => "<class 'str'>",
         Value::Array(_) => "<class 'list'>",
-        Value::Object(_) if crate::http::is_non_finite(v) => "<class 'float'>",
+        Value::Object(_) if crate::wire::http::is_non_finite(v) => "<class 'float'>",
         Value::Object(_) => "<class 'dict'>",
     }
 }
@@ -165,7 +165,7 @@ pub(crate) fn py_repr(v: &Value) -> String {
             Some(i) if !n.is_f64() => i.to_string(),
             _ => {
                 let mut s = String::new();
-                crate::json::py_float(n.as_f64().unwrap_or(f64::NAN), &mut s);
+                crate::wire::json::py_float(n.as_f64().unwrap_or(f64::NAN), &mut s);
                 s
             }
         },
@@ -478,7 +478,7 @@ impl Node {
                 ..
             } => {
                 let g = match sampling {
-                    Sampling::Fixed(g) => json!(crate::json::seconds(*g)),
+                    Sampling::Fixed(g) => json!(crate::wire::json::seconds(*g)),
                     Sampling::Calendar(c) => json!(c.letter()),
                 };
                 json!(["resample", name, g, arg.to_json()])

@@ -18,15 +18,15 @@
 //! names once, then every later line of it costs two hash lookups.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, no_content};
+use crate::access::auth::Creds;
+use crate::access::policy::Target;
 use crate::ingest::{
     AutoType, PostMeasuresCheck, get_or_create_resource_and_metrics, resource_uuid,
 };
-use crate::line_protocol::{FieldValue, LineKind, Point, classify, precision_multiplier};
-use crate::measures::now;
-use crate::policy::Target;
+use crate::language::line_protocol::{FieldValue, LineKind, Point, classify, precision_multiplier};
+use crate::routes::measures::now;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, no_content};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -138,7 +138,7 @@ async fn query(
         && form
         && let Ok(text) = std::str::from_utf8(&body)
     {
-        q = crate::http::parse_query(text)
+        q = crate::wire::http::parse_query(text)
             .into_iter()
             .rev()
             .find(|(k, _)| k == "q")

@@ -1,7 +1,7 @@
 //! `limit`, `marker`, `sort` query parameters and the `Link: rel="next"` header.
 
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, urlencode};
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, urlencode};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use gnocchi_index::{Nulls, SortDir, SortKey};

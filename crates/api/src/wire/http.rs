@@ -3,7 +3,7 @@
 //! configured), pagination links and upstream's strict booleans.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::wire::error::{ApiError, ApiResult};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -131,7 +131,7 @@ pub(crate) fn dict(value: &Value) -> Option<&serde_json::Map<String, Value>> {
 /// [`NON_FINITE_KEY`] objects read instead (borrowing from `scratch`). An
 /// object, not the string `"NaN"`, so that where upstream wants a string
 /// (`"name": NaN`) the value is still refused, while measure values
-/// ([`crate::measures`]) read it back as the float. When the copy does not
+/// ([`crate::routes::measures`]) read it back as the float. When the copy does not
 /// read either, the error is about the body as sent, unless the copy is valid
 /// JSON of the wrong shape (`NaN` where a list is expected).
 pub(crate) fn from_json_slice<'a, T: serde::Deserialize<'a>>(
@@ -443,7 +443,7 @@ pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        crate::json::to_vec(value),
+        crate::wire::json::to_vec(value),
     )
         .into_response()
 }

@@ -1,11 +1,11 @@
 //! `/v1/archive_policy_rule`: which archive policy a new metric gets from its name.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
-use crate::policy::Target;
-use crate::validate::{self, Path};
+use crate::access::auth::Creds;
+use crate::access::policy::Target;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
+use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};

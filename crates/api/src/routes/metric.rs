@@ -1,14 +1,14 @@
 //! `/v1/metric`: create, list, show and delete metrics.
 
 use crate::AppState;
-use crate::archive_policy;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::fnmatch::fnmatch;
-use crate::http::{Ctx, created, json_body, no_content, ok_json};
-use crate::pagination;
-use crate::policy::{Target, flatten};
-use crate::validate::{self, Path};
+use crate::access::auth::Creds;
+use crate::access::policy::{Target, flatten};
+use crate::language::fnmatch::fnmatch;
+use crate::routes::archive_policy;
+use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, created, json_body, no_content, ok_json};
+use crate::wire::pagination;
+use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -99,7 +99,7 @@ pub(crate) async fn loaded_resource(state: &AppState, m: &Metric) -> ApiResult<V
         .get_resource(gnocchi_index::GENERIC, rid)
         .await?;
     Ok(resource.map_or(Value::Null, |r| {
-        let mut v = crate::resource::to_json(&r);
+        let mut v = crate::routes::resource::to_json(&r);
         if let Value::Object(o) = &mut v {
             o.remove("metrics");
         }
@@ -126,7 +126,7 @@ pub(crate) async fn policy_target_with_resource(
             .indexer
             .get_resource(gnocchi_index::GENERIC, rid)
             .await?
-            .map_or(Value::Null, |r| crate::resource::to_json(&r)),
+            .map_or(Value::Null, |r| crate::routes::resource::to_json(&r)),
         _ => Value::Null,
     };
     Ok(flatten(&to_json_with_resource(m, resource)))
@@ -196,7 +196,7 @@ async fn create(
     let resource_id = match resource_id {
         None => None,
         Some(rid) => {
-            let id = crate::resource::resource_uuid(&rid, &creds.creator())
+            let id = crate::routes::resource::resource_uuid(&rid, &creds.creator())
                 .map_err(|e| root.key("resource_id").invalid(&e))?;
             // Upstream answers a 500 here (its foreign key fails); a clear 400 is better.
             if state
@@ -239,7 +239,8 @@ async fn create(
 async fn list(State(state): State<Arc<AppState>>, creds: Creds, ctx: Ctx) -> ApiResult<Response> {
     // In basic and remoteuser modes every user may list every metric, as
     // upstream; keystone callers see what their project may.
-    let visibility = crate::visibility::metric_visibility(&state.policy, "list metric", &creds)?;
+    let visibility =
+        crate::access::visibility::metric_visibility(&state.policy, "list metric", &creds)?;
     let page = pagination::parse(&ctx, state.config.max_limit, &["id:asc"])?;
     let mut query = MetricQuery {
         name: ctx.param("name").map(str::to_string),

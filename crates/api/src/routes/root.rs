@@ -1,10 +1,10 @@
 //! `/`, `/v1`, `/healthcheck`, `/v1/capabilities`, `/v1/status`.
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::ApiResult;
-use crate::http::{Ctx, ok_json};
-use crate::policy::Target;
+use crate::access::auth::Creds;
+use crate::access::policy::Target;
+use crate::wire::error::ApiResult;
+use crate::wire::http::{Ctx, ok_json};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use carbonara::Method;
