@@ -8,7 +8,7 @@
 //! keyed by the token's SHA-256 so no token is held in clear. Tokens are never
 //! logged.
 
-use crate::access::auth::Creds;
+use crate::access::creds::Creds;
 use carbonara::time;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -136,7 +136,7 @@ fn digest(token: &str) -> [u8; 32] {
 
 /// `expires_at` (ISO 8601) → how long from now; `None` if unparsable.
 fn remaining(expires_at: Option<&str>) -> Option<Duration> {
-    let now = crate::routes::measures::now();
+    let now = crate::wire::params::now();
     let at = time::parse_timestamp(expires_at?, now).ok()?;
     Some(Duration::from_nanos(
         u64::try_from(at.saturating_sub(now)).unwrap_or(0),

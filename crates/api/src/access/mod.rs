@@ -3,6 +3,9 @@
 
 pub mod auth;
 pub(crate) mod cors;
+pub(crate) mod creds;
 pub mod keystone;
+pub(crate) mod lookup;
 pub mod policy;
+pub(crate) mod targets;
 pub(crate) mod visibility;

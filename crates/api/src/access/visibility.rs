@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use gnocchi_index::{CmpOp, Filter, FilterValue, MetricVisibility};
 
 fn insufficient() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "Insufficient privileges")
+    ApiError::insufficient_privileges()
 }
 
 fn target(pairs: &[(&str, Option<&str>)]) -> Target {

@@ -2,6 +2,8 @@
 //! resource query (`query`), the aggregates operations (`aggregates_parse`),
 //! InfluxDB line protocol, Prometheus remote write, and shell-style globs.
 
+pub(crate) mod aggregates_eval;
+pub(crate) mod aggregates_output;
 pub(crate) mod aggregates_parse;
 pub mod fnmatch;
 pub(crate) mod line_protocol;

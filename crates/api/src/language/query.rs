@@ -14,9 +14,9 @@
 //! types are checked later by the indexer against the resource type. Nesting is
 //! capped at [`MAX_DEPTH`] so a hostile query cannot exhaust the stack.
 
-use crate::routes::resource::resource_uuid;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::validate::Path;
+use gnocchi_index::resource_uuid;
 use gnocchi_index::{CmpOp, Filter, FilterValue};
 use serde_json::{Map, Value};
 

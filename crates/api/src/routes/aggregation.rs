@@ -5,21 +5,22 @@
 //! With one metric, its measures are returned as they are stored. With
 //! several, this is the aggregates operation
 //! `(aggregate REAGGREGATION ([resample AGGREGATION RESAMPLE] (metric (ID AGGREGATION)...)))`
-//! run by the processor of [`crate::routes::aggregates`], answering its `aggregated`
+//! run by the processor of [`crate::language::aggregates_eval`], answering its `aggregated`
 //! series as a plain list.
 
 use crate::AppState;
 use crate::access::auth::Creds;
+use crate::access::targets::metric_target as policy_target;
+use crate::language::aggregates_eval::{self as aggregates, Fill, Output, ProcError, Reference};
+use crate::language::aggregates_output::{self, write_parts};
 use crate::language::aggregates_parse::{Node, RefKey};
 use crate::language::query::{parse_filter_string, parse_json_query};
-use crate::routes::aggregates::{self, Fill, Output, ProcError, Reference};
-use crate::routes::metric::policy_target;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{Ctx, json_body};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use carbonara::Method;
@@ -49,7 +50,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "")
+    ApiError::method_not_allowed()
 }
 
 /// Upstream's voluptuous message for a metric id that is not a UUID.
@@ -100,9 +101,7 @@ async fn by_metric_ids(
     unique.dedup();
     let found = state.indexer.get_metrics(&unique).await?;
     if let Some(missing) = ids.iter().find(|id| !found.iter().any(|m| m.id == **id)) {
-        return Err(ApiError::not_found(format!(
-            "Metric {missing} does not exist"
-        )));
+        return Err(ApiError::metric_not_found(missing));
     }
     // Each once, in UUID order, as upstream's indexer lists them: that
     // order decides which metric an error names.
@@ -141,7 +140,7 @@ pub(crate) async fn cross_metric_measures(
                 "A granularity must be specified to resample",
             ));
         }
-        Some(v) => Some(crate::routes::measures::parse_resample(v)?),
+        Some(v) => Some(crate::wire::params::parse_resample(v)?),
     };
     let has = |m: &Metric, g: i64| {
         m.archive_policy
@@ -171,7 +170,7 @@ pub(crate) async fn cross_metric_measures(
     }
     for m in metrics {
         if let Some(&g) = granularities.iter().find(|&&g| !has(m, g)) {
-            return Err(no_such_aggregation(aggregation, g, m.id));
+            return Err(ApiError::aggregation_not_found(aggregation, g, m.id));
         }
     }
     if ctx.bool_param("refresh")?.unwrap_or(false) {
@@ -186,12 +185,7 @@ pub(crate) async fn cross_metric_measures(
     if let [metric] = metrics {
         // One metric: its measures, whatever `fill`, `needed_overlap` and
         // `reaggregation` say (as upstream).
-        let missing_method = || {
-            ApiError::not_found(json!({
-                "cause": "Aggregation method does not exist for this metric",
-                "detail": {"metric": metric.id.to_string(), "aggregation_method": aggregation},
-            }))
-        };
+        let missing_method = || ApiError::aggregation_method_not_found(metric.id, aggregation);
         let method = Method::parse(aggregation).ok_or_else(missing_method)?;
         let query = MeasuresQuery {
             method,
@@ -204,7 +198,7 @@ pub(crate) async fn cross_metric_measures(
             Ok(s) => s,
             Err(ReadError::MethodNotInPolicy) => return Err(missing_method()),
             Err(ReadError::GranularityNotInPolicy(g)) => {
-                return Err(no_such_aggregation(aggregation, g, metric.id));
+                return Err(ApiError::aggregation_not_found(aggregation, g, metric.id));
             }
             Err(e) => return Err(e.into()),
         };
@@ -221,7 +215,7 @@ pub(crate) async fn cross_metric_measures(
                 values: s.values,
             })
             .collect();
-        aggregates::write_parts(&mut out, &parts);
+        write_parts(&mut out, &parts);
         return Ok(out);
     }
 
@@ -230,7 +224,7 @@ pub(crate) async fn cross_metric_measures(
         let policy = &m.archive_policy;
         if !Method::parse(aggregation).is_some_and(|x| policy.aggregation_methods.contains(&x)) {
             let g = policy.definition.first().map_or(0, |d| d.granularity);
-            return Err(no_such_aggregation(aggregation, g, m.id));
+            return Err(ApiError::aggregation_not_found(aggregation, g, m.id));
         }
     }
     let reaggregation = ctx.param("reaggregation").unwrap_or(aggregation);
@@ -253,7 +247,7 @@ pub(crate) async fn cross_metric_measures(
     };
     if let Some(sampling) = resample {
         let method = Method::parse(aggregation)
-            .ok_or_else(|| no_such_aggregation(aggregation, 0, metrics[0].id))?;
+            .ok_or_else(|| ApiError::aggregation_not_found(aggregation, 0, metrics[0].id))?;
         inner = Node::Resample {
             name: aggregation.to_string(),
             method,
@@ -273,14 +267,14 @@ pub(crate) async fn cross_metric_measures(
         None => inner,
     };
     let identity = |r: &RefKey| r.clone();
-    let output = aggregates::get_measures(state, &refs, &operations, &q, &identity)
+    let output = aggregates::get_measures(state, &refs, &operations, &q, identity)
         .await
         .map_err(|e| match e {
             ProcError::UnknownAggregation {
                 metric,
                 aggregation,
                 granularity,
-            } => no_such_aggregation(&aggregation, granularity, metric),
+            } => ApiError::aggregation_not_found(&aggregation, granularity, metric),
             other => other.into_api(),
         })?;
     if how.is_none() {
@@ -289,7 +283,7 @@ pub(crate) async fn cross_metric_measures(
         )));
     }
     match output {
-        Output::Aggregated(parts) => aggregates::write_parts(&mut out, &parts),
+        Output::Aggregated(parts) => write_parts(&mut out, &parts),
         Output::PerReference(_) => out.push_str("[]"),
     }
     Ok(out)
@@ -299,14 +293,6 @@ pub(crate) async fn cross_metric_measures(
 /// one is refused with upstream's plain message.
 fn is_calendar(s: &Sampling) -> bool {
     matches!(s, Sampling::Calendar(_))
-}
-
-/// Upstream's `AggregationDoesNotExist` message.
-pub(crate) fn no_such_aggregation(aggregation: &str, granularity: i64, metric: Uuid) -> ApiError {
-    ApiError::not_found(format!(
-        "Aggregation method '{aggregation}' at granularity '{}' for metric {metric} does not exist",
-        carbonara::policy::format_seconds(granularity)
-    ))
 }
 
 fn json_list(body: String) -> Response {
@@ -326,11 +312,9 @@ async fn by_resources(
     body: Bytes,
 ) -> ApiResult<Response> {
     if state.indexer.get_resource_type(&rtype).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "Resource type {rtype} does not exist"
-        )));
+        return Err(ApiError::resource_type_not_found(rtype));
     }
-    let groupby = aggregates::groupby_param(&ctx);
+    let groupby = aggregates_output::groupby_param(&ctx);
     let filter = if !body.iter().all(u8::is_ascii_whitespace) {
         let v = json_body(&headers, &body)?;
         parse_json_query(&v, &creds.creator())?
@@ -363,7 +347,7 @@ async fn by_resources(
                 nulls: Nulls::Default,
             }]
         } else {
-            aggregates::resource_sort(&groupby)
+            aggregates_output::resource_sort(&groupby)
         },
         limit: None,
         marker: None,
@@ -399,9 +383,9 @@ async fn by_resources(
             cross_metric_measures(&state, &creds, &ctx, &metrics).await?,
         ));
     }
-    let mut groups: Vec<(aggregates::GroupKey, Vec<Metric>)> = Vec::new();
+    let mut groups: Vec<(aggregates_output::GroupKey, Vec<Metric>)> = Vec::new();
     for r in &resources {
-        let key = aggregates::group_of(&crate::routes::resource::to_json(r), &groupby);
+        let key = aggregates_output::group_of(&crate::wire::render::resource_json(r), &groupby);
         let m = metric_of(r);
         match groups.last_mut() {
             Some((k, ms)) if *k == key => ms.extend(m),
@@ -415,7 +399,7 @@ async fn by_resources(
         }
         out.push_str("{\"group\": ");
         out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(
-            &aggregates::group_json(key),
+            &aggregates_output::group_json(key),
         )));
         out.push_str(", \"measures\": ");
         out.push_str(&cross_metric_measures(&state, &creds, &ctx, metrics).await?);

@@ -5,6 +5,7 @@ use crate::access::auth::Creds;
 use crate::access::policy::Target;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
+use crate::wire::render::archive_policy_json as to_json;
 use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
@@ -12,9 +13,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use carbonara::time::{TimeError, format_timedelta, parse_timespan, timespan_from_seconds};
+use carbonara::time::{TimeError, parse_timespan, timespan_from_seconds};
 use carbonara::{ArchivePolicy, ArchivePolicyItem};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -24,31 +25,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/archive_policy/{name}",
             get(show).patch(update).delete(delete),
         )
-}
-
-pub(crate) fn to_json(ap: &ArchivePolicy) -> Value {
-    let definition: Vec<Value> = ap
-        .definition
-        .iter()
-        .map(|d| {
-            json!({
-                "timespan": d.timespan.map(format_timedelta),
-                "granularity": format_timedelta(d.granularity),
-                "points": d.points,
-            })
-        })
-        .collect();
-    let methods: Vec<String> = ap
-        .aggregation_methods
-        .iter()
-        .map(|m| m.to_string())
-        .collect();
-    json!({
-        "name": ap.name,
-        "back_window": ap.back_window,
-        "definition": definition,
-        "aggregation_methods": methods,
-    })
 }
 
 /// A granularity or timespan: seconds as a number, or upstream's timespan syntax; positive.
@@ -194,9 +170,7 @@ async fn show(
         .enforce("get archive policy", &creds, &Target::new())?;
     match state.indexer.get_archive_policy(&name).await? {
         Some(ap) => Ok(ok_json(&to_json(&ap))),
-        None => Err(ApiError::not_found(format!(
-            "Archive policy {name} does not exist"
-        ))),
+        None => Err(ApiError::archive_policy_not_found(name)),
     }
 }
 
@@ -224,9 +198,7 @@ async fn update(
         .map(|v| back_window(v, &root.key("back_window")))
         .transpose()?;
     let Some(current) = state.indexer.get_archive_policy(&name).await? else {
-        return Err(ApiError::not_found(format!(
-            "Archive policy {name} does not exist"
-        )));
+        return Err(ApiError::archive_policy_not_found(name));
     };
     let unsupported = |why: String| {
         ApiError::bad_request(format!(

@@ -18,12 +18,14 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
+use crate::access::lookup::policy_from_rules;
 use crate::access::policy::Target;
 use crate::ingest::PostMeasuresCheck;
-use crate::routes::measures::{BAD_FORMAT, RawMeasure, accepted, convert_measures, now};
-use crate::routes::metric::policy_from_rules;
 use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::accepted;
 use crate::wire::http::{Ctx, json_body_typed_check};
+use crate::wire::measures_body::{BAD_FORMAT, RawMeasure, convert_measures};
+use crate::wire::params::now;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -425,7 +427,7 @@ async fn resources_metrics_measures(
         let r = &resources[ri];
         let (name, ap, unit, _) = &r.metrics[mi];
         if name.contains('/') {
-            return Err(ApiError::bad_request("'/' is not supported in metric name"));
+            return Err(ApiError::slash_in_metric_name());
         }
         let ap = match ap {
             Some(ap) => ap.to_string(),
@@ -472,9 +474,7 @@ async fn resources_metrics_measures(
                 .next()
                 .ok_or_else(|| ApiError::internal("metric vanished after a name conflict"))?,
             Err(IndexError::ArchivePolicyNotFound(ap)) => {
-                return Err(ApiError::bad_request(format!(
-                    "Archive policy {ap} does not exist"
-                )));
+                return Err(ApiError::archive_policy_not_found(ap).as_bad_request());
             }
             Err(e) => return Err(e.into()),
         };

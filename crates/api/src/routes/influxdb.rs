@@ -24,9 +24,9 @@ use crate::ingest::{
     AutoType, PostMeasuresCheck, get_or_create_resource_and_metrics, resource_uuid,
 };
 use crate::language::line_protocol::{FieldValue, LineKind, Point, classify, precision_multiplier};
-use crate::routes::measures::now;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{Ctx, no_content};
+use crate::wire::params::now;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -2,12 +2,18 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
+use crate::access::lookup::{
+    find_metric as find, find_named_metric, loaded_resource, policy_from_rules,
+};
 use crate::access::policy::{Target, flatten};
-use crate::language::fnmatch::fnmatch;
-use crate::routes::archive_policy;
+use crate::access::targets::metric_target as policy_target;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{Ctx, created, json_body, no_content, ok_json};
 use crate::wire::pagination;
+use crate::wire::render::{
+    metric_json_created as to_json_created, metric_json_listed as to_json_listed,
+    metric_json_with_resource as to_json_with_resource,
+};
 use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
@@ -24,137 +30,11 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/metric", get(list).post(create))
         .route("/metric/{id}", get(show).delete(delete))
-}
-
-/// `creator` split at the first `:` (basic auth has no project: `""`).
-fn created_by(creator: &Option<String>) -> (Value, Value) {
-    match creator {
-        None => (Value::Null, Value::Null),
-        Some(c) => match c.split_once(':') {
-            Some((u, p)) => (json!(u), json!(p)),
-            None => (json!(c), json!("")),
-        },
-    }
-}
-
-/// The shape of a metric right after creation.
-pub(crate) fn to_json_created(m: &Metric) -> Value {
-    let (user, project) = created_by(&m.creator);
-    json!({
-        "id": m.id,
-        "creator": m.creator,
-        "name": m.name,
-        "unit": m.unit,
-        "resource_id": m.resource_id,
-        "archive_policy_name": m.archive_policy.name,
-        "created_by_user_id": user,
-        "created_by_project_id": project,
-    })
-}
-
-/// The shape in listings: the archive policy in full.
-pub(crate) fn to_json_listed(m: &Metric) -> Value {
-    let (user, project) = created_by(&m.creator);
-    json!({
-        "id": m.id,
-        "creator": m.creator,
-        "name": m.name,
-        "unit": m.unit,
-        "resource_id": m.resource_id,
-        "archive_policy": archive_policy::to_json(&m.archive_policy),
-        "created_by_user_id": user,
-        "created_by_project_id": project,
-    })
-}
-
-/// The shape of `GET /v1/metric/ID` (with `resource` rendered by the caller):
-/// the resource and archive policy in full.
-pub(crate) fn to_json_shown(m: &Metric) -> Value {
-    to_json_with_resource(m, Value::Null)
-}
-
-pub(crate) fn to_json_with_resource(m: &Metric, resource: Value) -> Value {
-    let (user, project) = created_by(&m.creator);
-    json!({
-        "id": m.id,
-        "creator": m.creator,
-        "name": m.name,
-        "unit": m.unit,
-        "resource": resource,
-        "archive_policy": archive_policy::to_json(&m.archive_policy),
-        "created_by_user_id": user,
-        "created_by_project_id": project,
-    })
-}
-
-/// A metric's resource as upstream renders it inside the metric (its
-/// `Metric.resource`, loaded alone): the generic attributes, without the
-/// `metrics` nor the attributes of the resource's type. Null without one.
-pub(crate) async fn loaded_resource(state: &AppState, m: &Metric) -> ApiResult<Value> {
-    let Some(rid) = m.resource_id else {
-        return Ok(Value::Null);
-    };
-    let resource = state
-        .indexer
-        .get_resource(gnocchi_index::GENERIC, rid)
-        .await?;
-    Ok(resource.map_or(Value::Null, |r| {
-        let mut v = crate::routes::resource::to_json(&r);
-        if let Value::Object(o) = &mut v {
-            o.remove("metrics");
-        }
-        v
-    }))
-}
-
-/// What the policy rules see of a metric.
-pub(crate) fn policy_target(m: &Metric) -> Target {
-    flatten(&to_json_shown(m))
-}
-
-/// What the policy rules see of a metric with its resource (for
-/// `metric_owner`, `project_id:%(resource.project_id)s`), as upstream's metric
-/// controller loads it. Only keystone callers have a project to compare with,
-/// so only they pay for the lookup.
-pub(crate) async fn policy_target_with_resource(
-    state: &AppState,
-    creds: &Creds,
-    m: &Metric,
-) -> ApiResult<Target> {
-    let resource = match m.resource_id {
-        Some(rid) if creds.scoped => state
-            .indexer
-            .get_resource(gnocchi_index::GENERIC, rid)
-            .await?
-            .map_or(Value::Null, |r| crate::routes::resource::to_json(&r)),
-        _ => Value::Null,
-    };
-    Ok(flatten(&to_json_with_resource(m, resource)))
-}
-
-/// The active metric with this id, or upstream's 404.
-pub(crate) async fn find(state: &AppState, id: &str) -> ApiResult<Metric> {
-    let not_found = || ApiError::not_found(format!("Metric {id} does not exist"));
-    let uuid = Uuid::parse_str(id).map_err(|_| not_found())?;
-    state
-        .indexer
-        .get_metrics(&[uuid])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(not_found)
-}
-
-/// The archive policy a metric gets when none is named: the first rule whose
-/// pattern matches the metric name (rules come in upstream's match order).
-pub(crate) async fn policy_from_rules(state: &AppState, name: Option<&str>) -> ApiResult<String> {
-    let name = name.unwrap_or("");
-    let rules = state.indexer.list_archive_policy_rules().await?;
-    rules.into_iter().find(|r| fnmatch(name, &r.metric_pattern)).map(|r| r.archive_policy_name).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "No archive policy name specified and no archive policy rule found matching the metric name {name}"
-        ))
-    })
+        // A metric named on its resource.
+        .route(
+            "/resource/{rtype}/{id}/metric/{name}",
+            get(show_metric).delete(delete_metric),
+        )
 }
 
 async fn create(
@@ -184,7 +64,7 @@ async fn create(
     )?;
     let resource_id = validate::opt_string(map.get("resource_id"), &root.key("resource_id"), None)?;
     if name.as_deref().is_some_and(|n| n.contains('/')) {
-        return Err(ApiError::bad_request("'/' is not supported in metric name"));
+        return Err(ApiError::slash_in_metric_name());
     }
     if resource_id.is_some() && name.is_none() {
         return Err(ApiError::bad_request(json!({
@@ -196,7 +76,7 @@ async fn create(
     let resource_id = match resource_id {
         None => None,
         Some(rid) => {
-            let id = crate::routes::resource::resource_uuid(&rid, &creds.creator())
+            let id = gnocchi_index::resource_uuid(&rid, &creds.creator())
                 .map_err(|e| root.key("resource_id").invalid(&e))?;
             // Upstream answers a 500 here (its foreign key fails); a clear 400 is better.
             if state
@@ -205,9 +85,7 @@ async fn create(
                 .await?
                 .is_none()
             {
-                return Err(ApiError::bad_request(format!(
-                    "Resource {id} does not exist"
-                )));
+                return Err(ApiError::resource_not_found(id).as_bad_request());
             }
             Some(id)
         }
@@ -226,9 +104,7 @@ async fn create(
     };
     let metric = match state.indexer.create_metric(&new).await {
         Err(IndexError::ArchivePolicyNotFound(ap)) => {
-            return Err(ApiError::bad_request(format!(
-                "Archive policy {ap} does not exist"
-            )));
+            return Err(ApiError::archive_policy_not_found(ap).as_bad_request());
         }
         other => other?,
     };
@@ -314,5 +190,27 @@ async fn delete(
         .policy
         .enforce("delete metric", &creds, &policy_target(&metric))?;
     state.indexer.delete_metric(metric.id).await?;
+    Ok(no_content())
+}
+
+async fn show_metric(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
+    show_found(&state, &creds, &m).await
+}
+
+async fn delete_metric(
+    State(state): State<Arc<AppState>>,
+    creds: Creds,
+    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
+    state
+        .policy
+        .enforce("delete metric", &creds, &policy_target(&m))?;
+    state.indexer.delete_metric(m.id).await?;
     Ok(no_content())
 }

@@ -14,8 +14,8 @@ use crate::ingest::{
     string_attribute,
 };
 use crate::language::remote_write::{STALE_NAN_BITS, decompress, for_each_series};
-use crate::routes::measures::accepted;
 use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::accepted;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

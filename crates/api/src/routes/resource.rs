@@ -4,24 +4,30 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
-use crate::access::policy::{Target, flatten};
+use crate::access::lookup::{
+    check_visible, find_resource, find_resource_type as find_type, policy_from_rules,
+    resource_not_found,
+};
+use crate::access::policy::Target;
+use crate::access::targets::resource_target as policy_target;
 use crate::language::query::{parse_filter_string, parse_json_query};
-use crate::routes::metric::{self, policy_from_rules};
-use crate::routes::resource_type;
+use crate::wire::attributes::{attribute_value, datetime};
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
 use crate::wire::pagination;
+use crate::wire::render::{metric_json_listed, resource_json as to_json};
 use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use carbonara::time;
+use gnocchi_index::resource_uuid;
 use gnocchi_index::{
-    AttrValue, AttributeKind, AttributeSchema, Filter, FilterValue, IndexError, Metric,
-    MetricQuery, MetricSpec, NewResource, Resource, ResourceQuery, ResourceType, ResourceUpdate,
+    Filter, FilterValue, IndexError, Metric, MetricQuery, MetricSpec, NewResource, Resource,
+    ResourceQuery, ResourceUpdate,
 };
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -43,14 +49,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/resource/{rtype}/{id}/metric",
             get(list_metrics).post(add_metrics),
         )
-        .route(
-            "/resource/{rtype}/{id}/metric/{name}",
-            get(show_metric).delete(delete_metric),
-        )
-        .route(
-            "/resource/{rtype}/{id}/metric/{name}/measures",
-            get(read_measures).post(push_measures),
-        )
         .route("/search/resource/{rtype}", post(search).get(search_get))
 }
 
@@ -59,70 +57,7 @@ const DEFAULT_SORT: &[&str] = &["revision_start:asc", "started_at:asc"];
 
 // ------------------------------------------------------------------ ids
 
-pub(crate) use gnocchi_index::resource_uuid;
-
-fn resource_not_found(id: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found(format!("Resource {id} does not exist"))
-}
-
-/// The id in a URL, through §1.7 with the caller as creator; 404 when impossible.
-fn url_id(id: &str, creds: &Creds) -> ApiResult<Uuid> {
-    resource_uuid(id, &creds.creator()).map_err(|_| resource_not_found(id))
-}
-
 // ------------------------------------------------------------------ JSON
-
-fn iso(ns: i64) -> Value {
-    Value::String(time::format_iso(ns))
-}
-
-pub(crate) fn attr_json(v: &AttrValue) -> Value {
-    match v {
-        AttrValue::Null => Value::Null,
-        AttrValue::String(s) => json!(s),
-        AttrValue::Uuid(u) => json!(u),
-        AttrValue::Number(f) => json!(f),
-        AttrValue::Bool(b) => json!(b),
-        AttrValue::Datetime(ns) => iso(*ns),
-    }
-}
-
-/// A resource as upstream renders it: 13 base keys plus the type's attributes.
-pub(crate) fn to_json(r: &Resource) -> Value {
-    let (user, project) = match &r.creator {
-        None => (Value::Null, Value::Null),
-        Some(c) => match c.split_once(':') {
-            Some((u, p)) => (json!(u), json!(p)),
-            None => (json!(c), json!("")),
-        },
-    };
-    let metrics: Map<String, Value> = r
-        .metrics
-        .iter()
-        .map(|(name, id)| (name.clone(), json!(id)))
-        .collect();
-    let mut m = Map::new();
-    m.insert("id".into(), json!(r.id));
-    m.insert("type".into(), json!(r.resource_type));
-    m.insert("original_resource_id".into(), json!(r.original_resource_id));
-    m.insert("creator".into(), json!(r.creator));
-    m.insert("created_by_user_id".into(), user);
-    m.insert("created_by_project_id".into(), project);
-    m.insert("user_id".into(), json!(r.user_id));
-    m.insert("project_id".into(), json!(r.project_id));
-    m.insert("started_at".into(), iso(r.started_at));
-    m.insert("ended_at".into(), r.ended_at.map_or(Value::Null, iso));
-    m.insert("revision_start".into(), iso(r.revision_start));
-    m.insert(
-        "revision_end".into(),
-        r.revision_end.map_or(Value::Null, iso),
-    );
-    m.insert("metrics".into(), Value::Object(metrics));
-    for (name, v) in &r.attributes {
-        m.insert(name.clone(), attr_json(v));
-    }
-    Value::Object(m)
-}
 
 /// Keep only the `attrs` the client asked for (unknown ones are ignored).
 fn select_attrs(v: Value, attrs: &[&str]) -> Value {
@@ -134,10 +69,6 @@ fn select_attrs(v: Value, attrs: &[&str]) -> Value {
         ),
         other => other,
     }
-}
-
-fn policy_target(r: &Resource) -> Target {
-    flatten(&to_json(r))
 }
 
 // ------------------------------------------------------------------ ETags
@@ -187,8 +118,8 @@ fn check_preconditions(method: &Method, headers: &HeaderMap, r: &Resource) -> Ap
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
-    let precondition_failed = || ApiError::new(StatusCode::PRECONDITION_FAILED, "");
-    let not_modified = || ApiError::new(StatusCode::NOT_MODIFIED, "");
+    let precondition_failed = || ApiError::precondition_failed();
+    let not_modified = || ApiError::not_modified();
     let safe = *method == Method::GET || *method == Method::HEAD;
     match if_match {
         Some(v) if !etag_listed(v, &tag) => return Err(precondition_failed()),
@@ -219,70 +150,6 @@ fn check_preconditions(method: &Method, headers: &HeaderMap, r: &Resource) -> Ap
 }
 
 // ------------------------------------------------------------------ bodies
-
-/// A value for a type attribute, validated against its schema (voluptuous messages).
-pub(crate) fn attribute_value(a: &AttributeSchema, v: &Value, path: &Path) -> ApiResult<AttrValue> {
-    if v.is_null() && !a.required {
-        return Ok(AttrValue::Null);
-    }
-    Ok(match &a.kind {
-        AttributeKind::String {
-            min_length,
-            max_length,
-        } => {
-            let s = v.as_str().ok_or_else(|| path.invalid("expected str"))?;
-            let n = s.chars().count();
-            if n < *min_length as usize {
-                return Err(path.invalid(&format!("length of value must be at least {min_length}")));
-            }
-            if n > *max_length as usize {
-                return Err(path.invalid(&format!("length of value must be at most {max_length}")));
-            }
-            AttrValue::String(s.to_owned())
-        }
-        AttributeKind::Uuid => {
-            let s = v
-                .as_str()
-                .ok_or_else(|| path.invalid("badly formed hexadecimal UUID string"))?;
-            AttrValue::Uuid(
-                Uuid::parse_str(s)
-                    .map_err(|_| path.invalid("badly formed hexadecimal UUID string"))?,
-            )
-        }
-        AttributeKind::Number { min, max } => {
-            let f = match v {
-                Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-                // Python's bool is a Real.
-                Value::Bool(b) => f64::from(u8::from(*b)),
-                _ => return Err(path.invalid("expected Real")),
-            };
-            if let Some(min) = min.filter(|min| f < *min) {
-                return Err(path.invalid(&format!("value must be at least {min}")));
-            }
-            if let Some(max) = max.filter(|max| f > *max) {
-                return Err(path.invalid(&format!("value must be at most {max}")));
-            }
-            AttrValue::Number(f)
-        }
-        AttributeKind::Bool => {
-            AttrValue::Bool(v.as_bool().ok_or_else(|| path.invalid("expected bool"))?)
-        }
-        AttributeKind::Datetime => AttrValue::Datetime(datetime(v, path)?),
-    })
-}
-
-/// A timestamp field (`started_at`...): epoch seconds or any timestamp string,
-/// kept to the microsecond as upstream stores it.
-fn datetime(v: &Value, path: &Path) -> ApiResult<i64> {
-    let now = crate::routes::measures::now();
-    let ns = match v {
-        Value::Number(n) => time::timestamp_from_epoch_seconds(n.as_f64().unwrap_or(f64::NAN)),
-        Value::String(s) => time::parse_timestamp(s, now),
-        _ => return Err(path.invalid("expected a timestamp")),
-    }
-    .map_err(|e| path.invalid(&e.to_string()))?;
-    Ok(ns - ns.rem_euclid(1_000))
-}
 
 fn opt_str_field(v: &Value, path: &Path) -> ApiResult<Option<String>> {
     match v {
@@ -315,7 +182,7 @@ async fn parse_metrics(
                     &[],
                 )?;
                 if name.contains('/') {
-                    return Err(ApiError::bad_request("'/' is not supported in metric name"));
+                    return Err(ApiError::slash_in_metric_name());
                 }
                 let unit = validate::opt_string(m.get("unit"), &p.key("unit"), Some(31))?;
                 let ap = validate::opt_string(
@@ -347,38 +214,6 @@ fn metric_errors(e: IndexError) -> ApiError {
         | IndexError::InvalidResourceValue(_) => ApiError::bad_request(e.to_string()),
         other => other.into(),
     }
-}
-
-/// The resource type, or 404; resources can only be used through `active` types.
-async fn find_type(state: &AppState, name: &str) -> ApiResult<ResourceType> {
-    resource_type::find(state, name).await
-}
-
-/// "get resource" on `r`: 403, or in keystone mode 404 as if it did not exist.
-fn check_visible(state: &AppState, creds: &Creds, rtype: &str, r: &Resource) -> ApiResult<()> {
-    crate::access::visibility::check_resource(
-        &state.policy,
-        "get resource",
-        creds,
-        rtype,
-        &policy_target(r),
-        || resource_not_found(r.id),
-    )
-}
-
-async fn find_resource(
-    state: &AppState,
-    rtype: &str,
-    id: &str,
-    creds: &Creds,
-) -> ApiResult<Resource> {
-    let uuid = url_id(id, creds)?;
-    find_type(state, rtype).await?;
-    state
-        .indexer
-        .get_resource(rtype, uuid)
-        .await?
-        .ok_or_else(|| resource_not_found(uuid))
 }
 
 // ------------------------------------------------------------------ handlers
@@ -692,7 +527,7 @@ async fn search_get(
     UrlPath(rtype): UrlPath<String>,
 ) -> ApiResult<Response> {
     find_type(&state, &rtype).await?;
-    Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ""))
+    Err(ApiError::method_not_allowed())
 }
 
 async fn history(
@@ -732,7 +567,7 @@ async fn list_metrics(
     check_visible(&state, &creds, &rtype, &r)?;
     let metrics = resource_metrics(&state, r.id).await?;
     Ok(ok_json(&Value::Array(
-        metrics.iter().map(metric::to_json_listed).collect(),
+        metrics.iter().map(metric_json_listed).collect(),
     )))
 }
 
@@ -765,75 +600,8 @@ async fn add_metrics(
     }
     let metrics = resource_metrics(&state, r.id).await?;
     Ok(ok_json(&Value::Array(
-        metrics.iter().map(metric::to_json_listed).collect(),
+        metrics.iter().map(metric_json_listed).collect(),
     )))
-}
-
-/// The active metric `name` of the resource, or the 404 upstream gives.
-async fn find_named_metric(
-    state: &AppState,
-    rtype: &str,
-    id: &str,
-    name: &str,
-    creds: &Creds,
-) -> ApiResult<Metric> {
-    let uuid = url_id(id, creds)?;
-    let found = state
-        .indexer
-        .list_metrics(&MetricQuery {
-            resource_id: Some(uuid),
-            name: Some(name.to_owned()),
-            ..Default::default()
-        })
-        .await?;
-    if let Some(m) = found.into_iter().next() {
-        return Ok(m);
-    }
-    find_resource(state, rtype, id, creds).await?;
-    Err(ApiError::not_found(format!("Metric {name} does not exist")))
-}
-
-async fn show_metric(
-    State(state): State<Arc<AppState>>,
-    creds: Creds,
-    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
-) -> ApiResult<Response> {
-    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
-    metric::show_found(&state, &creds, &m).await
-}
-
-async fn delete_metric(
-    State(state): State<Arc<AppState>>,
-    creds: Creds,
-    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
-) -> ApiResult<Response> {
-    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
-    state
-        .policy
-        .enforce("delete metric", &creds, &metric::policy_target(&m))?;
-    state.indexer.delete_metric(m.id).await?;
-    Ok(no_content())
-}
-
-async fn read_measures(
-    State(state): State<Arc<AppState>>,
-    creds: Creds,
-    ctx: Ctx,
-    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
-) -> ApiResult<Response> {
-    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
-    crate::routes::measures::read_from(&state, &creds, &ctx, &m).await
-}
-
-async fn push_measures(
-    State(state): State<Arc<AppState>>,
-    creds: Creds,
-    UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
-    crate::routes::measures::push_to(&state, &creds, &m, &headers, &body).await
 }
 
 #[cfg(test)]

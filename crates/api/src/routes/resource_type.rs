@@ -2,6 +2,7 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
+use crate::access::lookup::find_resource_type as find;
 use crate::access::policy::Target;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{
@@ -80,15 +81,6 @@ pub(crate) fn to_json(rt: &ResourceType) -> Value {
         .map(|a| (a.name.clone(), attribute_json(a)))
         .collect();
     json!({"name": rt.name, "attributes": attrs, "state": rt.state.as_str()})
-}
-
-/// The type named `name`, or upstream's 404.
-pub(crate) async fn find(state: &AppState, name: &str) -> ApiResult<ResourceType> {
-    state
-        .indexer
-        .get_resource_type(name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Resource type {name} does not exist")))
 }
 
 fn invalid_attribute(message: impl std::fmt::Display) -> ApiError {
@@ -215,7 +207,7 @@ fn parse_attribute(
             match opts.get("fill") {
                 None => None,
                 Some(v) => Some(
-                    crate::routes::resource::attribute_value(&schema, v, &opath.key("fill"))
+                    crate::wire::attributes::attribute_value(&schema, v, &opath.key("fill"))
                         .map_err(|e| {
                             let reason =
                                 e.description["reason"]

@@ -9,11 +9,11 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
+use crate::access::targets::metric_target as policy_target;
 use crate::language::aggregates_parse::MAX_DEPTH;
-use crate::routes::measures::write_points;
-use crate::routes::metric::policy_target;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{Ctx, json_body};
+use crate::wire::points::write_points;
 use crate::wire::validate::Path;
 use axum::Router;
 use axum::body::Bytes;
@@ -184,7 +184,7 @@ async fn search(
     let bound = |name: &str| -> ApiResult<Option<i64>> {
         match ctx.param(name) {
             None => Ok(None),
-            Some(v) => time::parse_timestamp(v, crate::routes::measures::now())
+            Some(v) => time::parse_timestamp(v, crate::wire::params::now())
                 .map(Some)
                 .map_err(|_| ApiError::bad_request(format!("Invalid value for {name}"))),
         }
@@ -269,7 +269,7 @@ async fn search(
                     vals.push(*v);
                 }
             }
-            let token = crate::routes::measures::granularity_token(Sampling::Fixed(s.granularity));
+            let token = crate::wire::points::granularity_token(Sampling::Fixed(s.granularity));
             write_points(&mut out, &mut first, &token, &ts, &vals);
             i += 1;
         }

@@ -72,6 +72,68 @@ impl ApiError {
     }
 }
 
+/// Upstream's errors that more than one endpoint answers, named once so the
+/// wording cannot drift between them.
+impl ApiError {
+    /// 404 `Metric <id> does not exist`.
+    pub(crate) fn metric_not_found(id: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Metric {id} does not exist"))
+    }
+    /// 404 `Resource <id> does not exist`.
+    pub(crate) fn resource_not_found(id: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Resource {id} does not exist"))
+    }
+    /// 404 `Resource type <name> does not exist`.
+    pub(crate) fn resource_type_not_found(name: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Resource type {name} does not exist"))
+    }
+    /// 404 `Archive policy <name> does not exist`.
+    pub(crate) fn archive_policy_not_found(name: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Archive policy {name} does not exist"))
+    }
+    /// 404: the method is not one of the metric's archive policy.
+    pub(crate) fn aggregation_method_not_found(metric: uuid::Uuid, aggregation: &str) -> Self {
+        Self::not_found(json!({
+            "cause": "Aggregation method does not exist for this metric",
+            "detail": {"metric": metric.to_string(), "aggregation_method": aggregation},
+        }))
+    }
+    /// 404: upstream's `AggregationDoesNotExist` (method at a granularity).
+    pub(crate) fn aggregation_not_found(
+        aggregation: &str,
+        granularity: i64,
+        metric: uuid::Uuid,
+    ) -> Self {
+        Self::not_found(format!(
+            "Aggregation method '{aggregation}' at granularity '{}' for metric {metric} does not exist",
+            carbonara::policy::format_seconds(granularity)
+        ))
+    }
+    /// 400: metric names are URL segments.
+    pub(crate) fn slash_in_metric_name() -> Self {
+        Self::bad_request("'/' is not supported in metric name")
+    }
+    /// 403 with upstream's message (rather than the empty one of a policy refusal).
+    pub(crate) fn insufficient_privileges() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Insufficient privileges")
+    }
+    pub(crate) fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "")
+    }
+    pub(crate) fn precondition_failed() -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "")
+    }
+    pub(crate) fn not_modified() -> Self {
+        Self::new(StatusCode::NOT_MODIFIED, "")
+    }
+    /// The same error answered as a 400: where upstream reports a missing
+    /// entity named in a body (not in the URL) as bad input.
+    pub(crate) fn as_bad_request(mut self) -> Self {
+        self.status = StatusCode::BAD_REQUEST;
+        self
+    }
+}
+
 impl From<IndexError> for ApiError {
     fn from(e: IndexError) -> Self {
         use IndexError::*;
@@ -155,7 +217,7 @@ fn prefers_json(headers: &HeaderMap) -> bool {
     let offers = ["text/plain", "text/html", "application/json"];
     let mut best = (0.0f32, 0usize);
     for (i, offer) in offers.iter().enumerate() {
-        let q = crate::wire::http::accept_quality(accept, offer);
+        let q = crate::wire::accept::accept_quality(accept, offer);
         if q > best.0 {
             best = (q, i);
         }

@@ -3,6 +3,7 @@
 //! configured), pagination links and upstream's strict booleans.
 
 use crate::AppState;
+use crate::wire::accept::accept_quality;
 use crate::wire::error::{ApiError, ApiResult};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -12,38 +13,6 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::Value;
 use std::sync::Arc;
-
-/// Quality the `Accept` header gives to `offer` (most specific matching range wins).
-pub(crate) fn accept_quality(accept: &str, offer: &str) -> f32 {
-    let (otype, osub) = offer.split_once('/').unwrap_or((offer, ""));
-    let mut best: Option<(u8, f32)> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let mut q = 1.0f32;
-        for p in parts {
-            if let Some((k, v)) = p.split_once('=')
-                && k.trim().eq_ignore_ascii_case("q")
-            {
-                q = v.trim().parse().unwrap_or(0.0);
-            }
-        }
-        let (mtype, msub) = media.split_once('/').unwrap_or((media.as_str(), ""));
-        let specificity = if mtype == otype && msub == osub {
-            3
-        } else if mtype == otype && msub == "*" {
-            2
-        } else if mtype == "*" && msub == "*" {
-            1
-        } else {
-            continue;
-        };
-        if best.is_none_or(|(s, _)| specificity > s) {
-            best = Some((specificity, q));
-        }
-    }
-    best.map(|(_, q)| q).unwrap_or(0.0)
-}
 
 /// Middleware for the JSON API: 406 unless the client accepts JSON.
 pub(crate) async fn require_json_accept(req: Request, next: Next) -> Response {
@@ -131,7 +100,7 @@ pub(crate) fn dict(value: &Value) -> Option<&serde_json::Map<String, Value>> {
 /// [`NON_FINITE_KEY`] objects read instead (borrowing from `scratch`). An
 /// object, not the string `"NaN"`, so that where upstream wants a string
 /// (`"name": NaN`) the value is still refused, while measure values
-/// ([`crate::routes::measures`]) read it back as the float. When the copy does not
+/// ([`crate::wire::measures_body`]) read it back as the float. When the copy does not
 /// read either, the error is about the body as sent, unless the copy is valid
 /// JSON of the wrong shape (`NaN` where a list is expected).
 pub(crate) fn from_json_slice<'a, T: serde::Deserialize<'a>>(
@@ -477,6 +446,11 @@ pub(crate) fn json_body_typed_check(headers: &HeaderMap, expected: &str) -> ApiR
     } else {
         Err(ApiError::unsupported_media_type(content_type))
     }
+}
+
+/// 202 with an empty body, as upstream.
+pub(crate) fn accepted() -> Response {
+    (StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response()
 }
 
 #[cfg(test)]
