@@ -12,7 +12,6 @@
 use crate::access::auth::Creds;
 use crate::access::policy::{Policy, Target};
 use crate::wire::error::{ApiError, ApiResult};
-use axum::http::StatusCode;
 use gnocchi_index::{CmpOp, Filter, FilterValue, MetricVisibility};
 
 fn insufficient() -> ApiError {
@@ -182,7 +181,7 @@ mod tests {
             ("list metric".into(), "role:admin".into()),
         ]);
         let e = resource_filter(&p, "list resource", &member("pa"), "generic").unwrap_err();
-        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
         assert!(metric_visibility(&p, "list metric", &member("pa")).is_err());
     }
 

@@ -142,7 +142,7 @@ async fn by_resources(
         .as_str()
         .ok_or_else(|| Path::root().key("resource_type").invalid("expected str"))?;
     if state.indexer.get_resource_type(rtype).await?.is_none() {
-        return Err(ApiError::resource_type_not_found(rtype).as_bad_request());
+        return Err(ApiError::resource_type_not_found(rtype).into_bad_request());
     }
     let filter = match search.query {
         Value::String(s) => parse_filter_string(s, &creds.creator())?,

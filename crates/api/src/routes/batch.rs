@@ -474,7 +474,7 @@ async fn resources_metrics_measures(
                 .next()
                 .ok_or_else(|| ApiError::internal("metric vanished after a name conflict"))?,
             Err(IndexError::ArchivePolicyNotFound(ap)) => {
-                return Err(ApiError::archive_policy_not_found(ap).as_bad_request());
+                return Err(ApiError::archive_policy_not_found(ap).into_bad_request());
             }
             Err(e) => return Err(e.into()),
         };

@@ -85,7 +85,7 @@ async fn create(
                 .await?
                 .is_none()
             {
-                return Err(ApiError::resource_not_found(id).as_bad_request());
+                return Err(ApiError::resource_not_found(id).into_bad_request());
             }
             Some(id)
         }
@@ -104,7 +104,7 @@ async fn create(
     };
     let metric = match state.indexer.create_metric(&new).await {
         Err(IndexError::ArchivePolicyNotFound(ap)) => {
-            return Err(ApiError::archive_policy_not_found(ap).as_bad_request());
+            return Err(ApiError::archive_policy_not_found(ap).into_bad_request());
         }
         other => other?,
     };

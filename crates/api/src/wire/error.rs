@@ -128,7 +128,7 @@ impl ApiError {
     }
     /// The same error answered as a 400: where upstream reports a missing
     /// entity named in a body (not in the URL) as bad input.
-    pub(crate) fn as_bad_request(mut self) -> Self {
+    pub(crate) fn into_bad_request(mut self) -> Self {
         self.status = StatusCode::BAD_REQUEST;
         self
     }
