@@ -7,10 +7,10 @@
 //! loser of such a race simply looks again (a bounded number of times).
 
 use crate::AppState;
-use crate::auth::Creds;
-use crate::error::{ApiError, ApiResult};
-use crate::metric::policy_from_rules;
-use crate::policy::Target;
+use crate::access::auth::Creds;
+use crate::access::lookup::policy_from_rules;
+use crate::access::policy::Target;
+use crate::wire::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use gnocchi_index::{
     AttrValue, AttributeSchema, GENERIC, IndexError, Metric, MetricSpec, NewResource, Resource,
@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 /// SPEC §1.7, as resource URLs map ids (the resource module's helper).
 pub(crate) fn resource_uuid(id: &str, creator: Option<&str>) -> Result<Uuid, String> {
-    crate::resource::resource_uuid(id, creator.unwrap_or(""))
+    gnocchi_index::resource_uuid(id, creator.unwrap_or(""))
 }
 
 /// Does a resource (of any type) with this id exist?
@@ -114,7 +114,7 @@ async fn new_metric_specs(
     let mut specs = Vec::with_capacity(names.len());
     for name in names {
         if name.contains('/') {
-            return Err(ApiError::bad_request("'/' is not supported in metric name"));
+            return Err(ApiError::slash_in_metric_name());
         }
         specs.push((
             name.to_string(),
@@ -283,7 +283,7 @@ impl<'s> PostMeasuresCheck<'s> {
                 let a = self.state.policy.allowed(
                     "post measures",
                     self.creds,
-                    &crate::metric::policy_target(metric),
+                    &crate::access::targets::metric_target(metric),
                 );
                 self.decided.insert(key, a);
                 a

@@ -11,37 +11,16 @@
 //! is fully validated before anything is written; a 202 on measures is sent only
 //! after the incoming store made them durable.
 
-mod aggregates;
-mod aggregates_parse;
-mod aggregation;
-mod archive_policy;
-mod archive_policy_rule;
-pub mod auth;
-mod batch;
-mod cors;
-mod error;
-pub mod fnmatch;
-mod http;
-mod influxdb;
+mod access;
 mod ingest;
-mod json;
-pub mod keystone;
-mod line_protocol;
-mod measures;
-mod metric;
-mod pagination;
-pub mod policy;
-mod prometheus;
-mod query;
-mod remote_write;
-mod resource;
-mod resource_type;
-mod root;
-mod search_metric;
+mod language;
+mod routes;
 #[cfg(test)]
 mod test_support;
-mod validate;
-mod visibility;
+mod wire;
+
+pub use access::{auth, keystone, policy};
+pub use language::fnmatch;
 
 use axum::Router;
 use axum::extract::Request;
@@ -53,9 +32,9 @@ use gnocchi_storage::Incoming;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use auth::AuthMode;
-pub use cors::CorsConfig;
-pub use root::{SERVER, UPSTREAM_API_VERSION, VERSION_LINE};
+pub use access::auth::AuthMode;
+pub use access::cors::CorsConfig;
+pub use routes::root::{SERVER, UPSTREAM_API_VERSION, VERSION_LINE};
 
 /// The `[api]`, `[cors]` and `[archive_policy]` settings the API uses.
 #[derive(Debug, Clone)]
@@ -140,35 +119,35 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body_size;
     let v1 = Router::new()
-        .route("/", get(root::v1_links))
-        .route("/capabilities", get(root::capabilities))
-        .route("/status", get(root::status))
-        .merge(archive_policy::routes())
-        .merge(archive_policy_rule::routes())
-        .merge(metric::routes())
-        .merge(measures::routes())
-        .merge(aggregates::routes())
-        .merge(aggregation::routes())
-        .merge(search_metric::routes())
-        .merge(resource::routes())
-        .merge(resource_type::routes())
-        .merge(batch::routes());
+        .route("/", get(routes::root::v1_links))
+        .route("/capabilities", get(routes::root::capabilities))
+        .route("/status", get(routes::root::status))
+        .merge(routes::archive_policy::routes())
+        .merge(routes::archive_policy_rule::routes())
+        .merge(routes::metric::routes())
+        .merge(routes::measures::routes())
+        .merge(routes::aggregates::routes())
+        .merge(routes::aggregation::routes())
+        .merge(routes::search_metric::routes())
+        .merge(routes::resource::routes())
+        .merge(routes::resource_type::routes())
+        .merge(routes::batch::routes());
     Router::new()
-        .route("/", get(root::versions))
+        .route("/", get(routes::root::versions))
         .route(
             "/healthcheck",
-            get(root::healthcheck).head(root::healthcheck),
+            get(routes::root::healthcheck).head(routes::root::healthcheck),
         )
         .nest("/v1", v1)
-        .layer(axum::middleware::from_fn(http::require_json_accept))
+        .layer(axum::middleware::from_fn(wire::http::require_json_accept))
         // Write protocols whose clients send their own `Accept` (and get no body).
-        .merge(influxdb::routes())
-        .merge(prometheus::routes())
-        .layer(axum::middleware::from_fn(error::render_errors))
-        .layer(axum::middleware::map_response(root::server_header))
+        .merge(routes::influxdb::routes())
+        .merge(routes::prometheus::routes())
+        .layer(axum::middleware::from_fn(wire::error::render_errors))
+        .layer(axum::middleware::map_response(routes::root::server_header))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(state.config.cors.clone()),
-            cors::cors,
+            access::cors::cors,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)

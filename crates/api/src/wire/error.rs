@@ -1,0 +1,304 @@
+//! Every error the API answers, and the one place where errors become HTTP.
+//!
+//! Handlers return [`ApiError`]; [`IntoResponse`] only records the status and
+//! description in the response; the [`render_errors`] middleware, which knows the
+//! request's `Accept` header, then writes upstream's body: `{"code", "title",
+//! "description"}` when the client prefers JSON, otherwise WebOb's plain-text page
+//! (which is what upstream's clients and tests read when they send no `Accept`).
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gnocchi_engine::{EngineError, ReadError};
+use gnocchi_index::IndexError;
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    /// A string, or an object such as `{"cause", "reason", "detail"}`.
+    pub(crate) description: Value,
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, description: impl Into<Value>) -> Self {
+        ApiError {
+            status,
+            description: description.into(),
+        }
+    }
+    pub(crate) fn bad_request(description: impl Into<Value>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, description)
+    }
+    pub(crate) fn not_found(description: impl Into<Value>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, description)
+    }
+    pub(crate) fn conflict(description: impl Into<Value>) -> Self {
+        Self::new(StatusCode::CONFLICT, description)
+    }
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "")
+    }
+    pub(crate) fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "")
+    }
+    pub(crate) fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("The request media type {content_type} is not supported by this server."),
+        )
+    }
+    pub(crate) fn not_acceptable() -> Self {
+        Self::new(StatusCode::NOT_ACCEPTABLE, "")
+    }
+    pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %message, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    }
+    /// voluptuous-style schema error: `{"cause": "Invalid input", "reason", "detail": [path]}`.
+    pub(crate) fn invalid_input(reason: impl Into<String>, detail: Vec<String>) -> Self {
+        Self::bad_request(
+            json!({"cause": "Invalid input", "reason": reason.into(), "detail": detail}),
+        )
+    }
+    /// `{"cause": "Argument value error", "detail": param, "reason": reason}`.
+    pub(crate) fn argument(param: &str, reason: impl Into<String>) -> Self {
+        Self::bad_request(
+            json!({"cause": "Argument value error", "detail": param, "reason": reason.into()}),
+        )
+    }
+}
+
+/// Upstream's errors that more than one endpoint answers, named once so the
+/// wording cannot drift between them.
+impl ApiError {
+    /// 404 `Metric <id> does not exist`.
+    pub(crate) fn metric_not_found(id: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Metric {id} does not exist"))
+    }
+    /// 404 `Resource <id> does not exist`.
+    pub(crate) fn resource_not_found(id: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Resource {id} does not exist"))
+    }
+    /// 404 `Resource type <name> does not exist`.
+    pub(crate) fn resource_type_not_found(name: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Resource type {name} does not exist"))
+    }
+    /// 404 `Archive policy <name> does not exist`.
+    pub(crate) fn archive_policy_not_found(name: impl std::fmt::Display) -> Self {
+        Self::not_found(format!("Archive policy {name} does not exist"))
+    }
+    /// 404: the method is not one of the metric's archive policy.
+    pub(crate) fn aggregation_method_not_found(metric: uuid::Uuid, aggregation: &str) -> Self {
+        Self::not_found(json!({
+            "cause": "Aggregation method does not exist for this metric",
+            "detail": {"metric": metric.to_string(), "aggregation_method": aggregation},
+        }))
+    }
+    /// 404: upstream's `AggregationDoesNotExist` (method at a granularity).
+    pub(crate) fn aggregation_not_found(
+        aggregation: &str,
+        granularity: i64,
+        metric: uuid::Uuid,
+    ) -> Self {
+        Self::not_found(format!(
+            "Aggregation method '{aggregation}' at granularity '{}' for metric {metric} does not exist",
+            carbonara::policy::format_seconds(granularity)
+        ))
+    }
+    /// 400: metric names are URL segments.
+    pub(crate) fn slash_in_metric_name() -> Self {
+        Self::bad_request("'/' is not supported in metric name")
+    }
+    /// 403 with upstream's message (rather than the empty one of a policy refusal).
+    pub(crate) fn insufficient_privileges() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Insufficient privileges")
+    }
+    pub(crate) fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "")
+    }
+    pub(crate) fn precondition_failed() -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "")
+    }
+    pub(crate) fn not_modified() -> Self {
+        Self::new(StatusCode::NOT_MODIFIED, "")
+    }
+    /// The same error answered as a 400: where upstream reports a missing
+    /// entity named in a body (not in the URL) as bad input.
+    pub(crate) fn into_bad_request(mut self) -> Self {
+        self.status = StatusCode::BAD_REQUEST;
+        self
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> Self {
+        use IndexError::*;
+        match e {
+            ArchivePolicyAlreadyExists(_) | ArchivePolicyRuleAlreadyExists(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            ArchivePolicyNotFound(_) | ArchivePolicyRuleNotFound(_) | MetricNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            ArchivePolicyInUse(_) => ApiError::bad_request(e.to_string()),
+            NamedMetricAlreadyExists(name) => ApiError::bad_request(
+                json!({"cause": "Named metric already exists", "reason": format!("Named metric {name} already exists"), "detail": name}),
+            ),
+            InvalidSortKey(_) | InvalidMarker(_) => {
+                ApiError::bad_request(format!("Invalid pagination: `{e}'"))
+            }
+            ResourceTypeAlreadyExists(_) | ResourceAlreadyExists(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            ResourceTypeNotFound(_) | ResourceNotFound(_) => ApiError::not_found(e.to_string()),
+            ResourceTypeInUse(_)
+            | InvalidResourceValue(_)
+            | QueryValueError { .. }
+            | QueryAttributeError { .. }
+            | InvalidQuery(_) => ApiError::bad_request(e.to_string()),
+            Backend(_) | Database(_) | Connect { .. } | Io { .. } => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Index(e) => e.into(),
+            EngineError::MetricLocked(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            EngineError::Storage(e) => ApiError::internal(e),
+            EngineError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Engine(e) => e.into(),
+            // The callers build the specific 404s; these are fallbacks.
+            other => ApiError::not_found(other.to_string()),
+        }
+    }
+}
+
+impl From<gnocchi_storage::StorageError> for ApiError {
+    fn from(e: gnocchi_storage::StorageError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = self.status.into_response();
+        resp.extensions_mut()
+            .insert(ErrorDescription(self.description));
+        resp
+    }
+}
+
+/// Carried from [`ApiError::into_response`] to [`render_errors`].
+#[derive(Clone)]
+struct ErrorDescription(Value);
+
+/// Does the client prefer JSON over text for error pages? Among the offers
+/// text/plain, text/html and application/json, the highest quality wins, ties
+/// going to the earlier offer, as WebOb's `best_match` does.
+fn prefers_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let offers = ["text/plain", "text/html", "application/json"];
+    let mut best = (0.0f32, 0usize);
+    for (i, offer) in offers.iter().enumerate() {
+        let q = crate::wire::accept::accept_quality(accept, offer);
+        if q > best.0 {
+            best = (q, i);
+        }
+    }
+    best.0 > 0.0 && best.1 == 2
+}
+
+fn explanation(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => {
+            "The server could not comply with the request since it is either malformed or otherwise incorrect."
+        }
+        401 => {
+            "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required."
+        }
+        403 => "Access was denied to this resource.",
+        404 => "The resource could not be found.",
+        405 => "The method is not allowed for this resource.",
+        406 => "The resource could not be generated that was acceptable to your browser.",
+        409 => "There was a conflict when trying to complete your request.",
+        412 => "Request precondition failed.",
+        413 => "The request is larger than the server is willing or able to process.",
+        415 => "The request media type is not supported by this server.",
+        501 => "The server has not implemented the requested method.",
+        503 => "The server is currently unavailable. Please try again at a later time.",
+        _ => "",
+    }
+}
+
+/// Middleware: give every error response its body, in the format the client prefers.
+pub(crate) async fn render_errors(req: Request, next: Next) -> Response {
+    let json_wanted = prefers_json(req.headers());
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let description = match resp.extensions_mut().remove::<ErrorDescription>() {
+        Some(ErrorDescription(d)) => d,
+        // Errors produced by the router itself (unknown route, wrong method).
+        None => {
+            let has_body = resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|l| l != "0");
+            if has_body && status != StatusCode::PAYLOAD_TOO_LARGE {
+                return resp;
+            }
+            // axum's body limit answers 413 with its own text: give it ours.
+            Value::String(if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "Request body too large".to_string()
+            } else {
+                String::new()
+            })
+        }
+    };
+    let title = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
+    let (body, content_type) = if json_wanted {
+        let doc = json!({"code": status.as_u16(), "title": title, "description": description});
+        (crate::wire::json::to_vec(&doc), "application/json")
+    } else {
+        let detail = match &description {
+            Value::String(s) => s.clone(),
+            other => String::from_utf8(crate::wire::json::to_vec(other)).unwrap_or_default(),
+        };
+        let text = format!(
+            "{} {}\n\n{}\n\n{}\n",
+            status.as_u16(),
+            title,
+            explanation(status),
+            detail
+        );
+        (text.into_bytes(), "text/plain; charset=UTF-8")
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
