@@ -20,7 +20,6 @@ mod test_support;
 mod wire;
 
 pub use access::{auth, keystone, policy};
-pub use language::fnmatch;
 
 use axum::Router;
 use axum::extract::Request;
@@ -83,6 +82,8 @@ pub struct AppState {
     pub indexer: Arc<dyn Indexer>,
     pub incoming: Arc<dyn Incoming>,
     pub engine: Arc<Engine>,
+    /// Every write of measures goes through it.
+    pub ingest: gnocchi_ingest::Ingest,
     pub config: ApiConfig,
     pub policy: policy::Policy,
     /// The token validator, in keystone mode.
@@ -105,6 +106,7 @@ impl AppState {
             _ => None,
         };
         Ok(AppState {
+            ingest: gnocchi_ingest::Ingest::new(indexer.clone(), incoming.clone()),
             indexer,
             incoming,
             engine,

@@ -12,13 +12,9 @@ use crate::config::Config;
 use gnocchi_statsd::Statsd;
 use tokio::sync::watch;
 
-/// What the daemon needs of the opened backends.
-pub fn daemon_backends(b: &Backends) -> gnocchi_statsd::Backends {
-    gnocchi_statsd::Backends {
-        indexer: b.indexer.clone(),
-        incoming: b.incoming.clone(),
-        glob: gnocchi_api::fnmatch::fnmatch,
-    }
+/// What the daemon writes through: the ingest service over the opened backends.
+pub fn daemon_backends(b: &Backends) -> gnocchi_ingest::Ingest {
+    gnocchi_ingest::Ingest::new(b.indexer.clone(), b.incoming.clone())
 }
 
 /// `gnocchid statsd`: only the statsd daemon. `--host`/`--port`, when given,

@@ -16,6 +16,7 @@ mod bind;
 mod codec;
 mod error;
 pub mod filter;
+pub mod fnmatch;
 mod model;
 mod model_resource;
 mod query;

@@ -12,6 +12,28 @@ pub struct ArchivePolicyRule {
     pub archive_policy_name: String,
 }
 
+/// Metric names cannot contain `/` (they are path segments of the API's URLs).
+pub fn valid_metric_name(name: &str) -> bool {
+    !name.contains('/')
+}
+
+impl ArchivePolicyRule {
+    /// Does this rule apply to a metric named `name`?
+    pub fn matches(&self, name: &str) -> bool {
+        crate::fnmatch::fnmatch(name, &self.metric_pattern)
+    }
+
+    /// The archive policy a new metric named `name` gets: that of the first
+    /// of `rules` (as [`Indexer::list_archive_policy_rules`](crate::Indexer::list_archive_policy_rules)
+    /// orders them, upstream's match order) whose pattern matches.
+    pub fn policy_for<'r>(rules: &'r [ArchivePolicyRule], name: &str) -> Option<&'r str> {
+        rules
+            .iter()
+            .find(|r| r.matches(name))
+            .map(|r| r.archive_policy_name.as_str())
+    }
+}
+
 /// An active metric, with its archive policy loaded.
 #[derive(Debug, Clone)]
 pub struct Metric {

@@ -9,19 +9,19 @@
 //! archive policy or, failing that, the archive policy rules. All the measures
 //! of a flush go to the incoming store in one batch.
 //!
-//! Invariants: this crate talks only to the index and the incoming store (no
-//! HTTP); a bad message is logged and skipped, never fatal; one task owns the
-//! accumulated state, so receiving takes no lock.
+//! Invariants: this crate writes only through the ingest service (no HTTP,
+//! no index or store of its own); a bad message is logged and skipped, never
+//! fatal; one task owns the accumulated state, so receiving takes no lock.
 
 pub mod parse;
 pub mod stats;
 
 use carbonara::{Measure, Timestamp};
-use gnocchi_index::{GENERIC, IndexError, Indexer, MetricQuery, NewMetric, NewResource};
-use gnocchi_storage::{Incoming, StorageError};
-use std::collections::HashMap;
+use gnocchi_index::{GENERIC, ResourceType, ResourceTypeState};
+use gnocchi_ingest::{
+    AutoResource, Ingest, IngestError, Missing, NamedWrite, Plan, Request, ResourceWrite,
+};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -67,28 +67,10 @@ pub enum StatsdError {
         addr: String,
         source: std::io::Error,
     },
-    #[error(
-        "no archive policy name specified and no archive policy rule found matching the metric name {0}"
-    )]
-    NoArchivePolicy(String),
     #[error(transparent)]
-    Index(#[from] IndexError),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
+    Ingest(#[from] IngestError),
     #[error("receiving: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Matches a metric name against an archive policy rule's pattern (fnmatch).
-pub type GlobMatch = fn(name: &str, pattern: &str) -> bool;
-
-/// Everything the daemon writes to.
-#[derive(Clone)]
-pub struct Backends {
-    pub indexer: Arc<dyn Indexer>,
-    pub incoming: Arc<dyn Incoming>,
-    /// How archive policy rules match names (the API's fnmatch).
-    pub glob: GlobMatch,
 }
 
 /// The resource id the configuration names: a UUID as is, anything else
@@ -105,7 +87,7 @@ pub fn resource_uuid(id: &str, creator: Option<&str>) -> Result<Uuid, StatsdErro
 pub struct Statsd {
     socket: UdpSocket,
     config: StatsdConfig,
-    backends: Backends,
+    ingest: Ingest,
     resource: Uuid,
 }
 
@@ -118,9 +100,12 @@ fn now_ns() -> Timestamp {
 
 impl Statsd {
     /// Check the configuration, make sure the resource exists, and bind the socket.
-    pub async fn bind(config: StatsdConfig, backends: Backends) -> Result<Statsd, StatsdError> {
+    pub async fn bind(config: StatsdConfig, ingest: Ingest) -> Result<Statsd, StatsdError> {
         let resource = resource_uuid(&config.resource_id, config.creator.as_deref())?;
-        ensure_resource(backends.indexer.as_ref(), resource, &config).await?;
+        // A request without measures: creates the resource if it is missing.
+        ingest
+            .write(request(resource, &config, Vec::new()), log_problems)
+            .await?;
         let addr = format!("{}:{}", config.host, config.port);
         let socket = UdpSocket::bind(&addr)
             .await
@@ -128,7 +113,7 @@ impl Statsd {
         Ok(Statsd {
             socket,
             config,
-            backends,
+            ingest,
             resource,
         })
     }
@@ -195,52 +180,53 @@ pub fn receive(stats: &mut stats::Stats, datagram: &[u8], from: SocketAddr, now:
     }
 }
 
-/// Create the configured resource unless it exists (a `generic` one, as upstream).
-async fn ensure_resource(
-    indexer: &dyn Indexer,
-    id: Uuid,
-    config: &StatsdConfig,
-) -> Result<(), StatsdError> {
-    if indexer.get_resource(GENERIC, id).await?.is_some() {
-        return Ok(());
-    }
-    let new = NewResource {
-        id,
-        resource_type: GENERIC.to_string(),
-        original_resource_id: config.resource_id.clone(),
-        creator: config.creator.clone(),
-        user_id: None,
-        project_id: None,
-        started_at: None,
-        ended_at: None,
+/// A write of `metrics` to the daemon's resource, created (`generic`, as
+/// upstream) with the metrics it lacks, whose archive policy is the
+/// configured one or, failing that, the rules'.
+fn request(resource: Uuid, config: &StatsdConfig, metrics: Vec<NamedWrite>) -> Request {
+    let generic = ResourceType {
+        name: GENERIC.to_string(),
+        state: ResourceTypeState::Active,
         attributes: Vec::new(),
-        metrics: Vec::new(),
+        tablename: None,
     };
-    match indexer.create_resource(&new).await {
-        Ok(_) => {
-            tracing::info!(resource = %id, "created the statsd resource");
-            Ok(())
-        }
-        Err(IndexError::ResourceAlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
+    Request {
+        creator: config.creator.clone(),
+        metrics: Vec::new(),
+        resources: vec![ResourceWrite {
+            id: resource,
+            original_id: config.resource_id.clone(),
+            missing: Missing::CreateResource(AutoResource {
+                resource_type: generic,
+                attributes: Vec::new(),
+            }),
+            metrics,
+        }],
     }
+}
+
+/// Statsd has no policy: what cannot be written (a metric without archive
+/// policy, say) is logged and the rest is written.
+fn log_problems(plan: &Plan) -> Result<(), StatsdError> {
+    for p in &plan.problems {
+        tracing::error!(problem = ?p, "unable to add measure");
+    }
+    Ok(())
 }
 
 /// Turns a flush interval's values into measures of the resource's metrics.
 struct Flusher {
-    backends: Backends,
+    ingest: Ingest,
     resource: Uuid,
-    creator: Option<String>,
-    archive_policy_name: Option<String>,
+    config: StatsdConfig,
 }
 
 impl Flusher {
     fn new(s: &Statsd) -> Flusher {
         Flusher {
-            backends: s.backends.clone(),
+            ingest: s.ingest.clone(),
             resource: s.resource,
-            creator: s.config.creator.clone(),
-            archive_policy_name: s.config.archive_policy_name.clone(),
+            config: s.config.clone(),
         }
     }
 
@@ -255,92 +241,22 @@ impl Flusher {
         }
     }
 
+    /// One request per flush: the resource's metrics are looked up every few
+    /// seconds, so one deleted through the API is simply created again.
     async fn write(&mut self, values: Vec<(String, Timestamp, f64)>) -> Result<(), StatsdError> {
-        // The resource's metrics are listed at every flush (every few seconds):
-        // one that was deleted through the API is then simply created again.
-        let existing = self
-            .backends
-            .indexer
-            .list_metrics(&MetricQuery {
-                resource_id: Some(self.resource),
-                ..Default::default()
-            })
-            .await?;
-        let mut ids: HashMap<String, Uuid> = existing
+        let metrics = values
             .into_iter()
-            .filter_map(|m| m.name.map(|n| (n, m.id)))
+            .map(|(name, ts, value)| NamedWrite {
+                name,
+                archive_policy_name: self.config.archive_policy_name.clone(),
+                unit: None,
+                measures: vec![Measure::new(ts, value)],
+            })
             .collect();
-        let mut rules = None;
-        let mut batch = Vec::with_capacity(values.len());
-        for (name, ts, value) in values {
-            let id = match ids.get(&name) {
-                Some(id) => *id,
-                None => match self.create_metric(&name, &mut rules).await {
-                    Ok(id) => {
-                        ids.insert(name, id);
-                        id
-                    }
-                    Err(e) => {
-                        tracing::error!(metric = %name, error = %e, "unable to add measure");
-                        continue;
-                    }
-                },
-            };
-            batch.push((id, vec![Measure::new(ts, value)]));
-        }
-        if !batch.is_empty() {
-            self.backends.incoming.add_measures(batch).await?;
-        }
+        self.ingest
+            .write(request(self.resource, &self.config, metrics), log_problems)
+            .await?;
         Ok(())
-    }
-
-    async fn create_metric(
-        &self,
-        name: &str,
-        rules: &mut Option<Vec<gnocchi_index::ArchivePolicyRule>>,
-    ) -> Result<Uuid, StatsdError> {
-        let policy = match &self.archive_policy_name {
-            Some(p) => p.clone(),
-            None => {
-                if rules.is_none() {
-                    *rules = Some(self.backends.indexer.list_archive_policy_rules().await?);
-                }
-                let glob = self.backends.glob;
-                rules
-                    .iter()
-                    .flatten()
-                    .find(|r| glob(name, &r.metric_pattern))
-                    .map(|r| r.archive_policy_name.clone())
-                    .ok_or_else(|| StatsdError::NoArchivePolicy(name.to_string()))?
-            }
-        };
-        let new = NewMetric {
-            id: Uuid::new_v4(),
-            name: Some(name.to_string()),
-            unit: None,
-            resource_id: Some(self.resource),
-            creator: self.creator.clone(),
-            archive_policy_name: policy,
-        };
-        match self.backends.indexer.create_metric(&new).await {
-            Ok(m) => Ok(m.id),
-            // Created meanwhile (another statsd, the API): use that one.
-            Err(IndexError::NamedMetricAlreadyExists(_)) => {
-                let found = self
-                    .backends
-                    .indexer
-                    .list_metrics(&MetricQuery {
-                        resource_id: Some(self.resource),
-                        name: Some(name.to_string()),
-                        ..Default::default()
-                    })
-                    .await?;
-                found.first().map(|m| m.id).ok_or_else(|| {
-                    StatsdError::Index(IndexError::NamedMetricAlreadyExists(name.to_string()))
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 }
 

@@ -4,10 +4,9 @@
 use crate::AppState;
 use crate::access::auth::Creds;
 use crate::access::targets::resource_target;
-use crate::language::fnmatch::fnmatch;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::render::resource_json;
-use gnocchi_index::{Metric, MetricQuery, Resource, ResourceType, resource_uuid};
+use gnocchi_index::{ArchivePolicyRule, Metric, MetricQuery, Resource, ResourceType, resource_uuid};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -50,11 +49,9 @@ pub(crate) async fn loaded_resource(state: &AppState, m: &Metric) -> ApiResult<V
 pub(crate) async fn policy_from_rules(state: &AppState, name: Option<&str>) -> ApiResult<String> {
     let name = name.unwrap_or("");
     let rules = state.indexer.list_archive_policy_rules().await?;
-    rules.into_iter().find(|r| fnmatch(name, &r.metric_pattern)).map(|r| r.archive_policy_name).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "No archive policy name specified and no archive policy rule found matching the metric name {name}"
-        ))
-    })
+    ArchivePolicyRule::policy_for(&rules, name)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::no_archive_policy_rule(name))
 }
 
 /// The type named `name`, or upstream's 404.

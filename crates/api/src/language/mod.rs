@@ -5,7 +5,6 @@
 pub(crate) mod aggregates_eval;
 pub(crate) mod aggregates_output;
 pub(crate) mod aggregates_parse;
-pub mod fnmatch;
 pub(crate) mod line_protocol;
 pub(crate) mod query;
 pub(crate) mod remote_write;

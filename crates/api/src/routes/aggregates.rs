@@ -243,7 +243,7 @@ async fn by_resources(
             let mut used = false;
             for wanted in references {
                 for (name, id) in &r.metrics {
-                    if !crate::language::fnmatch::fnmatch(name, &wanted.name) {
+                    if !gnocchi_index::fnmatch::fnmatch(name, &wanted.name) {
                         continue;
                     }
                     let Some(m) = metrics.get(id) else { continue };

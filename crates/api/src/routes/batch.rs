@@ -6,9 +6,10 @@
 //!   "unit"?, "measures": [measures]}}}`; with `create_metrics`, missing
 //!   metrics are created on their (existing) resource.
 //!
-//! All or nothing, as upstream: the whole body is parsed and validated, every
-//! metric and resource is looked up and the policy checked, and only then are
-//! all the measures handed to the incoming store in one call. Unlike upstream,
+//! All or nothing, as upstream: the whole body is parsed and validated, then
+//! the ingest service looks every metric and resource up, the policy is
+//! checked on the whole plan, and only then are metrics created and all the
+//! measures handed to the incoming store in one call. Unlike upstream,
 //! unknown resources are reported before any metric is created, so a refused
 //! request changes nothing.
 //!
@@ -18,9 +19,7 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
-use crate::access::lookup::policy_from_rules;
-use crate::access::policy::Target;
-use crate::ingest::PostMeasuresCheck;
+use crate::ingest::{self, Authorizer};
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::accepted;
 use crate::wire::http::{Ctx, json_body_typed_check};
@@ -33,10 +32,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use carbonara::{Measure, Timestamp};
-use gnocchi_index::{IndexError, Metric, MetricQuery, NewMetric};
+use gnocchi_ingest::{MetricRef, MetricWrite, Missing, NamedWrite, Request, ResourceWrite};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -250,56 +249,28 @@ async fn metrics_measures(
     let now = now();
     // Validate every key and every measure first; a repeated id keeps its last list.
     let mut by_id: HashMap<Uuid, usize> = HashMap::with_capacity(entries.0.len());
-    let mut batch: Vec<(Uuid, Vec<Measure>)> = Vec::with_capacity(entries.0.len());
+    let mut request = Request {
+        creator: Some(creds.creator()),
+        ..Default::default()
+    };
     for (key, raw) in &entries.0 {
         let path = || crate::wire::validate::Path::root().key(key);
         let id = Uuid::parse_str(key).map_err(|_| path().invalid("extra keys not allowed"))?;
         let measures = convert(raw, now, path)?;
         match by_id.get(&id) {
-            Some(&i) => batch[i].1 = measures,
+            Some(&i) => request.metrics[i].measures = measures,
             None => {
-                by_id.insert(id, batch.len());
-                batch.push((id, measures));
+                by_id.insert(id, request.metrics.len());
+                request.metrics.push(MetricWrite {
+                    metric: MetricRef::Id(id),
+                    measures,
+                });
             }
         }
     }
-    let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
-    let metrics = state.indexer.get_metrics(&ids).await?;
-    if metrics.len() != ids.len() {
-        let found: std::collections::HashSet<Uuid> = metrics.iter().map(|m| m.id).collect();
-        let mut missing: Vec<Uuid> = ids.into_iter().filter(|id| !found.contains(id)).collect();
-        missing.sort();
-        let list: Vec<String> = missing.iter().map(Uuid::to_string).collect();
-        return Err(ApiError::bad_request(format!(
-            "Unknown metrics: {}",
-            list.join(", ")
-        )));
-    }
-    let mut checks = PostMeasuresCheck::new(&state, &creds);
-    for m in &metrics {
-        checks.check(m)?;
-    }
-    batch.retain(|(_, m)| !m.is_empty());
-    if !batch.is_empty() {
-        state.incoming.add_measures(batch).await?;
-    }
+    ingest::write(&state, &mut Authorizer::new(&state, &creds), request).await?;
     Ok(accepted())
 }
-
-/// One resource of the resources batch, validated.
-struct ResourceBatch<'a> {
-    original_id: Cow<'a, str>,
-    id: Uuid,
-    metrics: Vec<NamedMeasures<'a>>,
-}
-
-/// `(name, archive policy, unit, measures)` of one metric of a resource.
-type NamedMeasures<'a> = (
-    Cow<'a, str>,
-    Option<Cow<'a, str>>,
-    Option<Cow<'a, str>>,
-    Vec<Measure>,
-);
 
 async fn resources_metrics_measures(
     State(state): State<Arc<AppState>>,
@@ -309,194 +280,81 @@ async fn resources_metrics_measures(
     body: Bytes,
 ) -> ApiResult<Response> {
     json_body_typed_check(&headers, "application/json")?;
-    let create_metrics = ctx.bool_param("create_metrics")?.unwrap_or(false);
+    let missing = match ctx.bool_param("create_metrics")?.unwrap_or(false) {
+        true => Missing::CreateMetrics,
+        false => Missing::Refuse,
+    };
     let creator = creds.creator();
     let mut scratch = Vec::new();
     let entries: Entries<Entries<MetricEntry>> = parse_typed(&body, &mut scratch, true)?;
     let now = now();
-
-    // 1. Validate everything: resource ids, metric definitions, measures.
-    let mut resources: Vec<ResourceBatch> = Vec::with_capacity(entries.0.len());
+    let mut resources = Vec::with_capacity(entries.0.len());
     for (original_id, metrics) in entries.0 {
-        let id = crate::ingest::resource_uuid(&original_id, Some(&creator)).map_err(|reason| {
-            crate::wire::validate::Path::root()
-                .key(&original_id)
-                .invalid(&reason)
-        })?;
-        let mut list = Vec::with_capacity(metrics.0.len());
-        for (name, entry) in metrics.0 {
-            let measures = convert(&entry.measures, now, || {
-                let path = crate::wire::validate::Path::root()
-                    .key(&original_id)
-                    .key(&name);
-                if entry.nested {
-                    path.key("measures")
-                } else {
-                    path
-                }
-            })?;
-            if let Some(unit) = &entry.unit
-                && unit.chars().count() > 31
-            {
-                return Err(crate::wire::validate::Path::root()
-                    .key(&original_id)
-                    .key(&name)
-                    .key("unit")
-                    .invalid("length of value must be at most 31"));
-            }
-            // A repeated name keeps its last definition, as a JSON object in Python.
-            list.retain(|(n, ..): &NamedMeasures| *n != name);
-            list.push((name, entry.archive_policy_name, entry.unit, measures));
-        }
-        resources.push(ResourceBatch {
+        resources.push(resource_write(
             original_id,
-            id,
-            metrics: list,
-        });
+            metrics,
+            &creator,
+            now,
+            missing.clone(),
+        )?);
     }
     if resources.iter().all(|r| r.metrics.is_empty()) {
         return Ok(accepted());
     }
-
-    // 2. Look up every metric by (resource, name); find what is missing.
-    let mut known: Vec<Vec<Option<Metric>>> = Vec::with_capacity(resources.len());
-    let mut unknown_metrics = Vec::new();
-    let mut unknown_resources = Vec::new();
-    let mut to_create = Vec::new();
-    for (ri, r) in resources.iter().enumerate() {
-        if r.metrics.is_empty() {
-            known.push(Vec::new());
-            continue;
-        }
-        let existing = state
-            .indexer
-            .list_metrics(&MetricQuery {
-                resource_id: Some(r.id),
-                ..Default::default()
-            })
-            .await?;
-        let by_name: HashMap<&str, &Metric> = existing
-            .iter()
-            .filter_map(|m| m.name.as_deref().map(|n| (n, m)))
-            .collect();
-        let mut row = Vec::with_capacity(r.metrics.len());
-        let mut missing = false;
-        for (mi, (name, ..)) in r.metrics.iter().enumerate() {
-            match by_name.get(name.as_ref()) {
-                Some(m) => row.push(Some((*m).clone())),
-                None => {
-                    missing = true;
-                    row.push(None);
-                    if create_metrics {
-                        to_create.push((ri, mi));
-                    } else {
-                        unknown_metrics.push(format!("{}/{}", r.id, name));
-                    }
-                }
-            }
-        }
-        if missing && create_metrics && !crate::ingest::resource_exists(&state, r.id).await? {
-            unknown_resources.push(json!({
-                "resource_id": r.id.to_string(),
-                "original_resource_id": r.original_id,
-            }));
-            to_create.retain(|(i, _)| *i != ri);
-        }
-        known.push(row);
-    }
-    if !unknown_resources.is_empty() {
-        return Err(ApiError::bad_request(
-            json!({"cause": "Unknown resources", "detail": unknown_resources}),
-        ));
-    }
-    if !unknown_metrics.is_empty() {
-        unknown_metrics.sort();
-        return Err(ApiError::bad_request(format!(
-            "Unknown metrics: {}",
-            unknown_metrics.join(", ")
-        )));
-    }
-
-    // 3. Check the policy on every existing metric, then create the missing ones.
-    let mut checks = PostMeasuresCheck::new(&state, &creds);
-    for m in known.iter().flatten().flatten() {
-        checks.check(m)?;
-    }
-    let mut rules_cache: HashMap<String, String> = HashMap::new();
-    for (ri, mi) in to_create {
-        let r = &resources[ri];
-        let (name, ap, unit, _) = &r.metrics[mi];
-        if name.contains('/') {
-            return Err(ApiError::slash_in_metric_name());
-        }
-        let ap = match ap {
-            Some(ap) => ap.to_string(),
-            None => match rules_cache.get(name.as_ref()) {
-                Some(ap) => ap.clone(),
-                None => {
-                    let ap = policy_from_rules(&state, Some(name)).await?;
-                    rules_cache.insert(name.to_string(), ap.clone());
-                    ap
-                }
-            },
-        };
-        let mut target = Target::new();
-        target.insert("creator".into(), Some(creator.clone()));
-        target.insert("archive_policy_name".into(), Some(ap.clone()));
-        target.insert("resource_id".into(), Some(r.id.to_string()));
-        target.insert(
-            "original_resource_id".into(),
-            Some(r.original_id.to_string()),
-        );
-        target.insert("name".into(), Some(name.to_string()));
-        target.insert("unit".into(), unit.as_ref().map(|u| u.to_string()));
-        state.policy.enforce("create metric", &creds, &target)?;
-        let new = NewMetric {
-            id: Uuid::new_v4(),
-            name: Some(name.to_string()),
-            unit: unit.as_ref().map(|u| u.to_string()),
-            resource_id: Some(r.id),
-            creator: Some(creator.clone()),
-            archive_policy_name: ap,
-        };
-        let metric = match state.indexer.create_metric(&new).await {
-            Ok(m) => m,
-            // Created meanwhile by another request: use that one.
-            Err(IndexError::NamedMetricAlreadyExists(_)) => state
-                .indexer
-                .list_metrics(&MetricQuery {
-                    resource_id: Some(r.id),
-                    name: Some(name.to_string()),
-                    ..Default::default()
-                })
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| ApiError::internal("metric vanished after a name conflict"))?,
-            Err(IndexError::ArchivePolicyNotFound(ap)) => {
-                return Err(ApiError::archive_policy_not_found(ap).into_bad_request());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        checks.check(&metric)?;
-        known[ri][mi] = Some(metric);
-    }
-
-    // 4. One write for the whole request.
-    let mut batch = Vec::new();
-    for (r, row) in resources.into_iter().zip(known) {
-        for ((_, _, _, measures), metric) in r.metrics.into_iter().zip(row) {
-            if let Some(m) = metric
-                && !measures.is_empty()
-            {
-                batch.push((m.id, measures));
-            }
-        }
-    }
-    if !batch.is_empty() {
-        state.incoming.add_measures(batch).await?;
-    }
+    let request = Request {
+        creator: Some(creator),
+        metrics: Vec::new(),
+        resources,
+    };
+    ingest::write(&state, &mut Authorizer::new(&state, &creds), request).await?;
     Ok(accepted())
+}
+
+/// One resource of the resources batch, validated: its id, metric
+/// definitions and measures.
+fn resource_write(
+    original_id: Cow<'_, str>,
+    metrics: Entries<MetricEntry>,
+    creator: &str,
+    now: Timestamp,
+    missing: Missing,
+) -> ApiResult<ResourceWrite> {
+    let root = || crate::wire::validate::Path::root().key(&original_id);
+    let id =
+        ingest::resource_uuid(&original_id, Some(creator)).map_err(|r| root().invalid(&r))?;
+    let mut list: Vec<NamedWrite> = Vec::with_capacity(metrics.0.len());
+    for (name, entry) in metrics.0 {
+        let measures = convert(&entry.measures, now, || {
+            let path = root().key(&name);
+            if entry.nested {
+                path.key("measures")
+            } else {
+                path
+            }
+        })?;
+        if let Some(unit) = &entry.unit
+            && unit.chars().count() > 31
+        {
+            return Err(root()
+                .key(&name)
+                .key("unit")
+                .invalid("length of value must be at most 31"));
+        }
+        // A repeated name keeps its last definition, as a JSON object in Python.
+        list.retain(|n| n.name != name);
+        list.push(NamedWrite {
+            name: name.into_owned(),
+            archive_policy_name: entry.archive_policy_name.map(Cow::into_owned),
+            unit: entry.unit.map(Cow::into_owned),
+            measures,
+        });
+    }
+    Ok(ResourceWrite {
+        id,
+        original_id: original_id.into_owned(),
+        missing,
+        metrics: list,
+    })
 }
 
 #[cfg(test)]

@@ -20,9 +20,7 @@
 use crate::AppState;
 use crate::access::auth::Creds;
 use crate::access::policy::Target;
-use crate::ingest::{
-    AutoType, PostMeasuresCheck, get_or_create_resource_and_metrics, resource_uuid,
-};
+use crate::ingest::{self, Authorizer, resource_uuid};
 use crate::language::line_protocol::{FieldValue, LineKind, Point, classify, precision_multiplier};
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{Ctx, no_content};
@@ -36,6 +34,8 @@ use axum::routing::{get, post};
 use carbonara::{Measure, Timestamp};
 use serde_json::json;
 use std::borrow::Cow;
+use gnocchi_index::{IndexError, ResourceType, ResourceTypeState};
+use gnocchi_ingest::{AutoResource, Missing, NamedWrite, Request, ResourceWrite};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -155,12 +155,14 @@ async fn query(
     state
         .policy
         .enforce("create resource type", &creds, &target)?;
-    let rtype = AutoType {
-        name: &name,
-        attributes: Vec::new(),
-    };
-    crate::ingest::ensure_resource_type(&state, &creds, &rtype).await?;
-    Ok(no_content())
+    match state
+        .indexer
+        .create_resource_type(&new_resource_type(&name))
+        .await
+    {
+        Ok(_) | Err(IndexError::ResourceTypeAlreadyExists(_)) => Ok(no_content()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn line_error(n: usize) -> ApiError {
@@ -356,51 +358,44 @@ async fn write(
     let body = decode_body(&headers, body, state.config.max_body_size)?;
     let grouped = group_lines(&body, tag, precision, now())?;
     let creator = creds.creator();
-
-    // Resolve every resource and metric before writing anything.
-    let mut names_per_resource: Vec<Vec<usize>> = vec![Vec::new(); grouped.resources.len()];
-    for (i, m) in grouped.metrics.iter().enumerate() {
-        names_per_resource[m.resource].push(i);
-    }
-    let rtype = AutoType {
-        name: db,
+    let missing = Missing::CreateResource(AutoResource {
+        resource_type: new_resource_type(db),
         attributes: Vec::new(),
+    });
+    let mut resources: Vec<ResourceWrite> = Vec::with_capacity(grouped.resources.len());
+    for original in &grouped.resources {
+        resources.push(ResourceWrite {
+            id: resource_uuid(original, Some(&creator)).map_err(ApiError::bad_request)?,
+            original_id: original.to_string(),
+            missing: missing.clone(),
+            metrics: Vec::new(),
+        });
+    }
+    for m in grouped.metrics {
+        resources[m.resource]
+            .metrics
+            .push(NamedWrite::new(m.name, m.measures));
+    }
+    // Resources with no numeric field are not created.
+    resources.retain(|r| !r.metrics.is_empty());
+    let request = Request {
+        creator: Some(creator),
+        metrics: Vec::new(),
+        resources,
     };
-    let mut ids = vec![None; grouped.metrics.len()];
-    let mut checks = PostMeasuresCheck::new(&state, &creds);
-    for (r, original) in grouped.resources.iter().enumerate() {
-        if names_per_resource[r].is_empty() {
-            continue;
-        }
-        let rid = resource_uuid(original, Some(&creator)).map_err(ApiError::bad_request)?;
-        let names: Vec<&str> = names_per_resource[r]
-            .iter()
-            .map(|&i| grouped.metrics[i].name.as_str())
-            .collect();
-        let metrics =
-            get_or_create_resource_and_metrics(&state, &creds, rid, original, &names, &[], &rtype)
-                .await?;
-        let by_name: HashMap<&str, &gnocchi_index::Metric> = metrics
-            .iter()
-            .filter_map(|m| m.name.as_deref().map(|n| (n, m)))
-            .collect();
-        for &i in &names_per_resource[r] {
-            if let Some(m) = by_name.get(grouped.metrics[i].name.as_str()) {
-                checks.check(m)?;
-                ids[i] = Some(m.id);
-            }
-        }
-    }
-    let batch: Vec<_> = grouped
-        .metrics
-        .into_iter()
-        .zip(ids)
-        .filter_map(|(m, id)| Some((id?, m.measures)))
-        .collect();
-    if !batch.is_empty() {
-        state.incoming.add_measures(batch).await?;
-    }
+    ingest::write(&state, &mut Authorizer::new(&state, &creds), request).await?;
     Ok(no_content())
+}
+
+/// A resource type without attributes, as `CREATE DATABASE` and the first
+/// write into a database create it.
+fn new_resource_type(name: &str) -> ResourceType {
+    ResourceType {
+        name: name.to_string(),
+        state: ResourceTypeState::Creating,
+        attributes: Vec::new(),
+        tablename: None,
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::access::auth::Creds;
 use crate::access::lookup::{find_metric as find, find_named_metric};
-use crate::access::targets::metric_target as policy_target;
+use crate::ingest::{self, Authorizer};
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::accepted;
 use crate::wire::http::{Ctx, json_body_typed_check};
@@ -19,6 +19,7 @@ use axum::routing::get;
 use carbonara::Method;
 use carbonara::calendar::Sampling;
 use gnocchi_engine::{MeasuresQuery, ReadError};
+use gnocchi_ingest::{MetricRef, MetricWrite, Request};
 use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -50,17 +51,20 @@ pub(crate) async fn push_to(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    state
-        .policy
-        .enforce("post measures", creds, &policy_target(metric))?;
+    // Upstream checks the policy before it reads the body.
+    let mut auth = Authorizer::new(state, creds);
+    auth.post_measures(metric)?;
     json_body_typed_check(headers, "application/json")?;
     let measures = parse_measures_body(body, now())?;
-    if !measures.is_empty() {
-        state
-            .incoming
-            .add_measures(vec![(metric.id, measures)])
-            .await?;
-    }
+    let request = Request {
+        creator: Some(creds.creator()),
+        metrics: vec![MetricWrite {
+            metric: MetricRef::Found(metric.clone()),
+            measures,
+        }],
+        resources: Vec::new(),
+    };
+    ingest::write(state, &mut auth, request).await?;
     Ok(accepted())
 }
 

@@ -9,10 +9,7 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
-use crate::ingest::{
-    AutoType, PostMeasuresCheck, get_or_create_resource_and_metrics, resource_uuid,
-    string_attribute,
-};
+use crate::ingest::{self, Authorizer, resource_uuid};
 use crate::language::remote_write::{STALE_NAN_BITS, decompress, for_each_series};
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::accepted;
@@ -23,6 +20,8 @@ use axum::response::Response;
 use axum::routing::post;
 use carbonara::Measure;
 use carbonara::time::{check_after_epoch, timestamp_from_epoch_seconds};
+use gnocchi_index::{AttributeKind, AttributeSchema, ResourceType, ResourceTypeState};
+use gnocchi_ingest::{AutoResource, Missing, NamedWrite, Request, ResourceWrite};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,45 +95,47 @@ async fn write(
 ) -> ApiResult<Response> {
     let by_resource = decode(&body, state.config.max_body_size)?;
     let creator = creds.creator();
-    // Upstream's type: both attributes required, 1 to 512 characters.
-    let rtype = AutoType {
-        name: RESOURCE_TYPE,
-        attributes: vec![
-            string_attribute("instance", 1, 512),
-            string_attribute("job", 1, 512),
-        ],
-    };
-    let mut batch = Vec::new();
-    let mut checks = PostMeasuresCheck::new(&state, &creds);
+    let mut resources = Vec::with_capacity(by_resource.len());
     for ((job, instance), metrics) in by_resource {
-        let original = format!("{job}@{instance}");
-        let rid = resource_uuid(&original, Some(&creator)).map_err(ApiError::bad_request)?;
-        let names: Vec<&str> = metrics.keys().map(String::as_str).collect();
-        let found = get_or_create_resource_and_metrics(
-            &state,
-            &creds,
-            rid,
-            &original,
-            &names,
-            &[("job", job.as_str()), ("instance", instance.as_str())],
-            &rtype,
-        )
-        .await?;
-        let mut metrics = metrics;
-        for m in found {
-            let Some(measures) = m.name.as_deref().and_then(|n| metrics.remove(n)) else {
-                continue;
-            };
-            checks.check(&m)?;
-            if !measures.is_empty() {
-                batch.push((m.id, measures));
-            }
-        }
+        let original_id = format!("{job}@{instance}");
+        resources.push(ResourceWrite {
+            id: resource_uuid(&original_id, Some(&creator)).map_err(ApiError::bad_request)?,
+            original_id,
+            missing: Missing::CreateResource(AutoResource {
+                resource_type: resource_type(),
+                attributes: vec![("job".into(), job), ("instance".into(), instance)],
+            }),
+            metrics: metrics
+                .into_iter()
+                .map(|(name, measures)| NamedWrite::new(name, measures))
+                .collect(),
+        });
     }
-    if !batch.is_empty() {
-        state.incoming.add_measures(batch).await?;
-    }
+    let request = Request {
+        creator: Some(creator),
+        metrics: Vec::new(),
+        resources,
+    };
+    ingest::write(&state, &mut Authorizer::new(&state, &creds), request).await?;
     Ok(accepted())
+}
+
+/// Upstream's type: both attributes required, 1 to 512 characters.
+fn resource_type() -> ResourceType {
+    let attribute = |name: &str| AttributeSchema {
+        name: name.to_string(),
+        required: true,
+        kind: AttributeKind::String {
+            min_length: 1,
+            max_length: 512,
+        },
+    };
+    ResourceType {
+        name: RESOURCE_TYPE.to_string(),
+        state: ResourceTypeState::Creating,
+        attributes: vec![attribute("instance"), attribute("job")],
+        tablename: None,
+    }
 }
 
 #[cfg(test)]

@@ -181,7 +181,7 @@ async fn parse_metrics(
                     &["archive_policy_name", "unit", "name", "resource_id"],
                     &[],
                 )?;
-                if name.contains('/') {
+                if !gnocchi_index::valid_metric_name(name) {
                     return Err(ApiError::slash_in_metric_name());
                 }
                 let unit = validate::opt_string(m.get("unit"), &p.key("unit"), Some(31))?;

@@ -188,6 +188,78 @@ impl From<ReadError> for ApiError {
     }
 }
 
+impl From<gnocchi_ingest::IngestError> for ApiError {
+    fn from(e: gnocchi_ingest::IngestError) -> Self {
+        use gnocchi_ingest::IngestError;
+        match e {
+            IngestError::Index(e) => e.into(),
+            IngestError::Storage(e) => e.into(),
+            IngestError::Contention => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            IngestError::NotCreated { .. } => ApiError::internal(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// Upstream's answer to what a write request cannot write: every unknown
+    /// resource, else every unknown metric (sorted), else the first other
+    /// problem. `None` when there is none.
+    pub(crate) fn from_problems(problems: &[gnocchi_ingest::Problem]) -> Option<ApiError> {
+        use gnocchi_ingest::Problem;
+        let unknown_resources: Vec<Value> = problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::UnknownResource { id, original_id } => Some(json!({
+                    "resource_id": id.to_string(),
+                    "original_resource_id": original_id,
+                })),
+                _ => None,
+            })
+            .collect();
+        if !unknown_resources.is_empty() {
+            return Some(ApiError::bad_request(
+                json!({"cause": "Unknown resources", "detail": unknown_resources}),
+            ));
+        }
+        let mut unknown_metrics: Vec<String> = problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::UnknownMetric(id) => Some(id.to_string()),
+                Problem::UnknownNamedMetric { resource, name } => Some(format!("{resource}/{name}")),
+                _ => None,
+            })
+            .collect();
+        if !unknown_metrics.is_empty() {
+            unknown_metrics.sort();
+            return Some(ApiError::bad_request(format!(
+                "Unknown metrics: {}",
+                unknown_metrics.join(", ")
+            )));
+        }
+        problems.iter().find_map(|p| match p {
+            Problem::SlashInMetricName(_) => Some(ApiError::slash_in_metric_name()),
+            Problem::NoArchivePolicyRule(name) => Some(ApiError::no_archive_policy_rule(name)),
+            Problem::ArchivePolicyNotFound(ap) => {
+                Some(ApiError::archive_policy_not_found(ap).into_bad_request())
+            }
+            Problem::ResourceOfAnotherType { id } => Some(ApiError::conflict(json!({
+                "cause": "Resource already exists",
+                "detail": id.to_string(),
+            }))),
+            Problem::UnknownResource { .. }
+            | Problem::UnknownMetric(_)
+            | Problem::UnknownNamedMetric { .. } => None,
+        })
+    }
+
+    /// 400: a new metric without archive policy, and no rule for its name.
+    pub(crate) fn no_archive_policy_rule(name: &str) -> Self {
+        Self::bad_request(format!(
+            "No archive policy name specified and no archive policy rule found matching the metric name {name}"
+        ))
+    }
+}
+
 impl From<gnocchi_storage::StorageError> for ApiError {
     fn from(e: gnocchi_storage::StorageError) -> Self {
         ApiError::internal(e)

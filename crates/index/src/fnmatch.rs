@@ -1,5 +1,8 @@
 //! Shell-style globs as Python's `fnmatch.fnmatch` on POSIX (case-sensitive):
-//! `*`, `?`, `[seq]`, `[!seq]`. Used by archive policy rules.
+//! `*`, `?`, `[seq]`, `[!seq]`: the language of archive policy rules'
+//! `metric_pattern` (and of metric name wildcards in `/v1/aggregates`).
+//! Here, next to [`ArchivePolicyRule`](crate::ArchivePolicyRule), so every
+//! place that picks a new metric's archive policy matches names the same way.
 
 pub fn fnmatch(name: &str, pattern: &str) -> bool {
     let n: Vec<char> = name.chars().collect();
