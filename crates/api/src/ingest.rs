@@ -55,10 +55,10 @@ impl<'s> Authorizer<'s> {
         let allowed = match self.decided.get(&key) {
             Some(a) => *a,
             None => {
-                let a = self
-                    .state
-                    .policy
-                    .allowed("post measures", self.creds, &metric_target(metric));
+                let a =
+                    self.state
+                        .policy
+                        .allowed("post measures", self.creds, &metric_target(metric));
                 self.decided.insert(key, a);
                 a
             }
@@ -132,4 +132,88 @@ fn new_resource_target(r: &NewResource) -> Target {
         }
     }
     target
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ApiConfig;
+    use crate::language::remote_write::encode_write_request;
+    use crate::test_support::TestApi;
+    use axum::http::StatusCode;
+    use serde_json::json;
+
+    /// An API whose policy refuses to create the resource `original_id`;
+    /// new metrics get the archive policy `p` (rule `all`).
+    async fn api_refusing(original_id: &str) -> TestApi {
+        let api = TestApi::start_with(ApiConfig {
+            policy_overrides: vec![(
+                "create resource".into(),
+                format!("not '{original_id}':%(original_resource_id)s"),
+            )],
+            ..Default::default()
+        })
+        .await;
+        api.policy_60s("p", &["mean"]).await;
+        let rule = json!({"name": "all", "metric_pattern": "*", "archive_policy_name": "p"});
+        api.expect(
+            StatusCode::CREATED,
+            "POST",
+            "/v1/archive_policy_rule",
+            Some(rule),
+        )
+        .await;
+        api
+    }
+
+    async fn assert_nothing_created(api: &TestApi, rtype: &str) {
+        api.get(StatusCode::NOT_FOUND, &format!("/v1/resource_type/{rtype}"))
+            .await;
+        assert_eq!(
+            api.get(StatusCode::OK, "/v1/resource/generic").await,
+            json!([])
+        );
+        assert_eq!(api.get(StatusCode::OK, "/v1/metric").await, json!([]));
+    }
+
+    /// The refused resource comes second: the first must not be created either.
+    #[tokio::test]
+    async fn unauthorized_influxdb_write_creates_nothing() {
+        let api = api_refusing("refused").await;
+        let body = "cpu,host=web1 usage=1 1500000000000000000\n\
+                    cpu,host=refused usage=2 1500000000000000000\n";
+        let (status, text) = api
+            .post_raw("/v1/influxdb/write?db=telegraf", "text/plain", body.into())
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+        assert_nothing_created(&api, "telegraf").await;
+        // Without the refused resource, the same write goes through.
+        let body = "cpu,host=web1 usage=1 1500000000000000000\n";
+        let (status, text) = api
+            .post_raw("/v1/influxdb/write?db=telegraf", "text/plain", body.into())
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+        let resources = api.get(StatusCode::OK, "/v1/resource/telegraf").await;
+        assert_eq!(resources[0]["original_resource_id"], "web1");
+    }
+
+    #[tokio::test]
+    async fn unauthorized_prometheus_write_creates_nothing() {
+        let api = api_refusing("j@refused").await;
+        let raw = encode_write_request(&[
+            (
+                vec![("__name__", "up"), ("job", "j"), ("instance", "web1")],
+                vec![(1500, 1.0)],
+            ),
+            (
+                vec![("__name__", "up"), ("job", "j"), ("instance", "refused")],
+                vec![(1500, 1.0)],
+            ),
+        ]);
+        let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+        let (status, text) = api
+            .post_raw("/v1/prometheus/write", "application/x-protobuf", body)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+        assert_nothing_created(&api, "prometheus").await;
+    }
 }

@@ -28,6 +28,11 @@ impl Drop for TestApi {
 
 impl TestApi {
     pub(crate) async fn start() -> TestApi {
+        Self::start_with(ApiConfig::default()).await
+    }
+
+    /// An API with `config` (its policy overrides, say).
+    pub(crate) async fn start_with(config: ApiConfig) -> TestApi {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "gnocchi-api-test-{}-{}",
@@ -48,7 +53,7 @@ impl TestApi {
             aggregates,
             EngineConfig::default(),
         );
-        let state = AppState::new(indexer, incoming, engine, ApiConfig::default()).expect("state");
+        let state = AppState::new(indexer, incoming, engine, config).expect("state");
         TestApi {
             app: crate::router(Arc::new(state)),
             dir,
@@ -86,6 +91,29 @@ impl TestApi {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// `POST path` of a raw body of `content_type`: the status and the body.
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, String) {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("Authorization", "Basic YWRtaW46")
+            .header("Accept", "application/json")
+            .header("Content-Type", content_type)
+            .body(Body::from(body))
+            .expect("request");
+        let resp = self.app.clone().oneshot(req).await.expect("answer");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// `GET path` as `admin`: the whole response, headers included.

@@ -27,7 +27,9 @@ mod plan;
 mod request;
 
 pub use plan::{Append, GrownResource, Plan, PlannedMetric, Problem};
-pub use request::{AutoResource, MetricRef, MetricWrite, Missing, NamedWrite, Request, ResourceWrite};
+pub use request::{
+    AutoResource, MetricRef, MetricWrite, Missing, NamedWrite, Request, ResourceWrite,
+};
 
 use gnocchi_index::{IndexError, Indexer};
 use gnocchi_storage::{Incoming, StorageError};

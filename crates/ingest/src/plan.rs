@@ -7,12 +7,11 @@
 //! (only when something is to be created) the rules, the archive policies and
 //! the resource types involved.
 
-use crate::request::{Missing, MetricRef, NamedWrite, Request, ResourceWrite};
+use crate::request::{MetricRef, Missing, NamedWrite, Request, ResourceWrite};
 use carbonara::ArchivePolicy;
 use gnocchi_index::{
     ArchivePolicyRule, AttrValue, Filter, FilterValue, GENERIC, IndexError, Indexer, Metric,
-    MetricSpec, NewMetric, NewResource, Resource, ResourceQuery, ResourceType,
-    valid_metric_name,
+    MetricSpec, NewMetric, NewResource, Resource, ResourceQuery, ResourceType, valid_metric_name,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -237,7 +236,10 @@ async fn existing_resources(
     let mut query = ResourceQuery::new(GENERIC);
     query.filter = Some(Filter::In {
         field: "id".into(),
-        values: ids.iter().map(|id| FilterValue::String(id.to_string())).collect(),
+        values: ids
+            .iter()
+            .map(|id| FilterValue::String(id.to_string()))
+            .collect(),
     });
     Ok(indexer
         .list_resources(&query)

@@ -109,7 +109,13 @@ async fn unauthorized_write_creates_nothing() {
     assert!(r.is_err());
     // The authorizer saw the whole request: one type, two resources, three metrics.
     assert_eq!(seen, Some((1, 2, 3)));
-    assert!(b.indexer.get_resource_type("telegraf").await.unwrap().is_none());
+    assert!(
+        b.indexer
+            .get_resource_type("telegraf")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let resources = b
         .indexer
         .list_resources(&ResourceQuery::new(GENERIC))
@@ -176,9 +182,10 @@ async fn problems_are_reported_per_write_and_the_rest_is_written() {
         .unwrap();
     let mut write = protocol_resource("host-a", &[]);
     for name in ["cpu.user", "no.rule", "a/b"] {
-        write
-            .metrics
-            .push(NamedWrite::new(name, vec![Measure::new(1_000_000_000, 2.0)]));
+        write.metrics.push(NamedWrite::new(
+            name,
+            vec![Measure::new(1_000_000_000, 2.0)],
+        ));
     }
     let unknown = Uuid::new_v4();
     let mut req = request(vec![write]);

@@ -6,7 +6,9 @@ use crate::access::auth::Creds;
 use crate::access::targets::resource_target;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::render::resource_json;
-use gnocchi_index::{ArchivePolicyRule, Metric, MetricQuery, Resource, ResourceType, resource_uuid};
+use gnocchi_index::{
+    ArchivePolicyRule, Metric, MetricQuery, Resource, ResourceType, resource_uuid,
+};
 use serde_json::Value;
 use uuid::Uuid;
 

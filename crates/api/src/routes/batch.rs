@@ -320,8 +320,7 @@ fn resource_write(
     missing: Missing,
 ) -> ApiResult<ResourceWrite> {
     let root = || crate::wire::validate::Path::root().key(&original_id);
-    let id =
-        ingest::resource_uuid(&original_id, Some(creator)).map_err(|r| root().invalid(&r))?;
+    let id = ingest::resource_uuid(&original_id, Some(creator)).map_err(|r| root().invalid(&r))?;
     let mut list: Vec<NamedWrite> = Vec::with_capacity(metrics.0.len());
     for (name, entry) in metrics.0 {
         let measures = convert(&entry.measures, now, || {
@@ -404,7 +403,7 @@ mod tests {
             e.description["reason"],
             "unexpected timestamp 'Unable to convert timestamps' for dictionary value @ data['m']"
         );
-        assert_eq!(e.description["detail"], json!(["m"]));
+        assert_eq!(e.description["detail"], serde_json::json!(["m"]));
         let e = body_error(
             br#"{"r": {"a": {"measures": [{"timestamp": "2024-01-01T00:00:00"}]}}}"#,
             true,

@@ -32,10 +32,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use carbonara::{Measure, Timestamp};
-use serde_json::json;
-use std::borrow::Cow;
 use gnocchi_index::{IndexError, ResourceType, ResourceTypeState};
 use gnocchi_ingest::{AutoResource, Missing, NamedWrite, Request, ResourceWrite};
+use serde_json::json;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 

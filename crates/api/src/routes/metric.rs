@@ -63,7 +63,10 @@ async fn create(
         None,
     )?;
     let resource_id = validate::opt_string(map.get("resource_id"), &root.key("resource_id"), None)?;
-    if name.as_deref().is_some_and(|n| !gnocchi_index::valid_metric_name(n)) {
+    if name
+        .as_deref()
+        .is_some_and(|n| !gnocchi_index::valid_metric_name(n))
+    {
         return Err(ApiError::slash_in_metric_name());
     }
     if resource_id.is_some() && name.is_none() {

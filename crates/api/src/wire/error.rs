@@ -194,7 +194,9 @@ impl From<gnocchi_ingest::IngestError> for ApiError {
         match e {
             IngestError::Index(e) => e.into(),
             IngestError::Storage(e) => e.into(),
-            IngestError::Contention => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            IngestError::Contention => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             IngestError::NotCreated { .. } => ApiError::internal(e),
         }
     }
@@ -225,7 +227,9 @@ impl ApiError {
             .iter()
             .filter_map(|p| match p {
                 Problem::UnknownMetric(id) => Some(id.to_string()),
-                Problem::UnknownNamedMetric { resource, name } => Some(format!("{resource}/{name}")),
+                Problem::UnknownNamedMetric { resource, name } => {
+                    Some(format!("{resource}/{name}"))
+                }
                 _ => None,
             })
             .collect();
