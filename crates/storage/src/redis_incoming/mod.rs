@@ -56,12 +56,27 @@
 //! Across processes, metricd's sack locks make sure that one worker at a time
 //! processes a sack: two processes committing the same read would trim twice.
 //! A crashed worker's measures simply stay in Redis and are read again.
+//!
+//! # The parts
+//!
+//! `scripts` (the Lua scripts), `codec` (measure records and script
+//! replies), `lease` (leases within the process), `wake` (the notification
+//! subscription), `change_sacks` (changing the stored number of sacks); this
+//! file holds the store, its connection and the [`Incoming`] calls.
 
+mod change_sacks;
+mod codec;
+mod lease;
+mod scripts;
+mod wake;
+
+use self::codec::{array_of, bytes_of, encode, int_of, parse_take, unexpected};
+use self::lease::Lease;
+use self::scripts::{ADD_LUA, BACKLOG_LUA, COMMIT_LUA, TAKE_LUA};
+use self::wake::{Dirty, Wake};
 use crate::redis_url::{backend, client, manager};
 use crate::{Backlog, Incoming, MeasureBatch, Result, SackMeasures, StorageError, sack_of};
 use async_trait::async_trait;
-use carbonara::Measure;
-use futures::StreamExt;
 use parking_lot::Mutex;
 use redis::Value;
 use redis::aio::ConnectionManager;
@@ -73,125 +88,6 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 const MAX_SACKS: u32 = 65535;
-const RECORD: usize = 16;
-
-/// KEYS[1] = `gnocchi-config`; ARGV[1] = the writer's sack count, ARGV[2] = the
-/// number of metrics `m`; then `m` times (sack name, metric uuid, packed records,
-/// measure count); then the sack names to notify.
-/// Returns 0, or the stored sack count when it is not the writer's (nothing written).
-const ADD_LUA: &str = r"
-local stored = redis.call('HGET', KEYS[1], 'sacks')
-if not stored then
-  redis.call('HSET', KEYS[1], 'sacks', ARGV[1])
-elseif tonumber(stored) ~= tonumber(ARGV[1]) then
-  return stored
-end
-local last = 2 + 4 * tonumber(ARGV[2])
-for i = 3, last, 4 do
-  redis.call('RPUSH', ARGV[i] .. ':' .. ARGV[i + 1], ARGV[i + 2])
-  redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 3])
-end
-for i = last + 1, #ARGV do
-  redis.call('PUBLISH', ARGV[i], '')
-end
-return 0
-";
-
-/// KEYS[1] = `gnocchi-config`; ARGV[1] = key prefix, ARGV[2] = the new sack count.
-/// Returns `{code, old, a, b}`: code 0 = changed (`a` = stale sack keys of the
-/// old layout deleted), 1 = refused, measures pending (`a` measures in `b`
-/// metrics), 2 = no count was stored (now set), 3 = unchanged, 4 = the stored
-/// count is not a valid number (`old` = the stored string).
-/// Atomic: no `add_measures` (a script or transaction too) runs in between.
-const CHANGE_LUA: &str = r"
-local stored = redis.call('HGET', KEYS[1], 'sacks')
-local new = tonumber(ARGV[2])
-if not stored then
-  redis.call('HSET', KEYS[1], 'sacks', ARGV[2])
-  return {2, new, 0, 0}
-end
-local old = tonumber(stored)
-if not old or old < 1 or old > 65535 or old ~= math.floor(old) then
-  return {4, stored, 0, 0}
-end
-if old == new then
-  return {3, old, 0, 0}
-end
-local prefix = ARGV[1] .. 'incoming' .. old .. '-'
-local measures, metrics = 0, 0
-local stale = {}
-for s = 0, old - 1 do
-  local sack = prefix .. s
-  local t = redis.call('TYPE', sack)['ok']
-  if t == 'hash' then
-    local kv = redis.call('HGETALL', sack)
-    local live = false
-    for i = 1, #kv, 2 do
-      if redis.call('LLEN', sack .. ':' .. kv[i]) > 0 then
-        live = true
-        metrics = metrics + 1
-        measures = measures + math.max(tonumber(kv[i + 1]) or 0, 0)
-      end
-    end
-    if not live then
-      stale[#stale + 1] = sack
-    end
-  elseif t ~= 'none' then
-    stale[#stale + 1] = sack
-  end
-end
-if metrics > 0 then
-  return {1, old, measures, metrics}
-end
-for _, k in ipairs(stale) do
-  redis.call('DEL', k)
-end
-redis.call('HSET', KEYS[1], 'sacks', ARGV[2])
-return {0, old, #stale, 0}
-";
-
-/// KEYS[1] = sack index; ARGV[1] = list key prefix (`<sack>:`).
-/// Returns `{{uuid, {element, ...}}, ...}`.
-const TAKE_LUA: &str = r"
-local ids = redis.call('HKEYS', KEYS[1])
-local out = {}
-for i, id in ipairs(ids) do
-  out[i] = {id, redis.call('LRANGE', ARGV[1] .. id, 0, -1)}
-end
-return out
-";
-
-/// KEYS[1] = sack index; ARGV[1] = list key prefix; then per metric
-/// (uuid, elements read, measures read).
-const COMMIT_LUA: &str = r"
-for i = 2, #ARGV, 3 do
-  local id = ARGV[i]
-  local key = ARGV[1] .. id
-  redis.call('LTRIM', key, tonumber(ARGV[i + 1]), -1)
-  if redis.call('LLEN', key) == 0 then
-    redis.call('HDEL', KEYS[1], id)
-  else
-    redis.call('HINCRBY', KEYS[1], id, -tonumber(ARGV[i + 2]))
-  end
-end
-return 1
-";
-
-/// ARGV[1] = sack name prefix (`P incoming<N>-`), ARGV[2] = N.
-/// Returns a flat `{uuid, batches, measures, ...}`.
-const BACKLOG_LUA: &str = r"
-local out = {}
-for s = 0, tonumber(ARGV[2]) - 1 do
-  local sack = ARGV[1] .. s
-  local kv = redis.call('HGETALL', sack)
-  for i = 1, #kv, 2 do
-    out[#out + 1] = kv[i]
-    out[#out + 1] = redis.call('LLEN', sack .. ':' .. kv[i])
-    out[#out + 1] = tonumber(kv[i + 1])
-  end
-end
-return out
-";
 
 /// The incoming store of scale-out deployments: sacks in Redis.
 pub struct RedisIncoming {
@@ -210,152 +106,6 @@ pub struct RedisIncoming {
     take_script: redis::Script,
     commit_script: redis::Script,
     backlog_script: redis::Script,
-}
-
-struct Lease {
-    token: u64,
-    /// Per metric id as stored (normally a uuid): list elements and measures read.
-    read: Vec<(String, u64, u64)>,
-    /// A commit is under way: the sack stays leased until it is done.
-    committing: bool,
-}
-
-/// Ends a lease when dropped, unless disarmed: a `take` or `commit` whose
-/// future is dropped half-way does not leave its sack leased forever.
-struct LeaseGuard<'a> {
-    leases: &'a Mutex<HashMap<u32, Lease>>,
-    sack: u32,
-    token: u64,
-    armed: bool,
-}
-
-impl Drop for LeaseGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut leases = self.leases.lock();
-            if leases
-                .get(&self.sack)
-                .is_some_and(|l| l.token == self.token)
-            {
-                leases.remove(&self.sack);
-            }
-        }
-    }
-}
-
-/// Sacks notified since the last `wait_for_new`, and the waiters to wake.
-struct Wake {
-    dirty: Mutex<Dirty>,
-    notify: Notify,
-}
-
-struct Dirty {
-    flags: Vec<bool>,
-    list: Vec<u32>,
-}
-
-impl Wake {
-    fn mark(&self, sacks: impl IntoIterator<Item = u32>) {
-        let mut new = false;
-        {
-            let mut d = self.dirty.lock();
-            for s in sacks {
-                if let Some(f) = d.flags.get_mut(s as usize)
-                    && !*f
-                {
-                    *f = true;
-                    d.list.push(s);
-                    new = true;
-                }
-            }
-        }
-        if new {
-            self.notify.notify_waiters();
-        }
-    }
-
-    fn drain(&self) -> Vec<u32> {
-        let mut d = self.dirty.lock();
-        let list = std::mem::take(&mut d.list);
-        for &s in &list {
-            d.flags[s as usize] = false;
-        }
-        list
-    }
-}
-
-fn check_count(sacks: u32) -> Result<()> {
-    if (1..=MAX_SACKS).contains(&sacks) {
-        Ok(())
-    } else {
-        Err(StorageError::Backend(format!(
-            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
-        )))
-    }
-}
-
-fn bad_sack(sack: u32) -> StorageError {
-    StorageError::Backend(format!("no sack {sack}"))
-}
-
-fn bad_token(taken: &SackMeasures) -> StorageError {
-    StorageError::Backend(format!(
-        "sack {} is not leased with token {}",
-        taken.sack, taken.token
-    ))
-}
-
-fn unexpected(what: &str, v: &Value) -> StorageError {
-    StorageError::Backend(format!("redis: unexpected reply to {what}: {v:?}"))
-}
-
-fn bytes_of(v: Value, what: &str) -> Result<Vec<u8>> {
-    match v {
-        Value::BulkString(b) => Ok(b),
-        Value::SimpleString(s) => Ok(s.into_bytes()),
-        v => Err(unexpected(what, &v)),
-    }
-}
-
-fn int_of(v: &Value, what: &str) -> Result<i64> {
-    match v {
-        Value::Int(i) => Ok(*i),
-        Value::BulkString(b) => std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| unexpected(what, v)),
-        v => Err(unexpected(what, v)),
-    }
-}
-
-fn array_of(v: Value, what: &str) -> Result<Vec<Value>> {
-    match v {
-        Value::Array(a) | Value::Set(a) => Ok(a),
-        Value::Nil => Ok(Vec::new()),
-        v => Err(unexpected(what, &v)),
-    }
-}
-
-/// Append the packed records of `points` to `buf`.
-fn encode(points: &[Measure], buf: &mut Vec<u8>) {
-    buf.reserve(points.len() * RECORD);
-    for m in points {
-        buf.extend_from_slice(&m.timestamp.to_le_bytes());
-        buf.extend_from_slice(&m.value.to_le_bytes());
-    }
-}
-
-/// Decode packed records into `out`; returns the number decoded.
-fn decode(bytes: &[u8], out: &mut Vec<Measure>) -> u64 {
-    let chunks = bytes.chunks_exact(RECORD);
-    let n = chunks.len();
-    out.reserve(n);
-    for c in chunks {
-        let ts = i64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
-        let v = f64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
-        out.push(Measure::new(ts, v));
-    }
-    n as u64
 }
 
 impl RedisIncoming {
@@ -429,82 +179,6 @@ impl RedisIncoming {
         })
     }
 
-    /// `gnocchid change-sack-size`, as upstream's `gnocchi-change-sack-size`:
-    /// store `sacks` as the number of sacks of the Redis at `url`, and return
-    /// the number stored before (`sacks` itself if none was stored yet, or if it
-    /// is unchanged).
-    ///
-    /// Refused (a [`StorageError::Backend`] saying "Cannot change sack when
-    /// non-empty backlog", with the number of pending measures) while any
-    /// measure waits in any sack: measures are routed by `metric id mod sacks`,
-    /// so those already in a sack would never be read again. `sacks` must be
-    /// 1..=65535.
-    ///
-    /// The check and the change are one Lua script, so no `add_measures` can
-    /// slip in between. Keys of the old layout left without data (an index
-    /// whose lists are all empty, upstream's notification key) are deleted in
-    /// the same script. Nothing else moves: an empty sack has no keys.
-    ///
-    /// Every gnocchid `api`, `metricd` and `statsd` process using this Redis
-    /// must be restarted afterwards, as upstream requires: a running process
-    /// keeps the count it read at start. Its `add_measures` then fail (the
-    /// script sees the new count) rather than write into sacks that nobody
-    /// processes, and its metricd sees only the old, empty sacks.
-    pub async fn change_sacks(url: &str, sacks: u32) -> Result<u32> {
-        Self::change_sacks_with_prefix(url, sacks, "").await
-    }
-
-    /// As [`RedisIncoming::change_sacks`], for a store opened with
-    /// [`RedisIncoming::connect_with_prefix`].
-    pub async fn change_sacks_with_prefix(url: &str, sacks: u32, prefix: &str) -> Result<u32> {
-        check_count(sacks)?;
-        let client = client(url)?;
-        let mut conn = manager(&client).await?;
-        let config = format!("{prefix}gnocchi-config");
-        let reply: Value = redis::Script::new(CHANGE_LUA)
-            .key(&config)
-            .arg(prefix)
-            .arg(sacks)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend)?;
-        let reply = array_of(reply, "change sacks")?;
-        let [code, old, a, b] = reply.as_slice() else {
-            return Err(unexpected("change sacks", &Value::Array(reply)));
-        };
-        let code = int_of(code, "change sacks")?;
-        if code == 4 {
-            let stored = bytes_of(old.clone(), "change sacks")?;
-            return Err(StorageError::Corrupt(format!(
-                "{config} field sacks is {:?}",
-                String::from_utf8_lossy(&stored)
-            )));
-        }
-        let old = u32::try_from(int_of(old, "change sacks")?)
-            .map_err(|_| unexpected("change sacks", old))?;
-        let (a, b) = (int_of(a, "change sacks")?, int_of(b, "change sacks")?);
-        match code {
-            0 => {
-                tracing::debug!(
-                    from = old,
-                    to = sacks,
-                    stale_keys_deleted = a,
-                    "changed the number of sacks"
-                );
-                Ok(old)
-            }
-            1 => Err(StorageError::Backend(format!(
-                "Cannot change sack when non-empty backlog. Process remaining {a} measures (of {b} metrics) and try again"
-            ))),
-            2 => {
-                tracing::info!(sacks, "no sack count was stored yet, stored this one");
-                Ok(old)
-            }
-            3 => Ok(old),
-            _ => Err(unexpected("change sacks", &Value::Int(code))),
-        }
-    }
-
     /// Name of sack `s`: its index key and its notification channel.
     fn sack_name(&self, s: u32) -> String {
         format!("{}{s}", self.sack_prefix)
@@ -517,122 +191,33 @@ impl RedisIncoming {
             Err(bad_sack(sack))
         }
     }
+}
 
-    /// Drop the lease of `taken` if it is the current one.
-    fn end_lease(&self, taken: &SackMeasures) -> Result<Lease> {
-        let mut leases = self.leases.lock();
-        match leases.get(&taken.sack) {
-            Some(l) if l.token == taken.token && !l.committing => {
-                Ok(leases.remove(&taken.sack).expect("checked"))
-            }
-            _ => Err(bad_token(taken)),
-        }
+fn check_count(sacks: u32) -> Result<()> {
+    if (1..=MAX_SACKS).contains(&sacks) {
+        Ok(())
+    } else {
+        Err(StorageError::Backend(format!(
+            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
+        )))
     }
+}
 
-    fn guard(&self, sack: u32, token: u64) -> LeaseGuard<'_> {
-        LeaseGuard {
-            leases: &self.leases,
-            sack,
-            token,
-            armed: true,
-        }
-    }
+fn bad_sack(sack: u32) -> StorageError {
+    StorageError::Backend(format!("no sack {sack}"))
+}
 
-    fn ensure_subscriber(&self) {
-        let mut sub = self.subscriber.lock();
-        if sub.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        let names: Vec<String> = (0..self.nsacks).map(|s| self.sack_name(s)).collect();
-        *sub = Some(tokio::spawn(subscribe_loop(
-            self.client.clone(),
-            self.conn.clone(),
-            self.wake.clone(),
-            names,
-        )));
-    }
+fn bad_token(taken: &SackMeasures) -> StorageError {
+    StorageError::Backend(format!(
+        "sack {} is not leased with token {}",
+        taken.sack, taken.token
+    ))
 }
 
 impl Drop for RedisIncoming {
     fn drop(&mut self) {
         if let Some(h) = self.subscriber.lock().take() {
             h.abort();
-        }
-    }
-}
-
-/// Keep a subscription to every sack's channel, reconnecting with backoff.
-async fn subscribe_loop(
-    client: redis::Client,
-    conn: ConnectionManager,
-    wake: Arc<Wake>,
-    names: Vec<String>,
-) {
-    let index: HashMap<String, u32> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), i as u32))
-        .collect();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match subscribe_once(&client, conn.clone(), &wake, &names, &index).await {
-            Ok(()) => {
-                tracing::warn!("redis notification subscription closed, reconnecting");
-                delay = Duration::from_millis(100);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "redis notification subscription failed, retrying");
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn subscribe_once(
-    client: &redis::Client,
-    mut conn: ConnectionManager,
-    wake: &Wake,
-    names: &[String],
-    index: &HashMap<String, u32>,
-) -> Result<()> {
-    let pubsub = client.get_async_pubsub().await.map_err(backend)?;
-    let (mut sink, mut stream) = pubsub.split();
-    sink.subscribe(names).await.map_err(backend)?;
-    // Measures added while we were not subscribed sent messages nobody heard:
-    // every sack whose index exists has pending data.
-    let mut pipe = redis::pipe();
-    for n in names {
-        pipe.exists(n);
-    }
-    let exists: Vec<bool> = pipe.query_async(&mut conn).await.map_err(backend)?;
-    wake.mark(
-        exists
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| **e)
-            .map(|(s, _)| s as u32),
-    );
-    // A ping every 30 s detects a connection that died silently.
-    let mut ping = tokio::time::interval(Duration::from_secs(30));
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            msg = stream.next() => match msg {
-                Some(msg) => {
-                    if let Some(&s) = index.get(msg.get_channel_name()) {
-                        wake.mark([s]);
-                    }
-                }
-                None => return Ok(()),
-            },
-            _ = ping.tick() => {
-                match tokio::time::timeout(Duration::from_secs(10), sink.ping::<Value>()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(backend(e)),
-                    Err(_) => return Err(StorageError::Backend("redis: subscription ping timed out".into())),
-                }
-            }
         }
     }
 }
@@ -818,71 +403,5 @@ impl Incoming for RedisIncoming {
         }
         let _ = tokio::time::timeout(timeout, notified).await;
         self.wake.drain()
-    }
-}
-
-type Taken = (HashMap<Uuid, Vec<Measure>>, Vec<(String, u64, u64)>);
-
-fn parse_take(v: Value, sack: &str) -> Result<Taken> {
-    let mut measures = HashMap::new();
-    let mut read = Vec::new();
-    for entry in array_of(v, "take")? {
-        let mut pair = array_of(entry, "take")?.into_iter();
-        let (Some(id), Some(elements)) = (pair.next(), pair.next()) else {
-            return Err(StorageError::Backend("redis: malformed take reply".into()));
-        };
-        let id = String::from_utf8(bytes_of(id, "take")?)
-            .map_err(|_| StorageError::Backend("redis: metric id is not UTF-8".into()))?;
-        let elements = array_of(elements, "take")?;
-        let nelements = elements.len() as u64;
-        let mut points = Vec::new();
-        let mut n = 0u64;
-        for e in elements {
-            let bytes = bytes_of(e, "take")?;
-            if bytes.len() % RECORD != 0 {
-                tracing::warn!(sack, metric = %id, bytes = bytes.len(), "measure batch length is not a multiple of 16, tail ignored");
-            }
-            n += decode(&bytes, &mut points);
-        }
-        match Uuid::parse_str(&id) {
-            Ok(m) => {
-                if !points.is_empty() {
-                    measures
-                        .entry(m)
-                        .or_insert_with(Vec::new)
-                        .extend_from_slice(&points);
-                }
-            }
-            // Not ours: trimmed away by the commit like the rest.
-            Err(_) => {
-                tracing::warn!(sack, id = %id, "sack index entry is not a metric id, discarded")
-            }
-        }
-        read.push((id, nelements, n));
-    }
-    Ok((measures, read))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip() {
-        let points = carbonara::measure::measures(&[
-            (i64::MIN, f64::NAN),
-            (0, -0.0),
-            (1_425_600_000_000_000_000, 1.5),
-        ]);
-        let mut buf = Vec::new();
-        encode(&points, &mut buf);
-        assert_eq!(buf.len(), 48);
-        assert_eq!(&buf[16..24], &0i64.to_le_bytes());
-        let mut out = Vec::new();
-        buf.push(7); // a torn tail is ignored
-        assert_eq!(decode(&buf, &mut out), 3);
-        assert_eq!(out[0].timestamp, i64::MIN);
-        assert!(out[0].value.is_nan());
-        assert_eq!(out[1..], points[1..]);
     }
 }
