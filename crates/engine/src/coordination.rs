@@ -200,6 +200,7 @@ impl CoordinationUrl {
         let invalid = |reason: String| CoordinationError::InvalidUrl {
             url: redact(url),
             reason,
+            source: None,
         };
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(invalid("expected scheme://…".into()));
@@ -207,16 +208,19 @@ impl CoordinationUrl {
         let scheme = scheme.to_ascii_lowercase();
         // `redis+unix` is the redis crate's Unix socket scheme, not a driver suffix.
         if scheme == "redis+unix" || scheme == "unix" {
-            return Self::redis(url).map_err(|e| invalid(e.to_string()));
+            return Self::redis(url).map_err(|e| invalid_url_because(url, e));
         }
         let base = scheme.split('+').next().unwrap_or_default();
         match base {
-            "redis" => Self::redis(&format!("redis://{rest}")).map_err(|e| invalid(e.to_string())),
+            "redis" => {
+                Self::redis(&format!("redis://{rest}")).map_err(|e| invalid_url_because(url, e))
+            }
             "postgresql" | "postgres" => {
-                let url = format!("postgresql://{rest}");
-                url.parse::<sqlx::postgres::PgConnectOptions>()
-                    .map_err(|e| invalid(e.to_string()))?;
-                Ok(CoordinationUrl::Postgres(url))
+                let pg_url = format!("postgresql://{rest}");
+                pg_url
+                    .parse::<sqlx::postgres::PgConnectOptions>()
+                    .map_err(|e| invalid_url_because(url, e))?;
+                Ok(CoordinationUrl::Postgres(pg_url))
             }
             "mysql" => Err(invalid(
                 "MySQL coordination is not supported; use redis:// or postgresql://".into(),
@@ -239,6 +243,19 @@ impl std::fmt::Display for CoordinationUrl {
         match self {
             CoordinationUrl::Redis(u) | CoordinationUrl::Postgres(u) => f.write_str(&redact(u)),
         }
+    }
+}
+
+/// `url` cannot be used, as `e` (a parser's or a driver's error) says; `e`
+/// is kept as the source.
+pub(crate) fn invalid_url_because(
+    url: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> CoordinationError {
+    CoordinationError::InvalidUrl {
+        url: redact(url),
+        reason: e.to_string(),
+        source: Some(Box::new(e)),
     }
 }
 

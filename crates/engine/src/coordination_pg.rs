@@ -90,7 +90,7 @@ struct Inner {
 }
 
 fn pg_err(e: sqlx::Error) -> CoordinationError {
-    CoordinationError::Postgres(e.to_string())
+    CoordinationError::Postgres(e)
 }
 
 fn random_key() -> i32 {
@@ -165,7 +165,7 @@ impl Inner {
             }
             Err(_) => {
                 self.lose(&mut slot, "query timed out");
-                Err(CoordinationError::Postgres("query timed out".into()))
+                Err(CoordinationError::PostgresTimeout { what: "query" })
             }
         }
     }
@@ -179,7 +179,7 @@ impl Inner {
         {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(pg_err(e)),
-            Err(_) => return Err(CoordinationError::Postgres("connection timed out".into())),
+            Err(_) => return Err(CoordinationError::PostgresTimeout { what: "connection" }),
         };
         // A dead man's switch on the server side (PostgreSQL 14+; older
         // servers refuse the setting, and keepalive alone applies): the
@@ -203,9 +203,7 @@ impl Inner {
             }
             self.member_key.store(random_key(), Ordering::Release);
         }
-        Err(CoordinationError::Postgres(
-            "no free member key after 16 tries".into(),
-        ))
+        Err(CoordinationError::NoFreeMemberKey { tries: 16 })
     }
 
     async fn unlock_sack(&self, sack: u32, epoch: u64) -> CoordResult<()> {
@@ -264,12 +262,9 @@ impl PgCoordinator {
     /// Open the dedicated session on `url` (`postgresql://…`, a `+driver`
     /// suffix already removed, see [`crate::coordination::CoordinationUrl`]).
     pub async fn connect(url: &str, options: PgCoordinatorOptions) -> CoordResult<PgCoordinator> {
-        let connect: PgConnectOptions =
-            url.parse()
-                .map_err(|e: sqlx::Error| CoordinationError::InvalidUrl {
-                    url: crate::coordination::redact(url),
-                    reason: e.to_string(),
-                })?;
+        let connect: PgConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| crate::coordination::invalid_url_because(url, e))?;
         // The server frees a session's locks only once it notices the session
         // is gone: at once when the process dies (the socket closes), but a
         // host that vanishes is only noticed by TCP keepalive, which the

@@ -137,7 +137,7 @@ struct LockState {
 }
 
 fn redis_err(e: redis::RedisError) -> CoordinationError {
-    CoordinationError::Redis(e.to_string())
+    CoordinationError::Redis(e)
 }
 
 impl Inner {
@@ -245,11 +245,8 @@ impl RedisCoordinator {
         member: &str,
         options: RedisCoordinatorOptions,
     ) -> CoordResult<RedisCoordinator> {
-        let client =
-            gnocchi_storage::redis_url::client(url).map_err(|e| CoordinationError::InvalidUrl {
-                url: crate::coordination::redact(url),
-                reason: e.to_string(),
-            })?;
+        let client = gnocchi_storage::redis_url::client(url)
+            .map_err(|e| crate::coordination::invalid_url_because(url, e))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))

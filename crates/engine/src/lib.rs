@@ -30,7 +30,7 @@ mod metricd;
 mod read;
 
 pub use coordination::{Coordinator, InProcessCoordinator};
-pub use error::{CoordinationError, EngineError};
+pub use error::{CoordinationError, EngineError, InternalError};
 pub use read::{MeasuresQuery, ReadError, SeriesRef};
 
 use gnocchi_index::Indexer;

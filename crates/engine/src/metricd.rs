@@ -2,7 +2,7 @@
 
 use crate::coordination::{CoordResult, SackLock, lock_sack_until};
 use crate::hashring::HashRing;
-use crate::{Engine, EngineError, Result};
+use crate::{Engine, EngineError, InternalError, Result};
 use carbonara::aggregated::{merge_split, split_is_expired};
 use carbonara::codec;
 use carbonara::process::{self, ComputedAggregate, MetricUpdate};
@@ -175,7 +175,7 @@ impl Engine {
         let _guard = self.sack_locks[sack as usize].lock().await;
         let lock = lock_sack_until(self.coordinator.as_ref(), sack, None)
             .await
-            .ok_or_else(|| EngineError::Internal(format!("cannot lock sack {sack}")))?;
+            .ok_or_else(|| EngineError::Internal(InternalError::SackLock(sack)))?;
         let r = self.process_sack_locked(&lock).await;
         unlock_all(vec![lock]).await;
         r
@@ -242,7 +242,7 @@ impl Engine {
         let measures_count: usize = inputs.iter().map(|i| i.measures.len()).sum();
         let works = tokio::task::spawn_blocking(move || compute_updates(inputs))
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::Internal(InternalError::Blocking(e)))?;
         let metrics_count = works.len();
 
         // Which splits already exist, per series touched: from the split
@@ -295,7 +295,7 @@ impl Engine {
         let batch =
             tokio::task::spawn_blocking(move || build_write_batch(works, &existing, stored))
                 .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
+                .map_err(|e| EngineError::Internal(InternalError::Blocking(e)))?;
         self.aggregates.write(batch).await?;
         Ok(SackReport {
             metrics: metrics_count,

@@ -4,7 +4,7 @@
 //! resampling and slicing them is CPU work, done on the blocking pool in one
 //! hand-off per read.
 
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, InternalError};
 use carbonara::calendar::{self, Sampling};
 use carbonara::{AggregatedTimeSerie, Method, SplitKey, Timestamp, codec};
 use gnocchi_index::Metric;
@@ -232,5 +232,5 @@ async fn on_blocking_pool<T: Send + 'static>(
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
-        .map_err(|e| ReadError::Engine(EngineError::Internal(e.to_string())))
+        .map_err(|e| ReadError::Engine(EngineError::Internal(InternalError::Blocking(e))))
 }

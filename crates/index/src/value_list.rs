@@ -35,7 +35,7 @@ pub enum Dialect {
 }
 
 /// `col IN (values)`; `values` must not be empty nor hold NULLs (the caller
-/// turns NULLs into `IS NULL`). Values are of `kind` (as [`crate::resource_query::cast`]
+/// turns NULLs into `IS NULL`). Values are of `kind` (as [`crate::resource_query::columns::cast`]
 /// makes them).
 pub(crate) fn is_in(
     col: SimpleExpr,

@@ -15,8 +15,46 @@ pub enum StorageError {
     /// The embedded aggregates database (redb) failed; its error is the source.
     #[error("storage backend error: redb: {0}")]
     Redb(#[source] Box<redb::Error>),
+    /// The incoming log could not be written or synced; the I/O error (shared
+    /// by every request of the group that failed) is the source.
+    #[error("storage backend error: {what}: {source}")]
+    IncomingLog {
+        what: String,
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// The S3 bucket could neither be listed nor created: the HTTP request
+    /// creating it failed; reqwest's error is the source.
+    #[error("storage backend error: s3: creating bucket {bucket}: {source}")]
+    S3CreateBucket {
+        bucket: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// `[incoming] redis_url` / `[storage] redis_url` cannot be used; the URL
+    /// parser's or the Redis client's error, when one says why, is the source.
+    #[error("storage backend error: invalid redis URL {url:?}: {reason}")]
+    InvalidRedisUrl {
+        /// Without its password.
+        url: String,
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A storage call on the blocking pool panicked or was cancelled; the
+    /// join error is the source.
+    #[error("storage backend error: storage task failed: {0}")]
+    TaskFailed(#[source] tokio::task::JoinError),
     #[error("storage data corrupt: {0}")]
     Corrupt(String),
+    /// A JSON file of the storage (the incoming log's `config.json`) is
+    /// unreadable; serde_json's error is the source.
+    #[error("storage data corrupt: {path}: {source}")]
+    CorruptFile {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("data directory {0} is used by another gnocchid process")]
     Locked(String),
 }

@@ -137,7 +137,7 @@ impl LocalAggregates {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| StorageError::Backend(format!("storage task failed: {e}")))?
+            .map_err(StorageError::TaskFailed)?
     }
 }
 

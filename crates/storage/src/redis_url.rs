@@ -29,7 +29,20 @@ pub(crate) fn backend(e: redis::RedisError) -> StorageError {
 }
 
 fn invalid(url: &str, why: &str) -> StorageError {
-    StorageError::Backend(format!("invalid redis URL {:?}: {why}", redact(url)))
+    StorageError::InvalidRedisUrl {
+        url: redact(url),
+        reason: why.to_owned(),
+        source: None,
+    }
+}
+
+/// As [`invalid`], saying why with a library's error, kept as the source.
+fn invalid_because(url: &str, e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::InvalidRedisUrl {
+        url: redact(url),
+        reason: e.to_string(),
+        source: Some(Box::new(e)),
+    }
 }
 
 /// The URL with its password hidden, for messages.
@@ -62,7 +75,7 @@ fn redact(url: &str) -> String {
 /// Rewrite an upstream-style Redis URL into the `redis` crate's syntax
 /// (for other Redis users of the same `redis_url`, e.g. coordination).
 pub fn normalize(url: &str) -> Result<String> {
-    let parsed = url::Url::parse(url).map_err(|e| invalid(url, &e.to_string()))?;
+    let parsed = url::Url::parse(url).map_err(|e| invalid_because(url, e))?;
     let scheme = parsed.scheme();
     if scheme == "rediss" {
         return Err(invalid(
@@ -158,7 +171,7 @@ pub fn normalize(url: &str) -> Result<String> {
     };
     let mut out = url::Url::parse("redis://localhost/").expect("static URL");
     out.set_host(Some(host))
-        .map_err(|e| invalid(url, &e.to_string()))?;
+        .map_err(|e| invalid_because(url, e))?;
     out.set_port(Some(parsed.port().unwrap_or(6379)))
         .map_err(|()| invalid(url, "bad port"))?;
     if let Some(u) = &username {
@@ -183,7 +196,7 @@ fn percent_encoding_decode(s: &str) -> Option<String> {
 /// A client for `url` (upstream or `redis` crate syntax).
 pub fn client(url: &str) -> Result<redis::Client> {
     let normalized = normalize(url)?;
-    redis::Client::open(normalized.as_str()).map_err(|e| invalid(url, &e.to_string()))
+    redis::Client::open(normalized.as_str()).map_err(|e| invalid_because(url, e))
 }
 
 /// A self-reconnecting multiplexed connection with timeouts suited to big batches.

@@ -199,7 +199,10 @@ impl S3Aggregates {
         let response = request
             .send()
             .await
-            .map_err(|e| StorageError::Backend(format!("s3: creating bucket {bucket}: {e}")))?;
+            .map_err(|source| StorageError::S3CreateBucket {
+                bucket: bucket.to_string(),
+                source,
+            })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         let exists =
