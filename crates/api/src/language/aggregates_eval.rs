@@ -160,22 +160,11 @@ impl ProcError {
                 metric,
                 aggregation,
                 ..
-            } => ApiError::not_found(json!({
-                "cause": "Metrics with unknown aggregation",
-                "detail": [[metric.to_string(), aggregation]],
-            })),
-            ProcError::Unaggregable { reason, detail } => unaggregable(reason, detail),
+            } => ApiError::metrics_with_unknown_aggregation(metric, &aggregation),
+            ProcError::Unaggregable { reason, detail } => ApiError::unaggregable(reason, detail),
             ProcError::Api(e) => e,
         }
     }
-}
-
-pub(crate) fn unaggregable(reason: String, detail: Value) -> ApiError {
-    ApiError::bad_request(json!({
-        "cause": "Metrics cannot be aggregated",
-        "reason": reason,
-        "detail": detail,
-    }))
 }
 
 /// One granularity's worth of a result series.

@@ -541,13 +541,7 @@ impl Node {
 /// whitespace and parentheses, quoted strings kept whole (quotes included).
 /// Iterative, so nesting depth costs heap, bounded by [`MAX_DEPTH`].
 pub(crate) fn read_sexpr(s: &str) -> Result<Value, ApiError> {
-    let fail = |msg: String| {
-        ApiError::bad_request(json!({
-            "cause": "Invalid operations",
-            "reason": "Fail to parse the operations string",
-            "detail": msg,
-        }))
-    };
+    let fail = ApiError::unparsable_operations;
     let at = |pos: usize| {
         let char_pos = s[..pos].chars().count();
         format!("(at char {char_pos}), (line:1, col:{})", char_pos + 1)
