@@ -195,6 +195,16 @@ impl ApiError {
             "Invalid reaggregation value {value}, must be one of mean, median, std, min, max, sum, var, count"
         ))
     }
+    /// 400: more values than one aggregation may hold in memory.
+    pub(crate) fn too_many_points_to_aggregate(
+        series: usize,
+        timestamps: usize,
+        max_values: usize,
+    ) -> Self {
+        Self::bad_request(format!(
+            "Too many points to aggregate: {series} series of {timestamps} timestamps (at most {max_values} values); narrow start/stop or choose a coarser granularity"
+        ))
+    }
     /// 400: upstream's `UnAggregableTimeseries`.
     pub(crate) fn unaggregable(reason: String, detail: Value) -> Self {
         Self::bad_request(json!({
