@@ -14,7 +14,7 @@ use crate::access::keystone::KeystoneError;
 use crate::wire::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use std::sync::Arc;
@@ -106,11 +106,9 @@ impl FromRequestParts<Arc<AppState>> for Creds {
                 return match ks.validate(token).await {
                     Ok(info) => Ok(info.creds()),
                     Err(KeystoneError::InvalidToken) => Err(unauthorized(state)),
-                    Err(KeystoneError::Unavailable) => Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The identity service is unavailable",
-                    )
-                    .into_response()),
+                    Err(KeystoneError::Unavailable) => {
+                        Err(ApiError::identity_service_unavailable().into_response())
+                    }
                 };
             }
         };

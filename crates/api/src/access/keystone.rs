@@ -202,6 +202,12 @@ impl Keystone {
         format!("Keystone uri=\"{}\"", uri.replace('"', "%22"))
     }
 
+    /// A request keystone did not answer: logged, then `Unavailable`.
+    fn unreachable(&self, e: reqwest::Error) -> KeystoneError {
+        tracing::error!(error = %e.without_url(), url = %self.v3, "keystone unreachable");
+        KeystoneError::Unavailable
+    }
+
     fn password_auth(&self) -> Value {
         let user_domain = match &self.cfg.user_domain_id {
             Some(id) => json!({"id": id}),
@@ -234,10 +240,7 @@ impl Keystone {
             .json(&self.password_auth())
             .send()
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e.without_url(), url = %self.v3, "keystone unreachable");
-                KeystoneError::Unavailable
-            })?;
+            .map_err(|e| self.unreachable(e))?;
         let status = resp.status();
         if status.as_u16() != 201 {
             tracing::error!(%status, url = %self.v3, user = %self.cfg.username,
@@ -305,10 +308,7 @@ impl Keystone {
                 .header("X-Subject-Token", token)
                 .send()
                 .await
-                .map_err(|e| {
-                    tracing::error!(error = %e.without_url(), url = %self.v3, "keystone unreachable");
-                    KeystoneError::Unavailable
-                })?;
+                .map_err(|e| self.unreachable(e))?;
             match resp.status().as_u16() {
                 200 => {
                     let body: Value = resp.json().await.map_err(|_| KeystoneError::Unavailable)?;

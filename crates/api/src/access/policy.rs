@@ -406,6 +406,13 @@ impl Policy {
             Err(ApiError::forbidden())
         }
     }
+
+    /// 403 unless allowed `rule` on an empty target, as upstream enforces the
+    /// rules of what no project owns (archive policies, their rules, resource
+    /// types) and of creations.
+    pub(crate) fn enforce_untargeted(&self, rule: &str, creds: &Creds) -> ApiResult<()> {
+        self.enforce(rule, creds, &Target::new())
+    }
 }
 
 /// `'x'` or `"x"` → `x`.

@@ -92,6 +92,19 @@ pub(crate) fn restrict(filter: Option<Filter>, restriction: Option<Filter>) -> O
     }
 }
 
+/// `filter` restricted to the resources of `resource_type` the caller may see
+/// under `rule` (a listing, a search or a batch delete).
+pub(crate) fn restrict_resources(
+    policy: &Policy,
+    rule: &str,
+    creds: &Creds,
+    resource_type: &str,
+    filter: Option<Filter>,
+) -> ApiResult<Option<Filter>> {
+    let restriction = resource_filter(policy, rule, creds, resource_type)?;
+    Ok(restrict(filter, restriction))
+}
+
 /// The restriction of a metric listing under `rule`; `None`: every metric.
 pub(crate) fn metric_visibility(
     policy: &Policy,

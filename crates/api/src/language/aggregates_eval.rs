@@ -160,22 +160,11 @@ impl ProcError {
                 metric,
                 aggregation,
                 ..
-            } => ApiError::not_found(json!({
-                "cause": "Metrics with unknown aggregation",
-                "detail": [[metric.to_string(), aggregation]],
-            })),
-            ProcError::Unaggregable { reason, detail } => unaggregable(reason, detail),
+            } => ApiError::metrics_with_unknown_aggregation(metric, &aggregation),
+            ProcError::Unaggregable { reason, detail } => ApiError::unaggregable(reason, detail),
             ProcError::Api(e) => e,
         }
     }
-}
-
-pub(crate) fn unaggregable(reason: String, detail: Value) -> ApiError {
-    ApiError::bad_request(json!({
-        "cause": "Metrics cannot be aggregated",
-        "reason": reason,
-        "detail": detail,
-    }))
 }
 
 /// One granularity's worth of a result series.
@@ -347,50 +336,11 @@ fn evaluate(
     q: &AggQuery,
     normalize: fn(&RefKey) -> RefKey,
 ) -> Result<Output, ProcError> {
-    for (k, s) in series.iter_mut().enumerate() {
-        let r = &refs[k % refs.len()];
-        if !r.windows.is_empty() {
-            let (ts, vals) =
-                ops::window_weighted(&s.timestamps, &s.values, s.granularity, &r.windows);
-            s.timestamps = ts;
-            s.values = vals;
-        }
-    }
+    apply_windows(&mut series, refs);
     let mut results = Vec::with_capacity(granularities.len());
-    let mut aggregated = false;
     for (gi, &g) in granularities.iter().enumerate() {
         let chunk = &series[gi * refs.len()..(gi + 1) * refs.len()];
-        let inputs: Vec<(&[Timestamp], &[f64])> = chunk
-            .iter()
-            .map(|s| (&s.timestamps[..], &s.values[..]))
-            .collect();
-        let filler = match q.fill {
-            Fill::Value(v) => v,
-            _ => f64::NAN,
-        };
-        let union = ops::union(&inputs);
-        if union.len().saturating_mul(inputs.len()) > MAX_GRID_CELLS {
-            return Err(ProcError::Api(ApiError::bad_request(format!(
-                "Too many points to aggregate: {} series of {} timestamps (at most {MAX_GRID_CELLS} values); narrow start/stop or choose a coarser granularity",
-                inputs.len(),
-                union.len()
-            ))));
-        }
-        let mut grid = ops::align_on(union, &inputs, filler);
-        match q.fill {
-            Fill::None => grid = check_overlap(grid, q, refs)?,
-            Fill::Ffill => ops::fill_forward(&mut grid),
-            Fill::Bfill => ops::fill_backward(&mut grid),
-            Fill::FullFfill => {
-                ops::fill_forward(&mut grid);
-                ops::fill_backward(&mut grid);
-            }
-            Fill::FullBfill => {
-                ops::fill_backward(&mut grid);
-                ops::fill_forward(&mut grid);
-            }
-            Fill::Null | Fill::DropNa | Fill::Value(_) => {}
-        }
+        let grid = aligned_grid(chunk, refs, q)?;
         let ctx = EvalCtx {
             grid: &grid,
             sampling: Sampling::Fixed(g),
@@ -408,50 +358,115 @@ fn evaluate(
                 aggregated: true,
             },
         };
-        aggregated |= result.aggregated;
         results.push(result);
     }
+    Ok(output_of(&results, refs.len(), q.fill))
+}
 
-    let keep = |ts: &[Timestamp], vals: &[f64], sampling: Sampling| -> Part {
-        if q.fill.drops_non_finite() {
-            let mut part = Part {
-                sampling,
-                timestamps: Vec::with_capacity(ts.len()),
-                values: Vec::with_capacity(vals.len()),
-            };
-            for (t, v) in ts.iter().zip(vals) {
-                if v.is_finite() {
-                    part.timestamps.push(*t);
-                    part.values.push(*v);
-                }
-            }
-            part
-        } else {
-            Part {
-                sampling,
-                timestamps: ts.to_vec(),
-                values: vals.to_vec(),
+/// With history, only the points inside each reference's windows count.
+fn apply_windows(series: &mut [carbonara::AggregatedTimeSerie], refs: &[Reference]) {
+    for (k, s) in series.iter_mut().enumerate() {
+        let r = &refs[k % refs.len()];
+        if !r.windows.is_empty() {
+            let (ts, vals) =
+                ops::window_weighted(&s.timestamps, &s.values, s.granularity, &r.windows);
+            s.timestamps = ts;
+            s.values = vals;
+        }
+    }
+}
+
+/// One granularity's series on the union of their timestamps, holes filled
+/// as `q.fill` says (or the overlap checked, without `fill`).
+fn aligned_grid(
+    chunk: &[carbonara::AggregatedTimeSerie],
+    refs: &[Reference],
+    q: &AggQuery,
+) -> Result<Grid, ProcError> {
+    let inputs: Vec<(&[Timestamp], &[f64])> = chunk
+        .iter()
+        .map(|s| (&s.timestamps[..], &s.values[..]))
+        .collect();
+    let filler = match q.fill {
+        Fill::Value(v) => v,
+        _ => f64::NAN,
+    };
+    let union = ops::union(&inputs);
+    if union.len().saturating_mul(inputs.len()) > MAX_GRID_CELLS {
+        return Err(ProcError::Api(ApiError::too_many_points_to_aggregate(
+            inputs.len(),
+            union.len(),
+            MAX_GRID_CELLS,
+        )));
+    }
+    let mut grid = ops::align_on(union, &inputs, filler);
+    match q.fill {
+        Fill::None => grid = check_overlap(grid, q, refs)?,
+        Fill::Ffill => ops::fill_forward(&mut grid),
+        Fill::Bfill => ops::fill_backward(&mut grid),
+        Fill::FullFfill => {
+            ops::fill_forward(&mut grid);
+            ops::fill_backward(&mut grid);
+        }
+        Fill::FullBfill => {
+            ops::fill_backward(&mut grid);
+            ops::fill_forward(&mut grid);
+        }
+        Fill::Null | Fill::DropNa | Fill::Value(_) => {}
+    }
+    Ok(grid)
+}
+
+/// One column of a result as a part, without its non-finite values when
+/// `fill` drops them.
+fn keep_part(ts: &[Timestamp], vals: &[f64], sampling: Sampling, fill: Fill) -> Part {
+    if fill.drops_non_finite() {
+        let mut part = Part {
+            sampling,
+            timestamps: Vec::with_capacity(ts.len()),
+            values: Vec::with_capacity(vals.len()),
+        };
+        for (t, v) in ts.iter().zip(vals) {
+            if v.is_finite() {
+                part.timestamps.push(*t);
+                part.values.push(*v);
             }
         }
-    };
-    if aggregated {
-        Ok(Output::Aggregated(
+        part
+    } else {
+        Part {
+            sampling,
+            timestamps: ts.to_vec(),
+            values: vals.to_vec(),
+        }
+    }
+}
+
+/// The results of every granularity: one aggregated series when any of
+/// them was aggregated, else one series per reference.
+fn output_of(results: &[Series], ref_count: usize, fill: Fill) -> Output {
+    if results.iter().any(|s| s.aggregated) {
+        return Output::Aggregated(
             results
                 .iter()
-                .map(|s| keep(&s.grid.timestamps, s.grid.column(0), s.sampling))
+                .map(|s| keep_part(&s.grid.timestamps, s.grid.column(0), s.sampling, fill))
                 .collect(),
-        ))
-    } else {
-        let mut per_ref: Vec<Vec<Part>> = vec![Vec::new(); refs.len()];
-        for s in &results {
-            for (j, &r) in s.cols.iter().enumerate() {
-                if let Some(parts) = per_ref.get_mut(r) {
-                    parts.push(keep(&s.grid.timestamps, s.grid.column(j), s.sampling));
-                }
+        );
+    }
+    let mut per_ref: Vec<Vec<Part>> = vec![Vec::new(); ref_count];
+    for s in results {
+        for (j, &r) in s.cols.iter().enumerate() {
+            if let Some(parts) = per_ref.get_mut(r) {
+                parts.push(keep_part(
+                    &s.grid.timestamps,
+                    s.grid.column(j),
+                    s.sampling,
+                    fill,
+                ));
             }
         }
-        Ok(Output::PerReference(per_ref))
     }
+    Output::PerReference(per_ref)
 }
 
 /// Without `fill`: trim to the overlapping timestamps when no bound was
@@ -529,22 +544,7 @@ fn needs_series(what: &str, refs: &[Reference]) -> ProcError {
 fn eval(node: &Node, ctx: &EvalCtx) -> Result<Val, ProcError> {
     Ok(match node {
         Node::Const(f) => Val::Const(*f),
-        Node::Metric { refs, .. } => {
-            let wanted: HashSet<RefKey> = refs.iter().map(|r| (ctx.normalize)(r)).collect();
-            let cols: Vec<usize> = ctx
-                .refs
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| wanted.contains(&r.lookup))
-                .map(|(i, _)| i)
-                .collect();
-            Val::Series(Series {
-                sampling: ctx.sampling,
-                grid: ctx.grid.select_columns(&cols),
-                cols,
-                aggregated: false,
-            })
-        }
+        Node::Metric { refs, .. } => Val::Series(select_metrics(refs, ctx)),
         Node::Unary { op, arg, .. } => match eval(arg, ctx)? {
             Val::Const(f) => Val::Const(op.apply(f)),
             Val::Series(mut s) => {
@@ -578,19 +578,7 @@ fn eval(node: &Node, ctx: &EvalCtx) -> Result<Val, ProcError> {
             how, window, arg, ..
         } => match eval(arg, ctx)? {
             Val::Const(_) => return Err(needs_series("rolling", ctx.refs)),
-            Val::Series(mut s) => {
-                if *window > s.grid.rows() {
-                    return Err(ProcError::Unaggregable {
-                        reason: format!(
-                            "Rolling window '{window}' is greater than serie length '{}'",
-                            s.grid.rows()
-                        ),
-                        detail: lookup_detail(ctx.refs),
-                    });
-                }
-                s.grid = ops::rolling(&s.grid, *how, *window).unwrap_or_default();
-                Val::Series(s)
-            }
+            Val::Series(s) => Val::Series(rolling(s, *how, *window, ctx)?),
         },
         Node::Resample {
             method,
@@ -626,6 +614,45 @@ fn eval(node: &Node, ctx: &EvalCtx) -> Result<Val, ProcError> {
             )?
         }
     })
+}
+
+/// A `metric` node: the columns of the references it names.
+fn select_metrics(refs: &[RefKey], ctx: &EvalCtx) -> Series {
+    let wanted: HashSet<RefKey> = refs.iter().map(|r| (ctx.normalize)(r)).collect();
+    let cols: Vec<usize> = ctx
+        .refs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| wanted.contains(&r.lookup))
+        .map(|(i, _)| i)
+        .collect();
+    Series {
+        sampling: ctx.sampling,
+        grid: ctx.grid.select_columns(&cols),
+        cols,
+        aggregated: false,
+    }
+}
+
+/// A `rolling` node on its series; a window longer than the series is
+/// upstream's unaggregable error.
+fn rolling(
+    mut s: Series,
+    how: ops::Reduction,
+    window: usize,
+    ctx: &EvalCtx,
+) -> Result<Series, ProcError> {
+    if window > s.grid.rows() {
+        return Err(ProcError::Unaggregable {
+            reason: format!(
+                "Rolling window '{window}' is greater than serie length '{}'",
+                s.grid.rows()
+            ),
+            detail: lookup_detail(ctx.refs),
+        });
+    }
+    s.grid = ops::rolling(&s.grid, how, window).unwrap_or_default();
+    Ok(s)
 }
 
 /// Apply an element-wise function to operands, numbers broadcasting over

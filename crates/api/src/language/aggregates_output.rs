@@ -4,6 +4,7 @@
 
 use crate::language::aggregates_eval::{Output, Part, Reference};
 use crate::wire::http::Ctx;
+use crate::wire::json::push_json;
 use crate::wire::points::{granularity_token, write_points};
 use gnocchi_index::{Nulls, SortDir, SortKey};
 use serde_json::Value;
@@ -110,6 +111,39 @@ pub(crate) fn group_of(resource: &Value, groupby: &[String]) -> GroupKey {
 
 pub(crate) fn group_json(group: &[(String, Value)]) -> Value {
     Value::Object(group.iter().cloned().collect())
+}
+
+/// Items keyed by their group, gathered into runs of the same key: resources
+/// come sorted by the groupby attributes, so each group is one run.
+pub(crate) fn group_runs<T>(
+    items: impl IntoIterator<Item = (GroupKey, T)>,
+) -> Vec<(GroupKey, Vec<T>)> {
+    let mut groups: Vec<(GroupKey, Vec<T>)> = Vec::new();
+    for (key, item) in items {
+        match groups.last_mut() {
+            Some((k, members)) if *k == key => members.push(item),
+            _ => groups.push((key, vec![item])),
+        }
+    }
+    groups
+}
+
+/// `[{"group": {...}, "measures": ...}, ...]`, each group's measures already
+/// written.
+pub(crate) fn groups_json(groups: &[(GroupKey, String)]) -> String {
+    let mut out = String::from("[");
+    for (n, (key, measures)) in groups.iter().enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{\"group\": ");
+        push_json(&mut out, &group_json(key));
+        out.push_str(", \"measures\": ");
+        out.push_str(measures);
+        out.push('}');
+    }
+    out.push(']');
+    out
 }
 
 /// `{"aggregated": [...]}` or `{"<resource id>": {"<metric name>": {"<agg>": [...]}}}`.

@@ -325,54 +325,69 @@ fn node(v: &Value, depth: usize, budget: &mut usize, top: bool) -> Result<Node, 
                 });
             }
         }
-        4 => match head {
-            "clip" => {
-                let a = Box::new(operand(&items[1], d, budget)?);
-                let lo = Box::new(operand(&items[2], d, budget)?);
-                let hi = Box::new(operand(&items[3], d, budget)?);
-                return Ok(Node::Clip(a, lo, hi));
+        4 => {
+            if let Some(node) = node4(head, items, d, budget)? {
+                return Ok(node);
             }
-            "rolling" => {
-                let how = reduction(&items[1])?;
-                let window = coerce_int(&items[2])
-                    .filter(|w| *w >= 1)
-                    .and_then(|w| usize::try_from(w).ok())
-                    .ok_or(Invalid::Shape)?;
-                let arg = Box::new(operand(&items[3], d, budget)?);
-                return Ok(Node::Rolling {
-                    name: agg_name(&items[1]),
-                    how,
-                    window,
-                    arg,
-                });
-            }
-            "resample" => {
-                // Upstream's schema takes the same 16 names as `aggregate`
-                // and `rolling` (mean, median, std, min, max, sum, var, count
-                // and their rate:), not every archive policy method: `first`,
-                // `last`, `Npct`, `rate:last`... are refused like any other
-                // malformed node. Among those 16, `var` and `rate:var` pass
-                // upstream's schema and then fail (500, no such grouping);
-                // `Method::parse` refuses them here (400).
-                let method = items[1]
-                    .as_str()
-                    .filter(|name| Reduction::parse(name).is_some())
-                    .and_then(Method::parse)
-                    .ok_or(Invalid::Shape)?;
-                let granularity = coerce_timespan(&items[2]).ok_or(Invalid::Shape)?;
-                let arg = Box::new(operand(&items[3], d, budget)?);
-                return Ok(Node::Resample {
-                    name: agg_name(&items[1]),
-                    method,
-                    sampling: Sampling::Fixed(granularity),
-                    arg,
-                });
-            }
-            _ => {}
-        },
+        }
         _ => {}
     }
     Err(Invalid::Shape)
+}
+
+/// The nodes of three operands: `clip`, `rolling` and `resample`; `None`
+/// for any other head.
+fn node4(
+    head: &str,
+    items: &[Value],
+    d: usize,
+    budget: &mut usize,
+) -> Result<Option<Node>, Invalid> {
+    match head {
+        "clip" => {
+            let a = Box::new(operand(&items[1], d, budget)?);
+            let lo = Box::new(operand(&items[2], d, budget)?);
+            let hi = Box::new(operand(&items[3], d, budget)?);
+            Ok(Some(Node::Clip(a, lo, hi)))
+        }
+        "rolling" => {
+            let how = reduction(&items[1])?;
+            let window = coerce_int(&items[2])
+                .filter(|w| *w >= 1)
+                .and_then(|w| usize::try_from(w).ok())
+                .ok_or(Invalid::Shape)?;
+            let arg = Box::new(operand(&items[3], d, budget)?);
+            Ok(Some(Node::Rolling {
+                name: agg_name(&items[1]),
+                how,
+                window,
+                arg,
+            }))
+        }
+        "resample" => {
+            // Upstream's schema takes the same 16 names as `aggregate`
+            // and `rolling` (mean, median, std, min, max, sum, var, count
+            // and their rate:), not every archive policy method: `first`,
+            // `last`, `Npct`, `rate:last`... are refused like any other
+            // malformed node. Among those 16, `var` and `rate:var` pass
+            // upstream's schema and then fail (500, no such grouping);
+            // `Method::parse` refuses them here (400).
+            let method = items[1]
+                .as_str()
+                .filter(|name| Reduction::parse(name).is_some())
+                .and_then(Method::parse)
+                .ok_or(Invalid::Shape)?;
+            let granularity = coerce_timespan(&items[2]).ok_or(Invalid::Shape)?;
+            let arg = Box::new(operand(&items[3], d, budget)?);
+            Ok(Some(Node::Resample {
+                name: agg_name(&items[1]),
+                method,
+                sampling: Sampling::Fixed(granularity),
+                arg,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn agg_name(v: &Value) -> String {
@@ -541,13 +556,7 @@ impl Node {
 /// whitespace and parentheses, quoted strings kept whole (quotes included).
 /// Iterative, so nesting depth costs heap, bounded by [`MAX_DEPTH`].
 pub(crate) fn read_sexpr(s: &str) -> Result<Value, ApiError> {
-    let fail = |msg: String| {
-        ApiError::bad_request(json!({
-            "cause": "Invalid operations",
-            "reason": "Fail to parse the operations string",
-            "detail": msg,
-        }))
-    };
+    let fail = ApiError::unparsable_operations;
     let at = |pos: usize| {
         let char_pos = s[..pos].chars().count();
         format!("(at char {char_pos}), (line:1, col:{})", char_pos + 1)

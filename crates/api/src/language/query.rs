@@ -15,7 +15,9 @@
 //! capped at [`MAX_DEPTH`] so a hostile query cannot exhaust the stack.
 
 use crate::wire::error::{ApiError, ApiResult};
+use crate::wire::http::{Ctx, json_body};
 use crate::wire::validate::Path;
+use axum::http::HeaderMap;
 use gnocchi_index::resource_uuid;
 use gnocchi_index::{CmpOp, Filter, FilterValue};
 use serde_json::{Map, Value};
@@ -186,6 +188,24 @@ fn field_value(field: &str, v: &Value, path: &Path, creator: &str) -> ApiResult<
 
 // ------------------------------------------------------------------ filter strings
 
+/// The filter of a resource search: the JSON `body` when there is one, else
+/// `?filter=`. `Ok(None)`: neither was given (or the body is `{}`).
+pub(crate) fn search_filter(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+    creator: &str,
+) -> ApiResult<Option<Filter>> {
+    if let Some(body) = body {
+        let v = json_body(headers, body)?;
+        return parse_json_query(&v, creator);
+    }
+    match ctx.param("filter") {
+        Some(f) if !f.is_empty() => parse_filter_string(f, creator),
+        _ => Ok(None),
+    }
+}
+
 /// Parse a `?filter=` string; `Ok(None)` never happens for a valid string (an
 /// empty one is a parse error, as upstream).
 pub(crate) fn parse_filter_string(s: &str, creator: &str) -> ApiResult<Option<Filter>> {
@@ -203,7 +223,7 @@ pub(crate) fn parse_filter_string(s: &str, creator: &str) -> ApiResult<Option<Fi
 }
 
 fn invalid_filter(message: String) -> ApiError {
-    ApiError::bad_request(format!("Invalid filter: {message}"))
+    ApiError::invalid_filter(message)
 }
 
 /// Operators of a condition, tried in upstream's order (so `==` never parses:

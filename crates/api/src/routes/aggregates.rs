@@ -12,21 +12,24 @@ use crate::AppState;
 use crate::access::auth::Creds;
 use crate::access::lookup::loaded_resource;
 use crate::access::targets::metric_target as policy_target;
+use crate::access::visibility::restrict_resources;
 use crate::language::aggregates_eval::*;
 use crate::language::aggregates_output::*;
 use crate::language::aggregates_parse::{Node, RefKey, parse_operations, py_repr};
 use crate::language::query::{parse_filter_string, parse_json_query};
 use crate::wire::error::{ApiError, ApiResult};
-use crate::wire::http::{Ctx, json_body};
+use crate::wire::http::{Ctx, json_body, ok_json_text};
+use crate::wire::json::push_json;
 use crate::wire::render::metric_json_with_resource as to_json_with_resource;
 use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
-use gnocchi_index::{IndexError, Metric, ResourceQuery};
+use carbonara::ops;
+use gnocchi_index::{IndexError, Metric, Resource, ResourceQuery};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,10 +37,6 @@ use uuid::Uuid;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/aggregates", post(post_aggregates))
-}
-
-fn json_response(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn post_aggregates(
@@ -67,12 +66,14 @@ async fn post_aggregates(
     let operations = parse_operations(map.get("operations").unwrap_or(&Value::Null))?;
     let references = operations.references();
     if references.is_empty() {
-        return Err(ApiError::bad_request(json!({
-            "cause": "Operations is invalid",
-            "reason": "At least one 'metric' is required",
-            "detail": operations.to_json(),
-        })));
+        return Err(ApiError::operations_without_metric(operations.to_json()));
     }
+    let asked = Asked {
+        operations: &operations,
+        references: &references,
+        q: &q,
+        details,
+    };
     if with_resources {
         let use_history = ctx.bool_param("use_history")?.unwrap_or(false);
         let search = Search {
@@ -81,18 +82,19 @@ async fn post_aggregates(
             groupby: groupby_param(&ctx),
             use_history,
         };
-        return by_resources(
-            &state,
-            &creds,
-            &operations,
-            &references,
-            &q,
-            details,
-            &search,
-        )
-        .await;
+        return by_resources(&state, &creds, asked, &search).await;
     }
-    by_metric_ids(&state, &creds, &operations, &references, &q, details).await
+    by_metric_ids(&state, &creds, asked).await
+}
+
+/// What an aggregates request asks, whether it names its metrics by id or
+/// searches resources for them.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    operations: &'a Node,
+    references: &'a [RefKey],
+    q: &'a AggQuery,
+    details: bool,
 }
 
 /// The resource part of an aggregates request.
@@ -110,7 +112,7 @@ fn no_such_metric(references: &[RefKey]) -> ApiError {
     names.sort_unstable();
     names.dedup();
     let list: Vec<String> = names.iter().map(|n| py_repr(&json!(n))).collect();
-    ApiError::not_found(format!("Metric [{}] does not exist", list.join(", ")))
+    ApiError::metric_not_found(format_args!("[{}]", list.join(", ")))
 }
 
 /// Index errors of a resource search are the client's fault (400), but for
@@ -131,12 +133,68 @@ fn search_error(e: IndexError) -> ApiError {
 async fn by_resources(
     state: &AppState,
     creds: &Creds,
-    operations: &Node,
-    references: &[RefKey],
-    q: &AggQuery,
-    details: bool,
+    asked: Asked<'_>,
     search: &Search<'_>,
 ) -> ApiResult<Response> {
+    let Asked {
+        operations,
+        references,
+        q,
+        details,
+    } = asked;
+    let found = search_resources(state, creds, q, search).await?;
+    let metrics = metrics_of(state, &found.resources).await?;
+    let rendered: Vec<Value> = found
+        .resources
+        .iter()
+        .map(crate::wire::render::resource_json)
+        .collect();
+    // Resources are sorted by the groupby attributes: groups are runs.
+    let keyed = rendered.iter().enumerate();
+    let mut groups = group_runs(keyed.map(|(i, r)| (group_of(r, &search.groupby), i)));
+    if groups.is_empty() {
+        groups.push((Vec::new(), Vec::new()));
+    }
+    let mut bodies: Vec<(GroupKey, String)> = Vec::new();
+    for (key, members) in &groups {
+        let (refs, shown) = group_references(&found, members, &metrics, references, q);
+        if refs.is_empty() {
+            // A group without any matching metric is left out.
+            continue;
+        }
+        let docs = details.then(|| shown_resources(&found.resources, &rendered, &shown));
+        let body = evaluate_group(state, operations, q, &refs, docs).await?;
+        bodies.push((key.clone(), body));
+    }
+    if bodies.is_empty() {
+        return Err(no_such_metric(references));
+    }
+    if search.groupby.is_empty() {
+        let body = bodies.pop().map(|(_, b)| b).unwrap_or_default();
+        return Ok(ok_json_text(body));
+    }
+    Ok(ok_json_text(groups_json(&bodies)))
+}
+
+/// The resources an aggregates search selects, in group order.
+struct FoundResources {
+    resources: Vec<Resource>,
+    /// Every revision of the resources (`use_history` with a `groupby`).
+    history: bool,
+    /// With history, each resource's first revision start: that revision
+    /// counts from `start`, as data usually predates the resource's creation
+    /// in the index.
+    first_revision: HashMap<Uuid, i64>,
+}
+
+/// The `resource_type` and `search` of the body, resolved to the resources
+/// (or revisions) the caller may see.
+async fn search_resources(
+    state: &AppState,
+    creds: &Creds,
+    q: &AggQuery,
+    search: &Search<'_>,
+) -> ApiResult<FoundResources> {
     let rtype = search
         .resource_type
         .as_str()
@@ -154,9 +212,7 @@ async fn by_resources(
         }
     };
     // Keystone callers aggregate only over what their project may see.
-    let restriction =
-        crate::access::visibility::resource_filter(&state.policy, "search resource", creds, rtype)?;
-    let filter = crate::access::visibility::restrict(filter, restriction);
+    let filter = restrict_resources(&state.policy, "search resource", creds, rtype, filter)?;
     let history = search.use_history && !search.groupby.is_empty();
     let query = ResourceQuery {
         resource_type: rtype.to_string(),
@@ -179,144 +235,132 @@ async fn by_resources(
                 && q.stop.is_none_or(|e| r.revision_start < e)
         });
     }
+    let mut first_revision: HashMap<Uuid, i64> = HashMap::new();
+    for r in &resources {
+        let e = first_revision.entry(r.id).or_insert(r.revision_start);
+        *e = (*e).min(r.revision_start);
+    }
+    Ok(FoundResources {
+        resources,
+        history,
+        first_revision,
+    })
+}
+
+/// The metrics attached to any of `resources`, by id.
+async fn metrics_of(state: &AppState, resources: &[Resource]) -> ApiResult<HashMap<Uuid, Metric>> {
     let mut metric_ids: Vec<Uuid> = resources
         .iter()
         .flat_map(|r| r.metrics.iter().map(|(_, id)| *id))
         .collect();
     metric_ids.sort_unstable();
     metric_ids.dedup();
-    let metrics: HashMap<Uuid, Metric> = state
-        .indexer
-        .get_metrics(&metric_ids)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    let rendered: Vec<Value> = resources
-        .iter()
-        .map(crate::wire::render::resource_json)
-        .collect();
-    // The first revision of each resource counts from `start`: data usually
-    // predates the resource's creation in the index.
-    let mut first_revision: HashMap<Uuid, i64> = HashMap::new();
-    for r in &resources {
-        let e = first_revision.entry(r.id).or_insert(r.revision_start);
-        *e = (*e).min(r.revision_start);
-    }
+    let metrics = state.indexer.get_metrics(&metric_ids).await?;
+    Ok(metrics.into_iter().map(|m| (m.id, m)).collect())
+}
 
-    // Resources are sorted by the groupby attributes: groups are runs.
-    let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
-    for (i, r) in rendered.iter().enumerate() {
-        let key = group_of(r, &search.groupby);
-        match groups.last_mut() {
-            Some((k, members)) if *k == key => members.push(i),
-            _ => groups.push((key, vec![i])),
-        }
+/// The part of [start, stop) a revision covers in a history search (no
+/// window without history: everything counts).
+fn revision_windows(found: &FoundResources, r: &Resource, q: &AggQuery) -> Vec<ops::Window> {
+    if !found.history {
+        return Vec::new();
     }
-    if groups.is_empty() {
-        groups.push((Vec::new(), Vec::new()));
-    }
+    let from = if found.first_revision.get(&r.id) == Some(&r.revision_start) {
+        q.start
+    } else {
+        Some(
+            q.start
+                .map_or(r.revision_start, |s| s.max(r.revision_start)),
+        )
+    };
+    let to = match (r.revision_end, q.stop) {
+        (Some(e), Some(s)) => Some(e.min(s)),
+        (e, s) => e.or(s),
+    };
+    vec![(from, to)]
+}
 
-    let mut bodies: Vec<(GroupKey, String)> = Vec::new();
-    for (key, members) in &groups {
-        let mut refs: Vec<Reference> = Vec::new();
-        let mut shown: Vec<usize> = Vec::new();
-        for &i in members {
-            let r = &resources[i];
-            let window = if history {
-                let from = if first_revision.get(&r.id) == Some(&r.revision_start) {
-                    q.start
-                } else {
-                    Some(
-                        q.start
-                            .map_or(r.revision_start, |s| s.max(r.revision_start)),
-                    )
-                };
-                let to = match (r.revision_end, q.stop) {
-                    (Some(e), Some(s)) => Some(e.min(s)),
-                    (e, s) => e.or(s),
-                };
-                vec![(from, to)]
-            } else {
-                Vec::new()
-            };
-            let mut used = false;
-            for wanted in references {
-                for (name, id) in &r.metrics {
-                    if !gnocchi_index::fnmatch::fnmatch(name, &wanted.name) {
-                        continue;
-                    }
-                    let Some(m) = metrics.get(id) else { continue };
-                    used = true;
-                    // Another revision of the same resource in this group:
-                    // one series over both windows.
-                    if let Some(existing) = refs.iter_mut().find(|x| {
-                        x.metric.id == *id && x.lookup == *wanted && x.resource_id == Some(r.id)
-                    }) {
-                        existing.windows.extend(window.iter().copied());
-                        continue;
-                    }
-                    refs.push(Reference {
-                        metric: m.clone(),
-                        aggregation: wanted.aggregation.clone(),
-                        lookup: wanted.clone(),
-                        resource_id: Some(r.id),
-                        windows: window.clone(),
-                    });
+/// The references of one group: each metric of its resources whose name
+/// matches a wanted glob (two revisions of a resource make one series over
+/// both windows); and the members that had one, to show with `details`.
+fn group_references(
+    found: &FoundResources,
+    members: &[usize],
+    metrics: &HashMap<Uuid, Metric>,
+    references: &[RefKey],
+    q: &AggQuery,
+) -> (Vec<Reference>, Vec<usize>) {
+    let mut refs: Vec<Reference> = Vec::new();
+    let mut shown: Vec<usize> = Vec::new();
+    for &i in members {
+        let r = &found.resources[i];
+        let window = revision_windows(found, r, q);
+        let mut used = false;
+        for wanted in references {
+            for (name, id) in &r.metrics {
+                if !gnocchi_index::fnmatch::fnmatch(name, &wanted.name) {
+                    continue;
                 }
+                let Some(m) = metrics.get(id) else { continue };
+                used = true;
+                if let Some(existing) = refs.iter_mut().find(|x| {
+                    x.metric.id == *id && x.lookup == *wanted && x.resource_id == Some(r.id)
+                }) {
+                    existing.windows.extend(window.iter().copied());
+                    continue;
+                }
+                refs.push(Reference {
+                    metric: m.clone(),
+                    aggregation: wanted.aggregation.clone(),
+                    lookup: wanted.clone(),
+                    resource_id: Some(r.id),
+                    windows: window.clone(),
+                });
             }
-            if used {
-                shown.push(i);
-            }
         }
-        if refs.is_empty() {
-            // A group without any matching metric is left out.
-            continue;
+        if used {
+            shown.push(i);
         }
-        let identity = |r: &RefKey| r.clone();
-        let output = get_measures(state, &refs, operations, q, identity)
-            .await
-            .map_err(ProcError::into_api)?;
-        let mut out = String::with_capacity(256);
-        out.push_str("{\"measures\": ");
-        write_measures_by_resource(&mut out, &refs, &output);
-        if details {
-            let mut seen = HashSet::new();
-            let docs: Vec<Value> = shown
-                .iter()
-                .filter(|&&i| seen.insert(resources[i].id))
-                .map(|&i| rendered[i].clone())
-                .collect();
-            out.push_str(", \"references\": ");
-            out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(
-                &Value::Array(docs),
-            )));
-        }
-        out.push('}');
-        bodies.push((key.clone(), out));
     }
-    if bodies.is_empty() {
-        return Err(no_such_metric(references));
+    (refs, shown)
+}
+
+/// The rendered resources of `shown`, each resource once.
+fn shown_resources(resources: &[Resource], rendered: &[Value], shown: &[usize]) -> Vec<Value> {
+    let mut seen = HashSet::new();
+    shown
+        .iter()
+        .filter(|&&i| seen.insert(resources[i].id))
+        .map(|&i| rendered[i].clone())
+        .collect()
+}
+
+/// One group's `{"measures": ..., "references"?: [...]}`.
+async fn evaluate_group(
+    state: &AppState,
+    operations: &Node,
+    q: &AggQuery,
+    refs: &[Reference],
+    references: Option<Vec<Value>>,
+) -> ApiResult<String> {
+    let identity = |r: &RefKey| r.clone();
+    let output = get_measures(state, refs, operations, q, identity)
+        .await
+        .map_err(ProcError::into_api)?;
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"measures\": ");
+    write_measures_by_resource(&mut out, refs, &output);
+    push_references(&mut out, references);
+    Ok(out)
+}
+
+/// `, "references": [...]}` with `details`, else only the closing brace.
+fn push_references(out: &mut String, references: Option<Vec<Value>>) {
+    if let Some(docs) = references {
+        out.push_str(", \"references\": ");
+        push_json(out, &Value::Array(docs));
     }
-    if search.groupby.is_empty() {
-        let body = bodies.pop().map(|(_, b)| b).unwrap_or_default();
-        return Ok(json_response(body));
-    }
-    let mut out = String::from("[");
-    for (n, (key, body)) in bodies.iter().enumerate() {
-        if n > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"group\": ");
-        out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(
-            &group_json(key),
-        )));
-        out.push_str(", \"measures\": ");
-        out.push_str(body);
-        out.push('}');
-    }
-    out.push(']');
-    Ok(json_response(out))
+    out.push('}');
 }
 
 /// A metric reference's id as upstream prints it (lowercase, hyphenated).
@@ -327,24 +371,24 @@ fn normalize_id(r: &RefKey) -> RefKey {
     }
 }
 
-async fn by_metric_ids(
-    state: &AppState,
-    creds: &Creds,
-    operations: &Node,
-    references: &[RefKey],
-    q: &AggQuery,
-    details: bool,
-) -> ApiResult<Response> {
+async fn by_metric_ids(state: &AppState, creds: &Creds, asked: Asked<'_>) -> ApiResult<Response> {
+    let Asked {
+        operations,
+        references,
+        q,
+        details,
+    } = asked;
     let mut ids = Vec::with_capacity(references.len());
     for r in references {
         match Uuid::parse_str(&r.name) {
             Ok(u) => ids.push(u),
             Err(_) => {
-                return Err(ApiError::bad_request(json!({
-                    "cause": "Invalid metric references",
-                    "reason": "badly formed hexadecimal UUID string",
-                    "detail": references.iter().map(|r| json!([r.name, r.aggregation])).collect::<Vec<_>>(),
-                })));
+                return Err(ApiError::invalid_metric_references(
+                    references
+                        .iter()
+                        .map(|r| json!([r.name, r.aggregation]))
+                        .collect(),
+                ));
             }
         }
     }
@@ -361,11 +405,7 @@ async fn by_metric_ids(
         }
     }
     if !missing.is_empty() {
-        return Err(ApiError::not_found(json!({
-            "cause": "Unknown metrics",
-            "reason": "Provided metrics don't exists",
-            "detail": missing,
-        })));
+        return Err(ApiError::unknown_metrics(missing));
     }
     for m in &metrics {
         state
@@ -395,23 +435,27 @@ async fn by_metric_ids(
     let mut out = String::with_capacity(256);
     out.push_str("{\"measures\": ");
     write_measures_by_id(&mut out, &refs, &output);
-    if details {
-        // Each metric once, in UUID order, with its resource (as upstream's
-        // indexer lists them with `details=True`).
-        let mut shown: Vec<&Metric> = refs.iter().map(|r| &r.metric).collect();
-        shown.sort_unstable_by_key(|m| m.id);
-        shown.dedup_by_key(|m| m.id);
-        let mut docs = Vec::with_capacity(shown.len());
-        for m in shown {
-            let resource = loaded_resource(state, m).await?;
-            docs.push(to_json_with_resource(m, resource));
-        }
-        let doc = Value::Array(docs);
-        out.push_str(", \"references\": ");
-        out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(&doc)));
+    let references = if details {
+        Some(shown_metrics(state, &refs).await?)
+    } else {
+        None
+    };
+    push_references(&mut out, references);
+    Ok(ok_json_text(out))
+}
+
+/// Each metric once, in UUID order, with its resource (as upstream's
+/// indexer lists them with `details=True`).
+async fn shown_metrics(state: &AppState, refs: &[Reference]) -> ApiResult<Vec<Value>> {
+    let mut shown: Vec<&Metric> = refs.iter().map(|r| &r.metric).collect();
+    shown.sort_unstable_by_key(|m| m.id);
+    shown.dedup_by_key(|m| m.id);
+    let mut docs = Vec::with_capacity(shown.len());
+    for m in shown {
+        let resource = loaded_resource(state, m).await?;
+        docs.push(to_json_with_resource(m, resource));
     }
-    out.push('}');
-    Ok(json_response(out))
+    Ok(docs)
 }
 
 #[cfg(test)]

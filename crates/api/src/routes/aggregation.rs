@@ -11,17 +11,20 @@
 use crate::AppState;
 use crate::access::auth::Creds;
 use crate::access::targets::metric_target as policy_target;
-use crate::language::aggregates_eval::{self as aggregates, Fill, Output, ProcError, Reference};
+use crate::access::visibility::restrict_resources;
+use crate::language::aggregates_eval::{
+    self as aggregates, AggQuery, Fill, Output, ProcError, Reference,
+};
 use crate::language::aggregates_output::{self, write_parts};
 use crate::language::aggregates_parse::{Node, RefKey};
-use crate::language::query::{parse_filter_string, parse_json_query};
+use crate::language::query::search_filter;
 use crate::wire::error::{ApiError, ApiResult};
-use crate::wire::http::{Ctx, json_body};
+use crate::wire::http::{Ctx, json_body, ok_json_text};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{any, get, post};
 use carbonara::Method;
 use carbonara::calendar::Sampling;
@@ -55,7 +58,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// Upstream's voluptuous message for a metric id that is not a UUID.
 fn invalid_uuid(index: usize) -> ApiError {
-    ApiError::bad_request(format!("Invalid input: not a valid value @ data[{index}]"))
+    ApiError::invalid_input_text(format_args!("not a valid value @ data[{index}]"))
 }
 
 async fn get_by_metric_ids(
@@ -108,7 +111,7 @@ async fn by_metric_ids(
     let mut metrics = found;
     metrics.sort_unstable_by_key(|m| m.id);
     metrics.dedup_by_key(|m| m.id);
-    Ok(json_list(
+    Ok(ok_json_text(
         cross_metric_measures(state, creds, ctx, &metrics).await?,
     ))
 }
@@ -136,43 +139,11 @@ pub(crate) async fn cross_metric_measures(
     let resample = match ctx.param("resample") {
         None | Some("") => None,
         Some(_) if q.granularity.is_none() => {
-            return Err(ApiError::bad_request(
-                "A granularity must be specified to resample",
-            ));
+            return Err(ApiError::resample_without_granularity());
         }
         Some(v) => Some(crate::wire::params::parse_resample(v)?),
     };
-    let has = |m: &Metric, g: i64| {
-        m.archive_policy
-            .definition
-            .iter()
-            .any(|d| d.granularity == g)
-    };
-    let granularities: Vec<i64> = match q.granularity {
-        Some(g) => vec![g],
-        // Those every metric has, in the order the first one lists them.
-        None => metrics[0]
-            .archive_policy
-            .definition
-            .iter()
-            .map(|d| d.granularity)
-            .filter(|&g| metrics.iter().all(|m| has(m, g)))
-            .collect(),
-    };
-    if granularities.is_empty() {
-        return Err(aggregates::unaggregable(
-            "No granularity match".to_string(),
-            metrics
-                .iter()
-                .map(|m| json!([m.id.to_string(), aggregation]))
-                .collect(),
-        ));
-    }
-    for m in metrics {
-        if let Some(&g) = granularities.iter().find(|&&g| !has(m, g)) {
-            return Err(ApiError::aggregation_not_found(aggregation, g, m.id));
-        }
-    }
+    check_granularities(metrics, q.granularity, aggregation)?;
     if ctx.bool_param("refresh")?.unwrap_or(false) {
         for m in metrics {
             state
@@ -181,44 +152,122 @@ pub(crate) async fn cross_metric_measures(
                 .await?;
         }
     }
-    let mut out = String::with_capacity(256);
     if let [metric] = metrics {
-        // One metric: its measures, whatever `fill`, `needed_overlap` and
-        // `reaggregation` say (as upstream).
-        let missing_method = || ApiError::aggregation_method_not_found(metric.id, aggregation);
-        let method = Method::parse(aggregation).ok_or_else(missing_method)?;
-        let query = MeasuresQuery {
-            method,
-            granularity: q.granularity,
-            start: q.start,
-            stop: q.stop,
-            resample,
-        };
-        let series = match state.engine.read_measures(metric, &query).await {
-            Ok(s) => s,
-            Err(ReadError::MethodNotInPolicy) => return Err(missing_method()),
-            Err(ReadError::GranularityNotInPolicy(g)) => {
-                return Err(ApiError::aggregation_not_found(aggregation, g, metric.id));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let parts: Vec<aggregates::Part> = series
-            .into_iter()
-            .map(|s| aggregates::Part {
-                sampling: resample
-                    .filter(is_calendar)
-                    .unwrap_or(Sampling::Fixed(match resample {
-                        Some(Sampling::Fixed(g)) => g,
-                        _ => s.granularity,
-                    })),
-                timestamps: s.timestamps,
-                values: s.values,
-            })
-            .collect();
-        write_parts(&mut out, &parts);
-        return Ok(out);
+        return single_metric_measures(state, metric, aggregation, &q, resample).await;
     }
+    let reaggregation = ctx.param("reaggregation").unwrap_or(aggregation);
+    let spec = Aggregation {
+        aggregation,
+        reaggregation,
+        resample,
+    };
+    aggregated_measures(state, metrics, &spec, &q).await
+}
 
+/// Does the metric's policy have this granularity?
+fn has_granularity(m: &Metric, g: i64) -> bool {
+    m.archive_policy
+        .definition
+        .iter()
+        .any(|d| d.granularity == g)
+}
+
+/// 400 when the metrics share no granularity, 404 when one lacks the
+/// requested one (or one the first metric has).
+fn check_granularities(
+    metrics: &[Metric],
+    granularity: Option<i64>,
+    aggregation: &str,
+) -> ApiResult<()> {
+    let granularities: Vec<i64> = match granularity {
+        Some(g) => vec![g],
+        // Those every metric has, in the order the first one lists them.
+        None => metrics[0]
+            .archive_policy
+            .definition
+            .iter()
+            .map(|d| d.granularity)
+            .filter(|&g| metrics.iter().all(|m| has_granularity(m, g)))
+            .collect(),
+    };
+    if granularities.is_empty() {
+        return Err(ApiError::unaggregable(
+            "No granularity match".to_string(),
+            metrics
+                .iter()
+                .map(|m| json!([m.id.to_string(), aggregation]))
+                .collect(),
+        ));
+    }
+    for m in metrics {
+        if let Some(&g) = granularities.iter().find(|&&g| !has_granularity(m, g)) {
+            return Err(ApiError::aggregation_not_found(aggregation, g, m.id));
+        }
+    }
+    Ok(())
+}
+
+/// One metric: its measures, whatever `fill`, `needed_overlap` and
+/// `reaggregation` say (as upstream).
+async fn single_metric_measures(
+    state: &AppState,
+    metric: &Metric,
+    aggregation: &str,
+    q: &AggQuery,
+    resample: Option<Sampling>,
+) -> ApiResult<String> {
+    let missing_method = || ApiError::aggregation_method_not_found(metric.id, aggregation);
+    let method = Method::parse(aggregation).ok_or_else(missing_method)?;
+    let query = MeasuresQuery {
+        method,
+        granularity: q.granularity,
+        start: q.start,
+        stop: q.stop,
+        resample,
+    };
+    let series = match state.engine.read_measures(metric, &query).await {
+        Ok(s) => s,
+        Err(ReadError::MethodNotInPolicy) => return Err(missing_method()),
+        Err(ReadError::GranularityNotInPolicy(g)) => {
+            return Err(ApiError::aggregation_not_found(aggregation, g, metric.id));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let parts: Vec<aggregates::Part> = series
+        .into_iter()
+        .map(|s| aggregates::Part {
+            sampling: resample
+                .filter(is_calendar)
+                .unwrap_or(Sampling::Fixed(match resample {
+                    Some(Sampling::Fixed(g)) => g,
+                    _ => s.granularity,
+                })),
+            timestamps: s.timestamps,
+            values: s.values,
+        })
+        .collect();
+    let mut out = String::with_capacity(256);
+    write_parts(&mut out, &parts);
+    Ok(out)
+}
+
+/// What to compute from several metrics: each one's `aggregation` (resampled
+/// when asked), then their `reaggregation`.
+struct Aggregation<'a> {
+    aggregation: &'a str,
+    reaggregation: &'a str,
+    resample: Option<Sampling>,
+}
+
+/// Several metrics: the aggregates operation
+/// `(aggregate REAGGREGATION ([resample AGGREGATION RESAMPLE] (metric (ID AGGREGATION)...)))`.
+async fn aggregated_measures(
+    state: &AppState,
+    metrics: &[Metric],
+    spec: &Aggregation<'_>,
+    q: &AggQuery,
+) -> ApiResult<String> {
+    let aggregation = spec.aggregation;
     // As upstream's processor: an unknown method is a 404 before any read.
     for m in metrics {
         let policy = &m.archive_policy;
@@ -227,7 +276,6 @@ pub(crate) async fn cross_metric_measures(
             return Err(ApiError::aggregation_not_found(aggregation, g, m.id));
         }
     }
-    let reaggregation = ctx.param("reaggregation").unwrap_or(aggregation);
     let refs: Vec<Reference> = metrics
         .iter()
         .map(|m| Reference {
@@ -241,33 +289,12 @@ pub(crate) async fn cross_metric_measures(
             windows: Vec::new(),
         })
         .collect();
-    let mut inner = Node::Metric {
-        refs: refs.iter().map(|r| r.lookup.clone()).collect(),
-        single: false,
-    };
-    if let Some(sampling) = resample {
-        let method = Method::parse(aggregation)
-            .ok_or_else(|| ApiError::aggregation_not_found(aggregation, 0, metrics[0].id))?;
-        inner = Node::Resample {
-            name: aggregation.to_string(),
-            method,
-            sampling,
-            arg: Box::new(inner),
-        };
-    }
     // An unknown reaggregation fails upstream (a 500) only once the series
     // are read, aligned and their overlap checked: those errors come first.
-    let how = Reduction::parse(reaggregation);
-    let operations = match how {
-        Some(how) => Node::Aggregate {
-            name: reaggregation.to_string(),
-            how,
-            arg: Box::new(inner),
-        },
-        None => inner,
-    };
+    let reduction = Reduction::parse(spec.reaggregation);
+    let operations = operations_of(spec, reduction, &refs, metrics[0].id)?;
     let identity = |r: &RefKey| r.clone();
-    let output = aggregates::get_measures(state, &refs, &operations, &q, identity)
+    let output = aggregates::get_measures(state, &refs, &operations, q, identity)
         .await
         .map_err(|e| match e {
             ProcError::UnknownAggregation {
@@ -277,11 +304,10 @@ pub(crate) async fn cross_metric_measures(
             } => ApiError::aggregation_not_found(&aggregation, granularity, metric),
             other => other.into_api(),
         })?;
-    if how.is_none() {
-        return Err(ApiError::bad_request(format!(
-            "Invalid reaggregation value {reaggregation}, must be one of mean, median, std, min, max, sum, var, count"
-        )));
+    if reduction.is_none() {
+        return Err(ApiError::invalid_reaggregation(spec.reaggregation));
     }
+    let mut out = String::with_capacity(256);
     match output {
         Output::Aggregated(parts) => write_parts(&mut out, &parts),
         Output::PerReference(_) => out.push_str("[]"),
@@ -289,14 +315,44 @@ pub(crate) async fn cross_metric_measures(
     Ok(out)
 }
 
+/// The operation tree of [`aggregated_measures`]; without a known
+/// `reduction`, only the (resampled) metrics, so that the errors of reading
+/// them come first.
+fn operations_of(
+    spec: &Aggregation<'_>,
+    reduction: Option<Reduction>,
+    refs: &[Reference],
+    first: Uuid,
+) -> ApiResult<Node> {
+    let aggregation = spec.aggregation;
+    let mut inner = Node::Metric {
+        refs: refs.iter().map(|r| r.lookup.clone()).collect(),
+        single: false,
+    };
+    if let Some(sampling) = spec.resample {
+        let method = Method::parse(aggregation)
+            .ok_or_else(|| ApiError::aggregation_not_found(aggregation, 0, first))?;
+        inner = Node::Resample {
+            name: aggregation.to_string(),
+            method,
+            sampling,
+            arg: Box::new(inner),
+        };
+    }
+    Ok(match reduction {
+        Some(how) => Node::Aggregate {
+            name: spec.reaggregation.to_string(),
+            how,
+            arg: Box::new(inner),
+        },
+        None => inner,
+    })
+}
+
 /// `resample`: a calendar grouping `Y|H|Q|M|W` or a positive timespan; a bad
 /// one is refused with upstream's plain message.
 fn is_calendar(s: &Sampling) -> bool {
     matches!(s, Sampling::Calendar(_))
-}
-
-fn json_list(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `POST /v1/aggregation/resource/TYPE/metric/NAME`: the metric `NAME` of the
@@ -315,31 +371,46 @@ async fn by_resources(
         return Err(ApiError::resource_type_not_found(rtype));
     }
     let groupby = aggregates_output::groupby_param(&ctx);
-    let filter = if !body.iter().all(u8::is_ascii_whitespace) {
-        let v = json_body(&headers, &body)?;
-        parse_json_query(&v, &creds.creator())?
-    } else {
-        match ctx.param("filter") {
-            Some(f) if !f.is_empty() => parse_filter_string(f, &creds.creator())?,
-            _ => None,
-        }
-    };
+    let body = Some(&body[..]).filter(|b| !b.iter().all(u8::is_ascii_whitespace));
+    let filter = search_filter(&ctx, &headers, body, &creds.creator())?;
     // Keystone callers aggregate only over what their project may see.
-    let restriction = crate::access::visibility::resource_filter(
-        &state.policy,
-        "search resource",
-        &creds,
-        &rtype,
-    )?;
-    let filter = crate::access::visibility::restrict(filter, restriction);
+    let filter = restrict_resources(&state.policy, "search resource", &creds, &rtype, filter)?;
+    let resources = resources_of(&state, &rtype, filter, &groupby).await?;
+    let metric_of = named_metrics(&state, &resources, &metric_name).await?;
+    if groupby.is_empty() {
+        let metrics: Vec<Metric> = metric_of.into_iter().flatten().collect();
+        return Ok(ok_json_text(
+            cross_metric_measures(&state, &creds, &ctx, &metrics).await?,
+        ));
+    }
+    let keyed = resources.iter().zip(metric_of).map(|(r, m)| {
+        let rendered = crate::wire::render::resource_json(r);
+        (aggregates_output::group_of(&rendered, &groupby), m)
+    });
+    let mut bodies = Vec::new();
+    for (key, metrics) in aggregates_output::group_runs(keyed) {
+        let metrics: Vec<Metric> = metrics.into_iter().flatten().collect();
+        let measures = cross_metric_measures(&state, &creds, &ctx, &metrics).await?;
+        bodies.push((key, measures));
+    }
+    Ok(ok_json_text(aggregates_output::groups_json(&bodies)))
+}
+
+/// Every resource of the type the filter selects, sorted as upstream sorts
+/// them: by the groupby attributes, or by nothing but the id (not by the
+/// resource listing's default): that order decides which metric an error
+/// names.
+async fn resources_of(
+    state: &AppState,
+    rtype: &str,
+    filter: Option<gnocchi_index::Filter>,
+    groupby: &[String],
+) -> ApiResult<Vec<gnocchi_index::Resource>> {
     let query = ResourceQuery {
-        resource_type: rtype.clone(),
+        resource_type: rtype.to_string(),
         filter,
         details: false,
         history: false,
-        // Upstream sorts by the groupby attributes, or by nothing but the
-        // id (not by the resource listing's default): that order decides
-        // which metric an error names.
         sort: if groupby.is_empty() {
             vec![SortKey {
                 key: "id".to_string(),
@@ -347,66 +418,41 @@ async fn by_resources(
                 nulls: Nulls::Default,
             }]
         } else {
-            aggregates_output::resource_sort(&groupby)
+            aggregates_output::resource_sort(groupby)
         },
         limit: None,
         marker: None,
     };
-    let resources = state
+    state
         .indexer
         .list_resources(&query)
         .await
         .map_err(|e| match e {
-            IndexError::InvalidSortKey(_) => ApiError::bad_request("Invalid groupby attribute"),
+            IndexError::InvalidSortKey(_) => ApiError::invalid_groupby(),
             IndexError::Backend(_) => e.into(),
             other => ApiError::bad_request(other.to_string()),
-        })?;
-    let mut ids: Vec<Uuid> = resources
-        .iter()
-        .filter_map(|r| {
-            r.metrics
-                .iter()
-                .find(|(n, _)| *n == metric_name)
-                .map(|(_, id)| *id)
         })
-        .collect();
+}
+
+/// Each resource's metric named `name`, if it has one, in the resources' order.
+async fn named_metrics(
+    state: &AppState,
+    resources: &[gnocchi_index::Resource],
+    name: &str,
+) -> ApiResult<Vec<Option<Metric>>> {
+    let id_of =
+        |r: &gnocchi_index::Resource| r.metrics.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
+    let mut ids: Vec<Uuid> = resources.iter().filter_map(id_of).collect();
     ids.sort_unstable();
     ids.dedup();
     let found = state.indexer.get_metrics(&ids).await?;
-    let metric_of = |r: &gnocchi_index::Resource| -> Option<Metric> {
-        let (_, id) = r.metrics.iter().find(|(n, _)| *n == metric_name)?;
-        found.iter().find(|m| m.id == *id).cloned()
-    };
-    if groupby.is_empty() {
-        let metrics: Vec<Metric> = resources.iter().filter_map(metric_of).collect();
-        return Ok(json_list(
-            cross_metric_measures(&state, &creds, &ctx, &metrics).await?,
-        ));
-    }
-    let mut groups: Vec<(aggregates_output::GroupKey, Vec<Metric>)> = Vec::new();
-    for r in &resources {
-        let key = aggregates_output::group_of(&crate::wire::render::resource_json(r), &groupby);
-        let m = metric_of(r);
-        match groups.last_mut() {
-            Some((k, ms)) if *k == key => ms.extend(m),
-            _ => groups.push((key, m.into_iter().collect())),
-        }
-    }
-    let mut out = String::from("[");
-    for (n, (key, metrics)) in groups.iter().enumerate() {
-        if n > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"group\": ");
-        out.push_str(&String::from_utf8_lossy(&crate::wire::json::to_vec(
-            &aggregates_output::group_json(key),
-        )));
-        out.push_str(", \"measures\": ");
-        out.push_str(&cross_metric_measures(&state, &creds, &ctx, metrics).await?);
-        out.push('}');
-    }
-    out.push(']');
-    Ok(json_list(out))
+    Ok(resources
+        .iter()
+        .map(|r| {
+            let id = id_of(r)?;
+            found.iter().find(|m| m.id == id).cloned()
+        })
+        .collect())
 }
 
 #[cfg(test)]

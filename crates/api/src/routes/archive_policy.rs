@@ -2,9 +2,10 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
-use crate::access::policy::Target;
 use crate::wire::error::{ApiError, ApiResult};
-use crate::wire::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
+use crate::wire::http::{
+    Ctx, created, json_body, no_content, ok_json, ok_json_list, quote_segment,
+};
 use crate::wire::render::archive_policy_json as to_json;
 use crate::wire::validate::{self, Path};
 use axum::Router;
@@ -102,7 +103,7 @@ async fn create(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("create archive policy", &creds, &Target::new())?;
+        .enforce_untargeted("create archive policy", &creds)?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
     let map = validate::object(
@@ -155,9 +156,9 @@ async fn create(
 async fn list(State(state): State<Arc<AppState>>, creds: Creds) -> ApiResult<Response> {
     state
         .policy
-        .enforce("list archive policy", &creds, &Target::new())?;
+        .enforce_untargeted("list archive policy", &creds)?;
     let aps = state.indexer.list_archive_policies().await?;
-    Ok(ok_json(&Value::Array(aps.iter().map(to_json).collect())))
+    Ok(ok_json_list(&aps, to_json))
 }
 
 async fn show(
@@ -167,11 +168,10 @@ async fn show(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("get archive policy", &creds, &Target::new())?;
-    match state.indexer.get_archive_policy(&name).await? {
-        Some(ap) => Ok(ok_json(&to_json(&ap))),
-        None => Err(ApiError::archive_policy_not_found(name)),
-    }
+        .enforce_untargeted("get archive policy", &creds)?;
+    let found = state.indexer.get_archive_policy(&name).await?;
+    let ap = found.ok_or_else(|| ApiError::archive_policy_not_found(name))?;
+    Ok(ok_json(&to_json(&ap)))
 }
 
 async fn update(
@@ -183,7 +183,7 @@ async fn update(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("update archive policy", &creds, &Target::new())?;
+        .enforce_untargeted("update archive policy", &creds)?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
     let map = validate::object(
@@ -200,11 +200,7 @@ async fn update(
     let Some(current) = state.indexer.get_archive_policy(&name).await? else {
         return Err(ApiError::archive_policy_not_found(name));
     };
-    let unsupported = |why: String| {
-        ApiError::bad_request(format!(
-            "Archive policy {name} does not support change: {why}"
-        ))
-    };
+    let unsupported = |why: String| ApiError::archive_policy_change_unsupported(&name, &why);
     if current.definition.len() != new_definition.len() {
         return Err(unsupported("Cannot add or drop granularities".into()));
     }
@@ -234,7 +230,7 @@ async fn delete(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("delete archive policy", &creds, &Target::new())?;
+        .enforce_untargeted("delete archive policy", &creds)?;
     state.indexer.delete_archive_policy(&name).await?;
     Ok(no_content())
 }

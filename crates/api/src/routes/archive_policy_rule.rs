@@ -2,9 +2,10 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
-use crate::access::policy::Target;
 use crate::wire::error::{ApiError, ApiResult};
-use crate::wire::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
+use crate::wire::http::{
+    Ctx, created, json_body, no_content, ok_json, ok_json_list, quote_segment,
+};
 use crate::wire::validate::{self, Path};
 use axum::Router;
 use axum::body::Bytes;
@@ -42,7 +43,7 @@ async fn create(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("create archive policy rule", &creds, &Target::new())?;
+        .enforce_untargeted("create archive policy rule", &creds)?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
     let fields = ["name", "metric_pattern", "archive_policy_name"];
@@ -62,11 +63,7 @@ async fn create(
     };
     match state.indexer.create_archive_policy_rule(&rule).await {
         Err(IndexError::ArchivePolicyNotFound(ap)) => {
-            return Err(ApiError::bad_request(json!({
-                "cause": "Archive policy does not exist",
-                "reason": format!("Archive policy {ap} does not exist"),
-                "detail": ap,
-            })));
+            return Err(ApiError::rule_archive_policy_not_found(&ap));
         }
         other => other?,
     }
@@ -80,9 +77,9 @@ async fn create(
 async fn list(State(state): State<Arc<AppState>>, creds: Creds) -> ApiResult<Response> {
     state
         .policy
-        .enforce("list archive policy rule", &creds, &Target::new())?;
+        .enforce_untargeted("list archive policy rule", &creds)?;
     let rules = state.indexer.list_archive_policy_rules().await?;
-    Ok(ok_json(&Value::Array(rules.iter().map(to_json).collect())))
+    Ok(ok_json_list(&rules, to_json))
 }
 
 async fn show(
@@ -92,11 +89,10 @@ async fn show(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("get archive policy rule", &creds, &Target::new())?;
-    match state.indexer.get_archive_policy_rule(&name).await? {
-        Some(rule) => Ok(ok_json(&to_json(&rule))),
-        None => Err(IndexError::ArchivePolicyRuleNotFound(name).into()),
-    }
+        .enforce_untargeted("get archive policy rule", &creds)?;
+    let found = state.indexer.get_archive_policy_rule(&name).await?;
+    let rule = found.ok_or(IndexError::ArchivePolicyRuleNotFound(name))?;
+    Ok(ok_json(&to_json(&rule)))
 }
 
 async fn rename(
@@ -108,7 +104,7 @@ async fn rename(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("update archive policy rule", &creds, &Target::new())?;
+        .enforce_untargeted("update archive policy rule", &creds)?;
     let body = json_body(&headers, &body)?;
     let root = Path::root();
     let map = validate::object(&body, &root, &["name"], &["name"])?;
@@ -120,9 +116,7 @@ async fn rename(
     {
         Ok(rule) => Ok(ok_json(&to_json(&rule))),
         Err(IndexError::ArchivePolicyRuleAlreadyExists(taken)) => {
-            Err(ApiError::bad_request(format!(
-                "Archive policy rule {name} does not support change: Archive policy rule {taken} already exists."
-            )))
+            Err(ApiError::archive_policy_rule_name_taken(&name, &taken))
         }
         Err(e) => Err(e.into()),
     }
@@ -135,7 +129,7 @@ async fn delete(
 ) -> ApiResult<Response> {
     state
         .policy
-        .enforce("delete archive policy rule", &creds, &Target::new())?;
+        .enforce_untargeted("delete archive policy rule", &creds)?;
     state.indexer.delete_archive_policy_rule(&name).await?;
     Ok(no_content())
 }

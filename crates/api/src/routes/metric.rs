@@ -22,7 +22,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use gnocchi_index::{IndexError, Metric, MetricQuery, NewMetric};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -149,15 +149,14 @@ async fn list(State(state): State<Arc<AppState>>, creds: Creds, ctx: Ctx) -> Api
         return Ok(ok_json(&json!([])));
     }
     let metrics = state.indexer.list_metrics(&query).await?;
-    let mut resp = ok_json(&Value::Array(metrics.iter().map(to_json_listed).collect()));
-    pagination::add_next_link(
-        &mut resp,
+    let marker = |m: &Metric| m.id.to_string();
+    Ok(pagination::ok_json_page(
         &ctx,
         &page,
-        metrics.len(),
-        metrics.last().map(|m| m.id.to_string()),
-    );
-    Ok(resp)
+        &metrics,
+        to_json_listed,
+        marker,
+    ))
 }
 
 async fn show(
@@ -189,9 +188,14 @@ async fn delete(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Response> {
     let metric = find(&state, &id).await?;
+    delete_found(&state, &creds, &metric).await
+}
+
+/// `DELETE` of a metric already found (by id, or by name on a resource).
+async fn delete_found(state: &AppState, creds: &Creds, metric: &Metric) -> ApiResult<Response> {
     state
         .policy
-        .enforce("delete metric", &creds, &policy_target(&metric))?;
+        .enforce("delete metric", creds, &policy_target(metric))?;
     state.indexer.delete_metric(metric.id).await?;
     Ok(no_content())
 }
@@ -211,9 +215,5 @@ async fn delete_metric(
     UrlPath((rtype, id, name)): UrlPath<(String, String, String)>,
 ) -> ApiResult<Response> {
     let m = find_named_metric(&state, &rtype, &id, &name, &creds).await?;
-    state
-        .policy
-        .enforce("delete metric", &creds, &policy_target(&m))?;
-    state.indexer.delete_metric(m.id).await?;
-    Ok(no_content())
+    delete_found(&state, &creds, &m).await
 }

@@ -10,10 +10,13 @@ use crate::access::lookup::{
 };
 use crate::access::policy::Target;
 use crate::access::targets::resource_target as policy_target;
-use crate::language::query::{parse_filter_string, parse_json_query};
+use crate::access::visibility::{resource_filter, restrict_resources};
+use crate::language::query::search_filter;
 use crate::wire::attributes::{attribute_value, datetime};
 use crate::wire::error::{ApiError, ApiResult};
-use crate::wire::http::{Ctx, created, json_body, no_content, ok_json, quote_segment};
+use crate::wire::http::{
+    Ctx, created, json_body, no_content, ok_json, ok_json_list, quote_segment,
+};
 use crate::wire::pagination;
 use crate::wire::render::{metric_json_listed, resource_json as to_json, resource_json_ordered};
 use crate::wire::validate::{self, Path};
@@ -26,8 +29,8 @@ use axum::routing::{get, post};
 use carbonara::time;
 use gnocchi_index::resource_uuid;
 use gnocchi_index::{
-    Filter, FilterValue, IndexError, Metric, MetricQuery, MetricSpec, NewResource, Resource,
-    ResourceQuery, ResourceUpdate,
+    Filter, FilterValue, IndexError, MetricQuery, MetricSpec, NewResource, Resource, ResourceQuery,
+    ResourceUpdate,
 };
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -325,9 +328,14 @@ async fn show(
     let r = find_resource(&state, &rtype, &id, &creds).await?;
     check_visible(&state, &creds, &rtype, &r)?;
     check_preconditions(&method, &headers, &r)?;
-    let mut resp = ok_json(&to_json(&r));
-    set_etag_headers(&mut resp, &r);
-    Ok(resp)
+    Ok(resource_response(&r))
+}
+
+/// 200 with the resource and its entity tag.
+fn resource_response(r: &Resource) -> Response {
+    let mut resp = ok_json(&to_json(r));
+    set_etag_headers(&mut resp, r);
+    resp
 }
 
 async fn update(
@@ -380,9 +388,7 @@ async fn update(
             .await
             .map_err(metric_errors)?
     };
-    let mut resp = ok_json(&to_json(&r));
-    set_etag_headers(&mut resp, &r);
-    Ok(resp)
+    Ok(resource_response(&r))
 }
 
 async fn delete_one(
@@ -411,14 +417,8 @@ fn query_of(
     body: &[u8],
     creds: &Creds,
 ) -> ApiResult<Option<Filter>> {
-    if !body.is_empty() {
-        let v = json_body(headers, body)?;
-        return parse_json_query(&v, &creds.creator());
-    }
-    match ctx.param("filter") {
-        Some(f) if !f.is_empty() => parse_filter_string(f, &creds.creator()),
-        _ => Ok(None),
-    }
+    let body = Some(body).filter(|b| !b.is_empty());
+    search_filter(ctx, headers, body, &creds.creator())
 }
 
 async fn delete_many(
@@ -431,18 +431,16 @@ async fn delete_many(
 ) -> ApiResult<Response> {
     find_type(&state, &rtype).await?;
     let Some(filter) = query_of(&ctx, &headers, &body, &creds)? else {
-        return Err(ApiError::bad_request(
-            "caution: the query can not be empty, or it will delete entire database",
-        ));
+        return Err(ApiError::empty_delete_query());
     };
-    let restriction = crate::access::visibility::resource_filter(
+    let filter = restrict_resources(
         &state.policy,
         "delete resources",
         &creds,
         &rtype,
-    )?;
-    let filter = crate::access::visibility::restrict(Some(filter), restriction)
-        .unwrap_or(Filter::And(vec![]));
+        Some(filter),
+    )?
+    .unwrap_or(Filter::And(vec![]));
     let deleted = state.indexer.delete_resources(&rtype, &filter).await?;
     Ok(ok_json(&json!({"deleted": deleted})))
 }
@@ -469,20 +467,17 @@ async fn listing(
     };
     let resources = state.indexer.list_resources(&query).await?;
     let attrs = ctx.params_all("attrs");
-    let body: Vec<Value> = resources
-        .iter()
-        .map(|r| select_attrs(resource_json_ordered(r, history), &attrs))
-        .collect();
-    let mut resp = ok_json(&Value::Array(body));
-    let marker = resources.last().map(|r| {
+    let render = |r: &Resource| select_attrs(resource_json_ordered(r, history), &attrs);
+    let marker = |r: &Resource| {
         if history {
             format!("{}@{}", r.id, r.revision)
         } else {
             r.id.to_string()
         }
-    });
-    pagination::add_next_link(&mut resp, ctx, &page, resources.len(), marker);
-    Ok(resp)
+    };
+    Ok(pagination::ok_json_page(
+        ctx, &page, &resources, render, marker,
+    ))
 }
 
 async fn list(
@@ -494,8 +489,7 @@ async fn list(
     // Basic and remoteuser modes list everything, as upstream; keystone
     // callers see what their project may.
     let history = ctx.bool_param("history")?.unwrap_or(false);
-    let restriction =
-        crate::access::visibility::resource_filter(&state.policy, "list resource", &creds, &rtype)?;
+    let restriction = resource_filter(&state.policy, "list resource", &creds, &rtype)?;
     listing(&state, &ctx, &rtype, restriction, history).await
 }
 
@@ -510,13 +504,7 @@ async fn search(
     find_type(&state, &rtype).await?;
     let filter = query_of(&ctx, &headers, &body, &creds)?;
     let history = ctx.bool_param("history")?.unwrap_or(false);
-    let restriction = crate::access::visibility::resource_filter(
-        &state.policy,
-        "search resource",
-        &creds,
-        &rtype,
-    )?;
-    let filter = crate::access::visibility::restrict(filter, restriction);
+    let filter = restrict_resources(&state.policy, "search resource", &creds, &rtype, filter)?;
     listing(&state, &ctx, &rtype, filter, history).await
 }
 
@@ -548,10 +536,11 @@ async fn history(
 
 // ------------------------------------------------------------------ named metrics
 
-/// The resource's metrics by name. Upstream lists them in the database's own
-/// order (in practice creation order), and `gnocchi metric create -r` prints
-/// the first of the list: by name it is at least the same on every call.
-async fn resource_metrics(state: &AppState, id: Uuid) -> ApiResult<Vec<Metric>> {
+/// The resource's metrics by name, as a listing. Upstream lists them in the
+/// database's own order (in practice creation order), and `gnocchi metric
+/// create -r` prints the first of the list: by name it is at least the same
+/// on every call.
+async fn resource_metrics(state: &AppState, id: Uuid) -> ApiResult<Response> {
     let mut metrics = state
         .indexer
         .list_metrics(&MetricQuery {
@@ -560,7 +549,7 @@ async fn resource_metrics(state: &AppState, id: Uuid) -> ApiResult<Vec<Metric>> 
         })
         .await?;
     metrics.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(metrics)
+    Ok(ok_json_list(&metrics, metric_json_listed))
 }
 
 async fn list_metrics(
@@ -570,10 +559,7 @@ async fn list_metrics(
 ) -> ApiResult<Response> {
     let r = find_resource(&state, &rtype, &id, &creds).await?;
     check_visible(&state, &creds, &rtype, &r)?;
-    let metrics = resource_metrics(&state, r.id).await?;
-    Ok(ok_json(&Value::Array(
-        metrics.iter().map(metric_json_listed).collect(),
-    )))
+    resource_metrics(&state, r.id).await
 }
 
 async fn add_metrics(
@@ -597,16 +583,11 @@ async fn add_metrics(
     match state.indexer.update_resource(&rtype, r.id, &u).await {
         Ok(_) => {}
         Err(IndexError::NamedMetricAlreadyExists(name)) => {
-            return Err(ApiError::conflict(format!(
-                "Named metric {name} already exists"
-            )));
+            return Err(ApiError::named_metric_conflict(&name));
         }
         Err(e) => return Err(metric_errors(e)),
     }
-    let metrics = resource_metrics(&state, r.id).await?;
-    Ok(ok_json(&Value::Array(
-        metrics.iter().map(metric_json_listed).collect(),
-    )))
+    resource_metrics(&state, r.id).await
 }
 
 #[cfg(test)]

@@ -3,10 +3,9 @@
 use crate::AppState;
 use crate::access::auth::Creds;
 use crate::access::lookup::find_resource_type as find;
-use crate::access::policy::Target;
 use crate::wire::error::{ApiError, ApiResult};
 use crate::wire::http::{
-    Ctx, created, json_body, json_body_typed, no_content, ok_json, quote_segment,
+    Ctx, created, json_body, json_body_typed, no_content, ok_json, ok_json_list, quote_segment,
 };
 use crate::wire::validate::{self, Path};
 use axum::Router;
@@ -84,10 +83,6 @@ pub(crate) fn to_json(rt: &ResourceType) -> Value {
     json!({"name": rt.name, "attributes": attrs, "state": rt.state.as_str()})
 }
 
-fn invalid_attribute(message: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("Invalid input: {message}"))
-}
-
 /// A `min`/`max` bound, kept as written (integer or float) as upstream does.
 fn real(v: &Value, path: &Path) -> ApiResult<Option<serde_json::Number>> {
     match v {
@@ -142,7 +137,24 @@ fn parse_attribute(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(path.key("required").invalid("expected bool")),
     };
-    let kind = match type_name.as_str() {
+    let kind = attribute_kind(type_name.as_str(), map, path)?;
+    check_attribute(name, &kind)?;
+    let schema = AttributeSchema {
+        name: name.to_owned(),
+        required,
+        kind,
+    };
+    let fill = fill_option(&schema, map.get("options"), path)?;
+    Ok((schema, fill))
+}
+
+/// The kind of a (known) `type` with its bounds.
+fn attribute_kind(
+    type_name: Option<&str>,
+    map: &Map<String, Value>,
+    path: &Path,
+) -> ApiResult<AttributeKind> {
+    Ok(match type_name {
         Some("string") => {
             let min_length = match map.get("min_length") {
                 None => 0,
@@ -168,7 +180,11 @@ fn parse_attribute(
         Some("uuid") => AttributeKind::Uuid,
         Some("bool") => AttributeKind::Bool,
         _ => AttributeKind::Datetime,
-    };
+    })
+}
+
+/// Upstream's checks of an attribute's name and of its bounds' order.
+fn check_attribute(name: &str, kind: &AttributeKind) -> ApiResult<()> {
     if name.chars().count() > 63
         || INVALID_NAMES.contains(&name)
         || !name
@@ -176,11 +192,11 @@ fn parse_attribute(
             .next()
             .is_some_and(|c| c.is_ascii_alphanumeric())
     {
-        return Err(invalid_attribute(format!(
+        return Err(ApiError::invalid_input_text(format!(
             "Resource attribute name {name} is invalid"
         )));
     }
-    let bounds = match &kind {
+    let bounds = match kind {
         AttributeKind::String {
             min_length,
             max_length,
@@ -192,43 +208,43 @@ fn parse_attribute(
         _ => None,
     };
     if let Some((min, max)) = bounds {
-        return Err(invalid_attribute(format!(
+        return Err(ApiError::invalid_input_text(format!(
             "Resource attribute value min (or min_length) {min} must be less  than or equal to max (or max_length) {max}!"
         )));
     }
-    let schema = AttributeSchema {
-        name: name.to_owned(),
-        required,
-        kind,
+    Ok(())
+}
+
+/// `options.fill` (PATCH): the value existing resources get, checked
+/// against the attribute's schema.
+fn fill_option(
+    schema: &AttributeSchema,
+    options: Option<&Value>,
+    path: &Path,
+) -> ApiResult<Option<AttrValue>> {
+    let Some(options) = options else {
+        return Ok(None);
     };
-    let fill = match map.get("options") {
-        None => None,
-        Some(options) => {
-            let opath = path.key("options");
-            let opts = validate::object(options, &opath, &["fill"], &[])?;
-            match opts.get("fill") {
-                None => None,
-                Some(v) => Some(
-                    crate::wire::attributes::attribute_value(&schema, v, &opath.key("fill"))
-                        .map_err(|e| {
-                            let reason =
-                                e.description["reason"]
-                                    .as_str()
-                                    .map_or_else(String::new, |r| {
-                                        r.split(" for dictionary value")
-                                            .next()
-                                            .unwrap_or(r)
-                                            .to_owned()
-                                    });
-                            invalid_attribute(format!(
-                                "Option 'fill' of resource attribute {name} is invalid: {reason}"
-                            ))
-                        })?,
-                ),
-            }
-        }
+    let opath = path.key("options");
+    let opts = validate::object(options, &opath, &["fill"], &[])?;
+    let Some(v) = opts.get("fill") else {
+        return Ok(None);
     };
-    Ok((schema, fill))
+    let value = crate::wire::attributes::attribute_value(schema, v, &opath.key("fill"));
+    value.map(Some).map_err(|e| {
+        let reason = e.description["reason"]
+            .as_str()
+            .map_or_else(String::new, |r| {
+                r.split(" for dictionary value")
+                    .next()
+                    .unwrap_or(r)
+                    .to_owned()
+            });
+        ApiError::invalid_input_text(format!(
+            "Option 'fill' of resource attribute {} is invalid: {reason}",
+            schema.name
+        ))
+    })
 }
 
 fn as_f64(n: &serde_json::Number) -> f64 {
@@ -277,7 +293,7 @@ async fn create(
     let (name, attributes) = parse_type(&body, false)?;
     state
         .policy
-        .enforce("create resource type", &creds, &Target::new())?;
+        .enforce_untargeted("create resource type", &creds)?;
     let rt = ResourceType {
         name,
         state: ResourceTypeState::Creating,
@@ -292,9 +308,9 @@ async fn create(
 async fn list(State(state): State<Arc<AppState>>, creds: Creds) -> ApiResult<Response> {
     state
         .policy
-        .enforce("list resource type", &creds, &Target::new())?;
+        .enforce_untargeted("list resource type", &creds)?;
     let types = state.indexer.list_resource_types().await?;
-    Ok(ok_json(&Value::Array(types.iter().map(to_json).collect())))
+    Ok(ok_json_list(&types, to_json))
 }
 
 async fn show(
@@ -305,7 +321,7 @@ async fn show(
     let rt = find(&state, &name).await?;
     state
         .policy
-        .enforce("get resource type", &creds, &Target::new())?;
+        .enforce_untargeted("get resource type", &creds)?;
     Ok(ok_json(&to_json(&rt)))
 }
 
@@ -378,7 +394,7 @@ async fn patch(
     let rt = find(&state, &name).await?;
     state
         .policy
-        .enforce("update resource type", &creds, &Target::new())?;
+        .enforce_untargeted("update resource type", &creds)?;
     let body = json_body_typed(&headers, &body, "application/json-patch+json")?;
     let ops = parse_patch_ops(&body)?;
     let mut next = to_json(&rt);
@@ -398,7 +414,7 @@ async fn patch(
         match rt.attribute(&attr.name) {
             None => {
                 if attr.required && fill.is_none() {
-                    return Err(invalid_attribute(format!(
+                    return Err(ApiError::invalid_input_text(format!(
                         "Option 'fill' of resource attribute {} is invalid: must not be empty if required=True",
                         attr.name
                     )));
@@ -417,7 +433,7 @@ async fn patch(
                     )));
                 }
                 if attr.required && !old.required && fill.is_none() {
-                    return Err(invalid_attribute(format!(
+                    return Err(ApiError::invalid_input_text(format!(
                         "Option 'fill' of resource attribute {} is invalid: must not be empty if required=True",
                         attr.name
                     )));
@@ -441,7 +457,7 @@ async fn delete(
     find(&state, &name).await?;
     state
         .policy
-        .enforce("delete resource type", &creds, &Target::new())?;
+        .enforce_untargeted("delete resource type", &creds)?;
     state.indexer.delete_resource_type(&name).await?;
     Ok(no_content())
 }

@@ -2,7 +2,6 @@
 
 use crate::AppState;
 use crate::access::auth::Creds;
-use crate::access::policy::Target;
 use crate::wire::error::ApiResult;
 use crate::wire::http::{Ctx, ok_json};
 use axum::extract::State;
@@ -90,7 +89,7 @@ pub(crate) async fn status(
     creds: Creds,
     ctx: Ctx,
 ) -> ApiResult<Response> {
-    state.policy.enforce("get status", &creds, &Target::new())?;
+    state.policy.enforce_untargeted("get status", &creds)?;
     let details = ctx.bool_param("details")?.unwrap_or(true);
     let backlog = state.incoming.backlog().await?;
     let batches: u64 = backlog.per_metric.values().sum();

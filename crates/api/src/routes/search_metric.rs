@@ -12,20 +12,21 @@ use crate::access::auth::Creds;
 use crate::access::targets::metric_target as policy_target;
 use crate::language::aggregates_parse::MAX_DEPTH;
 use crate::wire::error::{ApiError, ApiResult};
-use crate::wire::http::{Ctx, json_body};
+use crate::wire::http::{Ctx, json_body, ok_json_text};
 use crate::wire::points::write_points;
 use crate::wire::validate::Path;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
 use carbonara::calendar::Sampling;
 use carbonara::ops::BinaryOp;
-use carbonara::{Method, time};
+use carbonara::{AggregatedTimeSerie, Method, time};
 use gnocchi_engine::SeriesRef;
-use serde_json::{Value, json};
+use gnocchi_index::Metric;
+use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -181,48 +182,70 @@ async fn search(
     }
     let body = json_body(&headers, &body)?;
     let expr = predicate(&body, &Path::root(), 0)?;
-    let bound = |name: &str| -> ApiResult<Option<i64>> {
-        match ctx.param(name) {
-            None => Ok(None),
-            Some(v) => time::parse_timestamp(v, crate::wire::params::now())
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("Invalid value for {name}"))),
-        }
-    };
-    let start = bound("start")?;
-    let stop = bound("stop")?;
+    let start = time_bound(&ctx, "start")?;
+    let stop = time_bound(&ctx, "stop")?;
     expr.check()?;
-    let mut requested: Option<Vec<i64>> = None;
+    let requested = granularities_param(&ctx)?;
+    let aggregation = ctx.param("aggregation").unwrap_or("mean");
+    let wanted = wanted_series(&metrics, requested.as_deref(), aggregation)?;
+    let series = state.engine.read_series(&wanted, start, stop).await?;
+    Ok(ok_json_text(matching_points(
+        &metrics, &wanted, &series, &expr,
+    )))
+}
+
+/// `start` or `stop`: a timestamp, or a plain 400.
+fn time_bound(ctx: &Ctx, name: &str) -> ApiResult<Option<i64>> {
+    match ctx.param(name) {
+        None => Ok(None),
+        Some(v) => time::parse_timestamp(v, crate::wire::params::now())
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("Invalid value for {name}"))),
+    }
+}
+
+/// Every `granularity` given, finest last; `None` when there is none.
+fn granularities_param(ctx: &Ctx) -> ApiResult<Option<Vec<i64>>> {
     let raw = ctx.params_all("granularity");
-    if !raw.is_empty() {
-        let mut gs = Vec::with_capacity(raw.len());
-        for g in raw {
-            match time::parse_timespan(g) {
-                Ok(ns) if ns > 0 => gs.push(ns),
-                Ok(_) => {
-                    return Err(ApiError::argument(
-                        "granularity",
-                        "Timespan must be positive",
-                    ));
-                }
-                Err(_) => {
-                    return Err(ApiError::argument(
-                        "granularity",
-                        "Unable to parse timespan",
-                    ));
-                }
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let mut gs = Vec::with_capacity(raw.len());
+    for g in raw {
+        match time::parse_timespan(g) {
+            Ok(ns) if ns > 0 => gs.push(ns),
+            Ok(_) => {
+                return Err(ApiError::argument(
+                    "granularity",
+                    "Timespan must be positive",
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::argument(
+                    "granularity",
+                    "Unable to parse timespan",
+                ));
             }
         }
-        gs.sort_unstable_by(|a, b| b.cmp(a));
-        requested = Some(gs);
     }
-    let aggregation = ctx.param("aggregation").unwrap_or("mean");
+    gs.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(Some(gs))
+}
+
+/// The series to read: each metric's `aggregation` at the requested
+/// granularities (or all of its policy's), coarsest first; 400 when a
+/// policy lacks one.
+fn wanted_series<'a>(
+    metrics: &'a [Metric],
+    requested: Option<&[i64]>,
+    aggregation: &str,
+) -> ApiResult<Vec<SeriesRef<'a>>> {
     let method = Method::parse(aggregation);
     let mut wanted: Vec<SeriesRef> = Vec::new();
-    for m in &metrics {
+    for m in metrics {
         let policy = &m.archive_policy;
-        let grans: Vec<i64> = match &requested {
-            Some(gs) => gs.clone(),
+        let grans: Vec<i64> = match requested {
+            Some(gs) => gs.to_vec(),
             None => {
                 let mut gs: Vec<i64> = policy.definition.iter().map(|d| d.granularity).collect();
                 gs.sort_unstable_by(|a, b| b.cmp(a));
@@ -235,10 +258,7 @@ async fn search(
                     && policy.definition.iter().any(|d| d.granularity == g)
             });
             let Some(method) = method else {
-                return Err(ApiError::bad_request(json!({
-                    "cause": "Aggregation does not exist",
-                    "detail": {"granularity": crate::wire::json::seconds(g), "aggregation_method": aggregation},
-                })));
+                return Err(ApiError::aggregation_does_not_exist(g, aggregation));
             };
             wanted.push(SeriesRef {
                 metric: m,
@@ -247,7 +267,17 @@ async fn search(
             });
         }
     }
-    let series = state.engine.read_series(&wanted, start, stop).await?;
+    Ok(wanted)
+}
+
+/// `{"<id>": [[timestamp, granularity, value], ...], ...}`: the points of
+/// each metric's series that match `expr`.
+fn matching_points(
+    metrics: &[Metric],
+    wanted: &[SeriesRef<'_>],
+    series: &[AggregatedTimeSerie],
+    expr: &Expr,
+) -> String {
     let mut out = String::with_capacity(64);
     out.push('{');
     let mut i = 0;
@@ -276,12 +306,13 @@ async fn search(
         out.push(']');
     }
     out.push('}');
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(v: Value) -> ApiResult<Expr> {
         let e = predicate(&v, &Path::root(), 0)?;

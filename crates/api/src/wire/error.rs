@@ -126,11 +126,138 @@ impl ApiError {
     pub(crate) fn not_modified() -> Self {
         Self::new(StatusCode::NOT_MODIFIED, "")
     }
+    /// 503 with a message (a metric locked by metricd, the identity service down).
+    pub(crate) fn service_unavailable(description: impl Into<Value>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, description)
+    }
+    /// 503: keystone could not be asked whether a token is valid.
+    pub(crate) fn identity_service_unavailable() -> Self {
+        Self::service_unavailable("The identity service is unavailable")
+    }
     /// The same error answered as a 400: where upstream reports a missing
     /// entity named in a body (not in the URL) as bad input.
     pub(crate) fn into_bad_request(mut self) -> Self {
         self.status = StatusCode::BAD_REQUEST;
         self
+    }
+}
+
+/// Upstream's errors of one endpoint family each, named here so that every
+/// status and body the API answers is built in this file.
+impl ApiError {
+    /// 400 `Invalid input: <message>`: voluptuous's message as a plain string.
+    pub(crate) fn invalid_input_text(message: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("Invalid input: {message}"))
+    }
+    /// 400 `Invalid filter: <message>`: a `?filter=` string that does not parse.
+    pub(crate) fn invalid_filter(message: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("Invalid filter: {message}"))
+    }
+    /// 400: `resample` without `granularity`.
+    pub(crate) fn resample_without_granularity() -> Self {
+        Self::bad_request("A granularity must be specified to resample")
+    }
+    /// 400: the rule names an archive policy that does not exist.
+    pub(crate) fn rule_archive_policy_not_found(name: &str) -> Self {
+        Self::bad_request(json!({
+            "cause": "Archive policy does not exist",
+            "reason": format!("Archive policy {name} does not exist"),
+            "detail": name,
+        }))
+    }
+    /// 400: upstream's `UnsupportedArchivePolicyChange`.
+    pub(crate) fn archive_policy_change_unsupported(name: &str, why: &str) -> Self {
+        Self::bad_request(format!(
+            "Archive policy {name} does not support change: {why}"
+        ))
+    }
+    /// 400: renaming a rule to the name of another one.
+    pub(crate) fn archive_policy_rule_name_taken(name: &str, taken: &str) -> Self {
+        Self::bad_request(format!(
+            "Archive policy rule {name} does not support change: Archive policy rule {taken} already exists."
+        ))
+    }
+    /// 409: a metric of that name is already on the resource.
+    pub(crate) fn named_metric_conflict(name: &str) -> Self {
+        Self::conflict(format!("Named metric {name} already exists"))
+    }
+    /// 400: a batch delete of resources needs a query.
+    pub(crate) fn empty_delete_query() -> Self {
+        Self::bad_request("caution: the query can not be empty, or it will delete entire database")
+    }
+    /// 400: a `groupby` attribute the resources cannot be sorted by.
+    pub(crate) fn invalid_groupby() -> Self {
+        Self::bad_request("Invalid groupby attribute")
+    }
+    /// 400: a `reaggregation` that is no reduction.
+    pub(crate) fn invalid_reaggregation(value: &str) -> Self {
+        Self::bad_request(format!(
+            "Invalid reaggregation value {value}, must be one of mean, median, std, min, max, sum, var, count"
+        ))
+    }
+    /// 400: more values than one aggregation may hold in memory.
+    pub(crate) fn too_many_points_to_aggregate(
+        series: usize,
+        timestamps: usize,
+        max_values: usize,
+    ) -> Self {
+        Self::bad_request(format!(
+            "Too many points to aggregate: {series} series of {timestamps} timestamps (at most {max_values} values); narrow start/stop or choose a coarser granularity"
+        ))
+    }
+    /// 400: upstream's `UnAggregableTimeseries`.
+    pub(crate) fn unaggregable(reason: String, detail: Value) -> Self {
+        Self::bad_request(json!({
+            "cause": "Metrics cannot be aggregated",
+            "reason": reason,
+            "detail": detail,
+        }))
+    }
+    /// 404: a method at a granularity no referenced metric has (`/v1/aggregates`).
+    pub(crate) fn metrics_with_unknown_aggregation(metric: uuid::Uuid, aggregation: &str) -> Self {
+        Self::not_found(json!({
+            "cause": "Metrics with unknown aggregation",
+            "detail": [[metric.to_string(), aggregation]],
+        }))
+    }
+    /// 400: an operations string that does not parse as an S-expression.
+    pub(crate) fn unparsable_operations(message: String) -> Self {
+        Self::bad_request(json!({
+            "cause": "Invalid operations",
+            "reason": "Fail to parse the operations string",
+            "detail": message,
+        }))
+    }
+    /// 400: operations that reference no metric.
+    pub(crate) fn operations_without_metric(operations: Value) -> Self {
+        Self::bad_request(json!({
+            "cause": "Operations is invalid",
+            "reason": "At least one 'metric' is required",
+            "detail": operations,
+        }))
+    }
+    /// 400: a metric reference that is not a UUID; `references` as `[[name, aggregation], ...]`.
+    pub(crate) fn invalid_metric_references(references: Vec<Value>) -> Self {
+        Self::bad_request(json!({
+            "cause": "Invalid metric references",
+            "reason": "badly formed hexadecimal UUID string",
+            "detail": references,
+        }))
+    }
+    /// 404: referenced metric ids that do not exist.
+    pub(crate) fn unknown_metrics(missing: Vec<String>) -> Self {
+        Self::not_found(json!({
+            "cause": "Unknown metrics",
+            "reason": "Provided metrics don't exists",
+            "detail": missing,
+        }))
+    }
+    /// 400: a metric search asks for a method or a granularity its policy lacks.
+    pub(crate) fn aggregation_does_not_exist(granularity: i64, aggregation: &str) -> Self {
+        Self::bad_request(json!({
+            "cause": "Aggregation does not exist",
+            "detail": {"granularity": crate::wire::json::seconds(granularity), "aggregation_method": aggregation},
+        }))
     }
 }
 
@@ -169,9 +296,7 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Index(e) => e.into(),
-            EngineError::MetricLocked(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
+            EngineError::MetricLocked(_) => ApiError::service_unavailable(e.to_string()),
             EngineError::Storage(e) => ApiError::internal(e),
             EngineError::Internal(e) => ApiError::internal(e),
         }

@@ -421,6 +421,17 @@ pub(crate) fn ok_json(value: &Value) -> Response {
     json_response(StatusCode::OK, value)
 }
 
+/// 200 with a JSON list of `items`, each rendered by `render`.
+pub(crate) fn ok_json_list<T>(items: &[T], render: impl Fn(&T) -> Value) -> Response {
+    ok_json(&Value::Array(items.iter().map(render).collect()))
+}
+
+/// 200 with a JSON document already written as text (the aggregation
+/// endpoints print their numbers as upstream does, not as serde_json would).
+pub(crate) fn ok_json_text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// 201 with an absolute `Location`.
 pub(crate) fn created(location: String, value: &Value) -> Response {
     let mut resp = json_response(StatusCode::CREATED, value);

@@ -50,6 +50,11 @@ pub(crate) fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Append a document, serialized the way upstream does, to text being written.
+pub(crate) fn push_json(out: &mut String, value: &Value) {
+    out.push_str(&String::from_utf8_lossy(&to_vec(value)));
+}
+
 /// Python `repr(float)`, with JSON's non-finite tokens as Python's json emits them.
 pub(crate) fn py_float(f: f64, out: &mut String) {
     if f.is_nan() {

@@ -1,10 +1,11 @@
 //! `limit`, `marker`, `sort` query parameters and the `Link: rel="next"` header.
 
 use crate::wire::error::{ApiError, ApiResult};
-use crate::wire::http::{Ctx, urlencode};
+use crate::wire::http::{Ctx, ok_json_list, urlencode};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use gnocchi_index::{Nulls, SortDir, SortKey};
+use serde_json::Value;
 
 pub(crate) struct Page {
     pub(crate) limit: usize,
@@ -68,6 +69,20 @@ pub(crate) fn parse(ctx: &Ctx, max_limit: usize, default_sort: &[&str]) -> ApiRe
         sort_raw,
         sort,
     })
+}
+
+/// 200 with one page of a listing, each item rendered by `render`, and the
+/// link to the next page (whose marker is `marker` of the last item).
+pub(crate) fn ok_json_page<T>(
+    ctx: &Ctx,
+    page: &Page,
+    items: &[T],
+    render: impl Fn(&T) -> Value,
+    marker: impl Fn(&T) -> String,
+) -> Response {
+    let mut resp = ok_json_list(items, render);
+    add_next_link(&mut resp, ctx, page, items.len(), items.last().map(marker));
+    resp
 }
 
 /// Add `Link: <...>; rel="next"` when the page is full: the same query with the

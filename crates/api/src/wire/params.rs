@@ -35,9 +35,7 @@ pub(crate) fn resample_param(ctx: &Ctx) -> ApiResult<Option<Sampling>> {
         return Ok(None);
     };
     if ctx.param("granularity").is_none_or(str::is_empty) {
-        return Err(ApiError::bad_request(
-            "A granularity must be specified to resample",
-        ));
+        return Err(ApiError::resample_without_granularity());
     }
     parse_resample(resample).map(Some)
 }

@@ -44,34 +44,44 @@ fn created_by(creator: &Option<String>) -> (Value, Value) {
     }
 }
 
+/// A metric's fields in upstream's order: `shown` (how its resource and
+/// archive policy appear, which differs between the shapes) between `unit`
+/// and the creator's two ids.
+fn metric_fields(m: &Metric, shown: [(&str, Value); 2]) -> Value {
+    let (user, project) = created_by(&m.creator);
+    let mut doc = Map::new();
+    doc.insert("id".into(), json!(m.id));
+    doc.insert("creator".into(), json!(m.creator));
+    doc.insert("name".into(), json!(m.name));
+    doc.insert("unit".into(), json!(m.unit));
+    for (key, value) in shown {
+        doc.insert(key.into(), value);
+    }
+    doc.insert("created_by_user_id".into(), user);
+    doc.insert("created_by_project_id".into(), project);
+    Value::Object(doc)
+}
+
 /// The shape of a metric right after creation.
 pub(crate) fn metric_json_created(m: &Metric) -> Value {
-    let (user, project) = created_by(&m.creator);
-    json!({
-        "id": m.id,
-        "creator": m.creator,
-        "name": m.name,
-        "unit": m.unit,
-        "resource_id": m.resource_id,
-        "archive_policy_name": m.archive_policy.name,
-        "created_by_user_id": user,
-        "created_by_project_id": project,
-    })
+    metric_fields(
+        m,
+        [
+            ("resource_id", json!(m.resource_id)),
+            ("archive_policy_name", json!(m.archive_policy.name)),
+        ],
+    )
 }
 
 /// The shape in listings: the archive policy in full.
 pub(crate) fn metric_json_listed(m: &Metric) -> Value {
-    let (user, project) = created_by(&m.creator);
-    json!({
-        "id": m.id,
-        "creator": m.creator,
-        "name": m.name,
-        "unit": m.unit,
-        "resource_id": m.resource_id,
-        "archive_policy": archive_policy_json(&m.archive_policy),
-        "created_by_user_id": user,
-        "created_by_project_id": project,
-    })
+    metric_fields(
+        m,
+        [
+            ("resource_id", json!(m.resource_id)),
+            ("archive_policy", archive_policy_json(&m.archive_policy)),
+        ],
+    )
 }
 
 /// The shape of `GET /v1/metric/ID` (with `resource` rendered by the caller):
@@ -81,17 +91,13 @@ pub(crate) fn metric_json_shown(m: &Metric) -> Value {
 }
 
 pub(crate) fn metric_json_with_resource(m: &Metric, resource: Value) -> Value {
-    let (user, project) = created_by(&m.creator);
-    json!({
-        "id": m.id,
-        "creator": m.creator,
-        "name": m.name,
-        "unit": m.unit,
-        "resource": resource,
-        "archive_policy": archive_policy_json(&m.archive_policy),
-        "created_by_user_id": user,
-        "created_by_project_id": project,
-    })
+    metric_fields(
+        m,
+        [
+            ("resource", resource),
+            ("archive_policy", archive_policy_json(&m.archive_policy)),
+        ],
+    )
 }
 
 fn iso(ns: i64) -> Value {
