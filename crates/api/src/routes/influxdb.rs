@@ -34,7 +34,6 @@ use axum::routing::{get, post};
 use carbonara::{Measure, Timestamp};
 use gnocchi_index::{IndexError, ResourceType, ResourceTypeState};
 use gnocchi_ingest::{AutoResource, Missing, NamedWrite, Request, ResourceWrite};
-use serde_json::json;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,13 +66,6 @@ async fn head_ping() -> Response {
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET"));
     resp
-}
-
-fn not_implemented() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        json!({"cause": "Not implemented error", "detail": "q", "reason": "Query not implemented"}),
-    )
 }
 
 /// `CREATE DATABASE name` (case-insensitive keywords; the name an identifier or
@@ -149,7 +141,7 @@ async fn query(
         // Upstream answers a query without `q` with an empty 204.
         return Ok(no_content());
     };
-    let name = parse_create_database(&q).ok_or_else(not_implemented)?;
+    let name = parse_create_database(&q).ok_or_else(ApiError::query_not_implemented)?;
     let mut target = Target::new();
     target.insert("name".into(), Some(name.clone()));
     state
@@ -166,11 +158,7 @@ async fn query(
 }
 
 fn line_error(n: usize) -> ApiError {
-    ApiError::bad_request(json!({
-        "cause": "Value error",
-        "detail": "line",
-        "reason": format!("Unable to parse line {n}"),
-    }))
+    ApiError::value_error("line", format!("Unable to parse line {n}"))
 }
 
 /// What a series key resolves to.
@@ -223,11 +211,10 @@ pub(crate) fn group_lines<'a>(
             None => {
                 // The last occurrence of a repeated tag wins, as in a Python dict.
                 let Some((_, value)) = point.tags.iter().rev().find(|(k, _)| k == tag) else {
-                    return Err(ApiError::bad_request(json!({
-                        "cause": "Value error",
-                        "detail": "key",
-                        "reason": format!("Unable to find key `{tag}' in tags"),
-                    })));
+                    return Err(ApiError::value_error(
+                        "key",
+                        format!("Unable to find key `{tag}' in tags"),
+                    ));
                 };
                 let next = out.resources.len();
                 let r = *resource_index.entry(value.clone()).or_insert(next);
@@ -311,26 +298,16 @@ fn decode_body(headers: &HeaderMap, body: Bytes, max_len: usize) -> ApiResult<By
         return Ok(body);
     }
     if !encoding.eq_ignore_ascii_case("gzip") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {encoding} is not supported"),
-        ));
+        return Err(ApiError::unsupported_encoding(encoding));
     }
     use std::io::Read;
     let mut out = Vec::with_capacity(body.len() * 4);
     flate2::read::MultiGzDecoder::new(&body[..])
         .take(max_len as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| {
-            ApiError::bad_request(
-                json!({"cause": "Unable to decode body", "reason": e.to_string(), "detail": []}),
-            )
-        })?;
+        .map_err(|e| ApiError::undecodable_body(e.to_string()))?;
     if out.len() > max_len {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The decompressed body is larger than allowed",
-        ));
+        return Err(ApiError::inflated_body_too_large());
     }
     Ok(Bytes::from(out))
 }

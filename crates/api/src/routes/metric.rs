@@ -70,11 +70,10 @@ async fn create(
         return Err(ApiError::slash_in_metric_name());
     }
     if resource_id.is_some() && name.is_none() {
-        return Err(ApiError::bad_request(json!({
-            "cause": "Attribute value error",
-            "detail": "name",
-            "reason": "Name cannot be null if resource_id is not null",
-        })));
+        return Err(ApiError::attribute_value_error(
+            "name",
+            "Name cannot be null if resource_id is not null",
+        ));
     }
     let resource_id = match resource_id {
         None => None,

@@ -22,7 +22,6 @@ use carbonara::Measure;
 use carbonara::time::{check_after_epoch, timestamp_from_epoch_seconds};
 use gnocchi_index::{AttributeKind, AttributeSchema, ResourceType, ResourceTypeState};
 use gnocchi_ingest::{AutoResource, Missing, NamedWrite, Request, ResourceWrite};
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -33,27 +32,20 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 const RESOURCE_TYPE: &str = "prometheus";
 
-fn bad_body(reason: impl Into<String>) -> ApiError {
-    ApiError::bad_request(
-        json!({"cause": "Unable to decode body", "reason": reason.into(), "detail": []}),
-    )
-}
-
 /// One resource's metrics: name → measures (a later series of the same name replaces).
 type ByResource = HashMap<(String, String), HashMap<String, Vec<Measure>>>;
 
 /// Decode a remote-write body into measures per (job, instance) and metric name.
 pub(crate) fn decode(body: &[u8], max_len: usize) -> ApiResult<ByResource> {
-    let buf = decompress(body, max_len).map_err(|e| bad_body(e.to_string()))?;
+    let buf = decompress(body, max_len).map_err(|e| ApiError::undecodable_body(e.to_string()))?;
     let mut out = ByResource::new();
     let mut err = None;
     let decoded = for_each_series(&buf, |s| {
         let Some(name) = s.label("__name__") else {
-            err = Some(ApiError::bad_request(json!({
-                "cause": "Invalid input",
-                "reason": "a time series has no `__name__' label",
-                "detail": ["labels"],
-            })));
+            err = Some(ApiError::invalid_input(
+                "a time series has no `__name__' label",
+                vec!["labels".into()],
+            ));
             return Err(());
         };
         if s.samples.is_empty() {
@@ -81,9 +73,9 @@ pub(crate) fn decode(body: &[u8], max_len: usize) -> ApiResult<ByResource> {
             .insert(name.to_string(), measures);
         Ok(())
     })
-    .map_err(|e| bad_body(e.to_string()))?;
+    .map_err(|e| ApiError::undecodable_body(e.to_string()))?;
     if decoded.is_err() {
-        return Err(err.unwrap_or_else(|| bad_body("invalid time series")));
+        return Err(err.unwrap_or_else(|| ApiError::undecodable_body("invalid time series")));
     }
     Ok(out)
 }

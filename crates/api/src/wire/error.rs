@@ -64,6 +64,44 @@ impl ApiError {
             json!({"cause": "Invalid input", "reason": reason.into(), "detail": detail}),
         )
     }
+    /// `{"cause": "Value error", "detail": detail, "reason": reason}`: a
+    /// line protocol body that does not parse.
+    pub(crate) fn value_error(detail: &str, reason: impl Into<String>) -> Self {
+        Self::bad_request(json!({"cause": "Value error", "detail": detail, "reason": reason.into()}))
+    }
+    /// `{"cause": "Attribute value error", "detail": attribute, "reason": reason}`.
+    pub(crate) fn attribute_value_error(attribute: &str, reason: impl Into<String>) -> Self {
+        Self::bad_request(
+            json!({"cause": "Attribute value error", "detail": attribute, "reason": reason.into()}),
+        )
+    }
+    /// 400: a compressed or binary body that cannot be decoded.
+    pub(crate) fn undecodable_body(reason: impl Into<String>) -> Self {
+        Self::bad_request(
+            json!({"cause": "Unable to decode body", "reason": reason.into(), "detail": []}),
+        )
+    }
+    /// 415: a `Content-Encoding` other than gzip and identity.
+    pub(crate) fn unsupported_encoding(encoding: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {encoding} is not supported"),
+        )
+    }
+    /// 413: a body that inflates beyond `[api] max_body_size`.
+    pub(crate) fn inflated_body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The decompressed body is larger than allowed",
+        )
+    }
+    /// 501: an InfluxDB query other than `CREATE DATABASE`.
+    pub(crate) fn query_not_implemented() -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            json!({"cause": "Not implemented error", "detail": "q", "reason": "Query not implemented"}),
+        )
+    }
     /// `{"cause": "Argument value error", "detail": param, "reason": reason}`.
     pub(crate) fn argument(param: &str, reason: impl Into<String>) -> Self {
         Self::bad_request(

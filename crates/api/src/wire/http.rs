@@ -51,11 +51,7 @@ pub(crate) fn decode_error(body: &[u8], e: &serde_json::Error) -> ApiError {
     } else {
         e.to_string()
     };
-    ApiError::bad_request(serde_json::json!({
-        "cause": "Unable to decode body",
-        "reason": reason,
-        "detail": [],
-    }))
+    ApiError::undecodable_body(reason)
 }
 
 /// Key of the one-entry object that stands, in a request body, for a number
