@@ -1,15 +1,16 @@
 //! The HTTP API: upstream Gnocchi's v1 REST API, on axum.
 //!
-//! One module per resource (mini-redis style): `archive_policy`,
-//! `archive_policy_rule`, `metric`, `measures`, `root` (versions, capabilities,
-//! status, healthcheck). Cross-cutting pieces: `error` (the one place errors
-//! become HTTP), `json` (upstream's JSON rendering), `http` (negotiation, bodies,
-//! URLs, pagination), `auth` and `policy` (who may do what), `validate`
-//! (voluptuous-compatible messages).
+//! In layers that only point down (ARCHITECTURE.md): `routes` (one module
+//! per endpoint family, never importing each other) → `ingest` (how the
+//! write routes use the ingest service: the authorizer of a whole plan) →
+//! `access` (auth, policy, lookups) → `language` (resource queries,
+//! aggregates, line protocol, remote write) → `wire` (errors, JSON, params,
+//! rendering; `wire::error` is the one place errors become HTTP).
 //!
-//! Invariants: this is the only crate that knows HTTP and JSON; every request body
-//! is fully validated before anything is written; a 202 on measures is sent only
-//! after the incoming store made them durable.
+//! Invariants: this is the only crate that knows HTTP and JSON; every request
+//! body is fully validated, and every write plan authorized, before anything
+//! is written; a 202 on measures is sent only after the incoming store made
+//! them durable.
 
 mod access;
 mod ingest;

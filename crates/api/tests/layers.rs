@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first: a module may only import from its own layer or
-/// a lower one. `ingest` is what the write routes share (resource ids,
-/// auto-created types and metrics); it sits right under the routes.
+/// a lower one. `ingest` is how the write routes use the ingest service
+/// (the authorizer of a whole write plan); it sits right under the routes.
 const LAYERS: &[&str] = &["wire", "language", "access", "ingest", "routes"];
 
 /// Modules every layer may name: the crate root (`AppState`, `ApiConfig`).

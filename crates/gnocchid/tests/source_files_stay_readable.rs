@@ -64,7 +64,10 @@ fn production_source_files_stay_under_800_lines() {
             rust_files(&src, &mut files);
         }
     }
-    assert!(files.len() > 100, "the sources were not found under {crates:?}");
+    assert!(
+        files.len() > 100,
+        "the sources were not found under {crates:?}"
+    );
     let too_long: Vec<String> = files
         .iter()
         .filter_map(|f| {

@@ -67,7 +67,9 @@ impl ApiError {
     /// `{"cause": "Value error", "detail": detail, "reason": reason}`: a
     /// line protocol body that does not parse.
     pub(crate) fn value_error(detail: &str, reason: impl Into<String>) -> Self {
-        Self::bad_request(json!({"cause": "Value error", "detail": detail, "reason": reason.into()}))
+        Self::bad_request(
+            json!({"cause": "Value error", "detail": detail, "reason": reason.into()}),
+        )
     }
     /// `{"cause": "Attribute value error", "detail": attribute, "reason": reason}`.
     pub(crate) fn attribute_value_error(attribute: &str, reason: impl Into<String>) -> Self {
