@@ -328,6 +328,7 @@ impl ResourcePlanner<'_, '_, '_> {
         metrics: &HashMap<Uuid, Metric>,
     ) -> Result<(), IndexError> {
         if let Missing::CreateResource(auto) = &self.write.missing
+            && !auto.any_type
             && r.resource_type != auto.resource_type.name
         {
             self.plan

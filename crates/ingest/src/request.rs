@@ -89,8 +89,12 @@ pub enum Missing {
 #[derive(Debug, Clone)]
 pub struct AutoResource {
     /// Its type; created as given when it does not exist. A resource with
-    /// this id under another type is [`Problem::ResourceOfAnotherType`](crate::Problem::ResourceOfAnotherType).
+    /// this id under another type is [`Problem::ResourceOfAnotherType`](crate::Problem::ResourceOfAnotherType),
+    /// unless `any_type`.
     pub resource_type: ResourceType,
     /// String attributes of the new resource.
     pub attributes: Vec<(String, String)>,
+    /// An existing resource of any type is written to (statsd: its resource
+    /// may be one the operator created with a type of their own).
+    pub any_type: bool,
 }

@@ -58,6 +58,7 @@ fn protocol_resource(id: &str, names: &[&str]) -> ResourceWrite {
                 tablename: None,
             },
             attributes: Vec::new(),
+            any_type: false,
         }),
         metrics: names
             .iter()
@@ -279,4 +280,52 @@ async fn concurrent_creators_of_the_same_resource_all_succeed() {
         3 * writers as u64,
         "every writer's measures arrived"
     );
+}
+
+#[tokio::test]
+async fn a_write_of_any_type_goes_to_an_existing_resource_of_another_type() {
+    let b = backends().await;
+    // host-a exists as a `telegraf` resource.
+    b.ingest
+        .write(
+            request(vec![protocol_resource("host-a", &["cpu"])]),
+            |_: &Plan| Ok::<_, IngestError>(()),
+        )
+        .await
+        .unwrap();
+    let mut generic = protocol_resource("host-a", &["mem"]);
+    let Missing::CreateResource(auto) = &mut generic.missing else {
+        unreachable!()
+    };
+    auto.resource_type.name = GENERIC.into();
+    let mut problems = Vec::new();
+    b.ingest
+        .write(request(vec![generic]), |p: &Plan| {
+            problems = p.problems.clone();
+            Ok::<_, IngestError>(())
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        problems[..],
+        [Problem::ResourceOfAnotherType { .. }]
+    ));
+    let mut any = protocol_resource("host-a", &["mem"]);
+    let Missing::CreateResource(auto) = &mut any.missing else {
+        unreachable!()
+    };
+    auto.resource_type.name = GENERIC.into();
+    auto.any_type = true;
+    let written = b
+        .ingest
+        .write(request(vec![any]), |_: &Plan| Ok::<_, IngestError>(()))
+        .await
+        .unwrap();
+    assert_eq!(written.metrics, 1);
+    let metrics = b
+        .indexer
+        .list_metrics(&MetricQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(metrics.len(), 2);
 }

@@ -199,6 +199,7 @@ fn request(resource: Uuid, config: &StatsdConfig, metrics: Vec<NamedWrite>) -> R
             missing: Missing::CreateResource(AutoResource {
                 resource_type: generic,
                 attributes: Vec::new(),
+                any_type: true,
             }),
             metrics,
         }],

@@ -338,6 +338,7 @@ async fn write(
     let missing = Missing::CreateResource(AutoResource {
         resource_type: new_resource_type(db),
         attributes: Vec::new(),
+        any_type: false,
     });
     let mut resources: Vec<ResourceWrite> = Vec::with_capacity(grouped.resources.len());
     for original in &grouped.resources {

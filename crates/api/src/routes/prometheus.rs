@@ -96,6 +96,7 @@ async fn write(
             missing: Missing::CreateResource(AutoResource {
                 resource_type: resource_type(),
                 attributes: vec![("job".into(), job), ("instance".into(), instance)],
+                any_type: false,
             }),
             metrics: metrics
                 .into_iter()
