@@ -39,7 +39,12 @@ pub(crate) fn decode_definition(
     name: &str,
     text: &str,
 ) -> Result<Vec<ArchivePolicyItem>, IndexError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| corrupt("definition", name, e))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        IndexError::internal(
+            format!("archive policy {name}: unreadable definition in the index"),
+            e,
+        )
+    })?;
     let items = v
         .as_array()
         .ok_or_else(|| corrupt("definition", name, "not a list"))?;
@@ -74,8 +79,12 @@ pub(crate) fn decode_definition(
 }
 
 pub(crate) fn decode_methods(name: &str, text: &str) -> Result<Vec<Method>, IndexError> {
-    let names: Vec<String> =
-        serde_json::from_str(text).map_err(|e| corrupt("aggregation methods", name, e))?;
+    let names: Vec<String> = serde_json::from_str(text).map_err(|e| {
+        IndexError::internal(
+            format!("archive policy {name}: unreadable aggregation methods in the index"),
+            e,
+        )
+    })?;
     names
         .iter()
         .map(|m| Method::parse(m).ok_or_else(|| corrupt("aggregation methods", name, m)))
@@ -129,7 +138,7 @@ mod tests {
     fn garbage_is_a_backend_error() {
         assert!(matches!(
             decode_definition("x", "{"),
-            Err(IndexError::Backend(_))
+            Err(e) if e.is_backend_failure() && std::error::Error::source(&e).is_some()
         ));
         assert!(matches!(
             decode_definition("x", "[{\"points\": 1}]"),

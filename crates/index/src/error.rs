@@ -50,6 +50,20 @@ pub enum IndexError {
     /// driver's error is kept as the source.
     #[error("index backend error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write of the group commit failed: every writer of the batch gets the
+    /// same driver error, so it is shared rather than flattened to a string.
+    #[error("index backend error: {0}")]
+    SharedDatabase(#[source] std::sync::Arc<sqlx::Error>),
+    /// A library failed on something the index stored or built (an id that
+    /// does not parse, unreadable attributes, a statement the query builder
+    /// refuses, a closed connection pool): a 500 for the API, with the
+    /// library's error kept as the source.
+    #[error("index backend error: {what}: {source}")]
+    Internal {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The index database cannot be reached at start-up.
     #[error("cannot connect to the index at {url}: {source}")]
     Connect {
@@ -65,4 +79,31 @@ pub enum IndexError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl IndexError {
+    /// Whether the index itself failed (a 500), as opposed to a request it
+    /// refused (not found, conflict, invalid query...).
+    pub fn is_backend_failure(&self) -> bool {
+        matches!(
+            self,
+            IndexError::Backend(_)
+                | IndexError::Database(_)
+                | IndexError::SharedDatabase(_)
+                | IndexError::Internal { .. }
+                | IndexError::Connect { .. }
+                | IndexError::Io { .. }
+        )
+    }
+
+    /// An [`IndexError::Internal`] keeping `source`.
+    pub(crate) fn internal(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        IndexError::Internal {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
 }

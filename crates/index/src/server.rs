@@ -192,7 +192,10 @@ macro_rules! pool_backend {
                     Self::execute(&mut conn, &stmt).await
                 }
                 .await;
-                result.map_err(|e| WriteError::of(&e, Self::primary_key_violation(&e)))
+                result.map_err(|e| {
+                    let primary_key = Self::primary_key_violation(&e);
+                    WriteError::of(e, primary_key)
+                })
             }
 
             async fn insert_returning_id(conn: &mut $conn, stmt: Stmt) -> Result<i64> {

@@ -103,8 +103,9 @@ enum Op {
     DeleteMetric(Uuid),
 }
 
-fn write_error(e: &sqlx::Error) -> WriteError {
-    WriteError::of(e, is_primary_key_violation(e))
+fn write_error(e: sqlx::Error) -> WriteError {
+    let primary_key = is_primary_key_violation(&e);
+    WriteError::of(e, primary_key)
 }
 
 /// Whether SQLite undid only the statement and the transaction goes on.
@@ -175,7 +176,7 @@ impl SqliteBackend {
 
     async fn write_op(&self, op: Op) -> WriteResult {
         let (reply, answer) = oneshot::channel();
-        let abandoned = || WriteError::Other("index writer stopped".to_owned());
+        let abandoned = || WriteError::WriterStopped;
         self.inner
             .queue
             .send(Queued { op, reply })
@@ -327,28 +328,28 @@ async fn run_batch(conn: &mut SqliteConnection, batch: &[Queued]) -> Vec<WriteRe
     if let [group] = groups.as_slice() {
         return match run_group(conn, group, &mut results).await {
             Ok(()) => results,
-            Err(e) => all_failed(&e, batch.len()),
+            Err(e) => all_failed(e, batch.len()),
         };
     }
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
-        Err(e) => return all_failed(&e, batch.len()),
+        Err(e) => return all_failed(e, batch.len()),
     };
     for group in &groups {
         // Anything but a statement's own failure may have ended the transaction: the
         // batch fails as a whole (dropping `tx` rolls back what is left of it).
         if let Err(e) = run_group(&mut tx, group, &mut results).await {
-            return all_failed(&e, batch.len());
+            return all_failed(e, batch.len());
         }
     }
     match tx.commit().await {
         Ok(()) => results,
-        Err(e) => all_failed(&e, batch.len()),
+        Err(e) => all_failed(e, batch.len()),
     }
 }
 
-fn all_failed(e: &sqlx::Error, n: usize) -> Vec<WriteResult> {
-    vec![Err(WriteError::Other(e.to_string())); n]
+fn all_failed(e: sqlx::Error, n: usize) -> Vec<WriteResult> {
+    vec![Err(WriteError::Other(Arc::new(e))); n]
 }
 
 /// Consecutive ops run as one statement.
@@ -420,7 +421,7 @@ async fn run_group(
 fn statement_result(r: sqlx::Result<u64>) -> sqlx::Result<WriteResult> {
     match r {
         Ok(n) => Ok(Ok(n)),
-        Err(e) if statement_only(&e) => Ok(Err(write_error(&e))),
+        Err(e) if statement_only(&e) => Ok(Err(write_error(e))),
         Err(e) => Err(e),
     }
 }
@@ -470,7 +471,7 @@ impl Readers {
             .permits
             .acquire()
             .await
-            .map_err(|e| IndexError::Backend(e.to_string()))?;
+            .map_err(|e| IndexError::internal("the index reader pool is closed", e))?;
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match idle {
             Some(c) => c,

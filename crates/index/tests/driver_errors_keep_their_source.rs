@@ -36,3 +36,30 @@ async fn a_failed_statement_keeps_the_driver_error_as_source() {
     assert!(source.downcast_ref::<sqlx::Error>().is_some(), "{source:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_unreadable_row_keeps_the_parsers_error_as_source() {
+    use sqlx::Connection;
+    let dir = std::env::temp_dir().join(format!("gnocchi-index-source-{}", uuid::Uuid::new_v4()));
+    let path = dir.join("index.sqlite");
+    let url = format!("sqlite://{}", path.display());
+    let index = gnocchi_index::open(&url).await.unwrap();
+    index.upgrade().await.unwrap();
+    // Another program (or a bad disk) leaves attributes that are not JSON.
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE resource_type SET attributes = '{not json' WHERE name = 'generic'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let index = gnocchi_index::open(&url).await.unwrap();
+    let e = index.get_resource_type("generic").await.unwrap_err();
+    assert!(e.is_backend_failure(), "{e}");
+    let source = e.source().unwrap_or_else(|| panic!("no source in {e}"));
+    assert!(
+        source.downcast_ref::<serde_json::Error>().is_some(),
+        "{source:?}"
+    );
+    assert!(e.to_string().contains("resource type generic"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

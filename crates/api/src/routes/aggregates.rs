@@ -119,7 +119,7 @@ fn no_such_metric(references: &[RefKey]) -> ApiError {
 /// the backend's own.
 fn search_error(e: IndexError) -> ApiError {
     match e {
-        IndexError::Backend(_) => e.into(),
+        e if e.is_backend_failure() => e.into(),
         other => {
             let api: ApiError = other.into();
             match api.description {

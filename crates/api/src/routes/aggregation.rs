@@ -429,7 +429,7 @@ async fn resources_of(
         .await
         .map_err(|e| match e {
             IndexError::InvalidSortKey(_) => ApiError::invalid_groupby(),
-            IndexError::Backend(_) => e.into(),
+            e if e.is_backend_failure() => e.into(),
             other => ApiError::bad_request(other.to_string()),
         })
 }

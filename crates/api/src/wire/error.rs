@@ -327,7 +327,12 @@ impl From<IndexError> for ApiError {
             | QueryValueError { .. }
             | QueryAttributeError { .. }
             | InvalidQuery(_) => ApiError::bad_request(e.to_string()),
-            Backend(_) | Database(_) | Connect { .. } | Io { .. } => ApiError::internal(e),
+            Backend(_)
+            | Database(_)
+            | SharedDatabase(_)
+            | Internal { .. }
+            | Connect { .. }
+            | Io { .. } => ApiError::internal(e),
         }
     }
 }

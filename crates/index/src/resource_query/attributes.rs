@@ -45,7 +45,12 @@ pub(crate) fn decode_attributes(
             "resource type {type_name}: unreadable attributes in the index ({what})"
         ))
     };
-    let v: Json = serde_json::from_str(text).map_err(|e| corrupt(&e.to_string()))?;
+    let v: Json = serde_json::from_str(text).map_err(|e| {
+        IndexError::internal(
+            format!("resource type {type_name}: unreadable attributes in the index"),
+            e,
+        )
+    })?;
     let list = v.as_array().ok_or_else(|| corrupt("not a list"))?;
     list.iter()
         .map(|a| {

@@ -96,7 +96,7 @@ pub(crate) fn insert_history(id: &Uuid, now: i64) -> Result<InsertStatement, Ind
     q.into_table(HistoryT::Table)
         .columns(cols)
         .select_from(select)
-        .map_err(|e| IndexError::Backend(e.to_string()))?;
+        .map_err(|e| IndexError::internal("resource history insert", e))?;
     q.returning_col(HistoryT::Revision);
     Ok(q)
 }
@@ -124,7 +124,7 @@ pub(crate) fn insert_type_history(
     q.into_table(Alias::new(history_table(table)))
         .columns(cols)
         .select_from(select)
-        .map_err(|e| IndexError::Backend(e.to_string()))?;
+        .map_err(|e| IndexError::internal("resource type history insert", e))?;
     Ok(Some(q))
 }
 

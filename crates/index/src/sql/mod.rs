@@ -46,28 +46,34 @@ pub type WriteResult = std::result::Result<u64, WriteError>;
 /// How a single-statement write failed (the caller maps it to its own error).
 #[derive(Debug, Clone)]
 pub enum WriteError {
-    Unique { primary_key: bool },
+    Unique {
+        primary_key: bool,
+    },
     ForeignKey,
-    Other(String),
+    /// Any other failure of the driver, shared by the writers of one batch.
+    Other(Arc<sqlx::Error>),
+    /// The group-commit writer is gone (the index is shutting down).
+    WriterStopped,
 }
 
 impl WriteError {
-    pub(crate) fn of(e: &sqlx::Error, primary_key: bool) -> Self {
-        match kind(e) {
+    pub(crate) fn of(e: sqlx::Error, primary_key: bool) -> Self {
+        match kind(&e) {
             Some(ErrorKind::UniqueViolation) => WriteError::Unique { primary_key },
             Some(ErrorKind::ForeignKeyViolation) => WriteError::ForeignKey,
-            _ => WriteError::Other(e.to_string()),
+            _ => WriteError::Other(Arc::new(e)),
         }
     }
 }
 
 impl From<WriteError> for IndexError {
     fn from(e: WriteError) -> Self {
-        IndexError::Backend(match e {
-            WriteError::Unique { .. } => "unique constraint violated".to_owned(),
-            WriteError::ForeignKey => "foreign key constraint violated".to_owned(),
-            WriteError::Other(m) => m,
-        })
+        match e {
+            WriteError::Unique { .. } => IndexError::Backend("unique constraint violated".into()),
+            WriteError::ForeignKey => IndexError::Backend("foreign key constraint violated".into()),
+            WriteError::Other(e) => IndexError::SharedDatabase(e),
+            WriteError::WriterStopped => IndexError::Backend("the index writer stopped".into()),
+        }
     }
 }
 
@@ -191,7 +197,7 @@ pub(crate) fn kind(e: &sqlx::Error) -> Option<ErrorKind> {
 }
 
 pub(crate) fn parse_uuid(s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|e| IndexError::Backend(format!("bad id {s:?} in the index: {e}")))
+    Uuid::parse_str(s).map_err(|e| IndexError::internal(format!("bad id {s:?} in the index"), e))
 }
 
 pub(crate) fn now_ns() -> i64 {
