@@ -75,7 +75,7 @@ pub enum DecodeError {
         values: usize,
         dsnames: usize,
     },
-    #[error("value list {index}: host name of {len} characters (at most {MAX_HOST_LENGTH})")]
+    #[error("value list {index}: host name of {len} characters (at most {max})", max = MAX_HOST_LENGTH)]
     HostTooLong { index: usize, len: usize },
 }
 
@@ -155,11 +155,11 @@ pub fn metric_name(vl: &ValueList, index: usize) -> String {
         name.push('-');
         name.push_str(&vl.type_instance);
     }
-    if vl.dsnames.len() > 1 {
-        if let Some(ds) = vl.dsnames.get(index) {
-            name.push('-');
-            name.push_str(ds);
-        }
+    if vl.dsnames.len() > 1
+        && let Some(ds) = vl.dsnames.get(index)
+    {
+        name.push('-');
+        name.push_str(ds);
     }
     name
 }

@@ -181,10 +181,10 @@ async fn receive(
                 Ok(delivery) => {
                     take(daemon, pending, &delivery);
                     pending.deliveries.push(DeliveryInfo::from(delivery));
-                    if pending.deliveries.len() >= MAX_PENDING as usize {
-                        if let Err(e) = flush_and_accept(daemon, pending, receiver).await {
-                            return Ended::Lost(e);
-                        }
+                    if pending.deliveries.len() >= MAX_PENDING as usize
+                        && let Err(e) = flush_and_accept(daemon, pending, receiver).await
+                    {
+                        return Ended::Lost(e);
                     }
                 }
                 Err(e) => return Ended::Lost(e.into()),
@@ -206,11 +206,16 @@ async fn receive(
 
 /// Decodes one delivery into the batch; what cannot be decoded is logged.
 fn take(daemon: &Amqpd, pending: &mut Pending, delivery: &Delivery<Body<Value>>) {
+    let sections: Vec<u8>;
     let body: &[u8] = match delivery.body() {
         // collectd sends its JSON as an AMQP binary value.
         Body::Value(AmqpValue(Value::Binary(b))) => b.as_ref(),
         Body::Value(AmqpValue(Value::String(s))) => s.as_bytes(),
-        Body::Data(batch) if batch.len() == 1 => batch[0].0.as_ref(),
+        // Data sections: the body is their concatenation.
+        Body::Data(batch) => {
+            sections = batch.iter().flat_map(|d| d.0.iter().copied()).collect();
+            &sections
+        }
         other => {
             tracing::warn!(body = ?kind(other), "amqpd: message body is not collectd JSON, skipped");
             return;
@@ -228,7 +233,7 @@ fn take(daemon: &Amqpd, pending: &mut Pending, delivery: &Delivery<Body<Value>>)
 fn kind(body: &Body<Value>) -> &'static str {
     match body {
         Body::Value(_) => "a value that is neither binary nor string",
-        Body::Data(_) => "several data sections",
+        Body::Data(_) => "data sections",
         Body::Sequence(_) => "a sequence",
         Body::Empty => "empty",
     }

@@ -20,10 +20,11 @@ pub struct BrokerUrl {
 impl BrokerUrl {
     /// `connect` without the password, for logs.
     pub fn connect_for_log(&self) -> String {
-        match self.connect.rsplit_once('@') {
+        let rest = self.connect.trim_start_matches("amqp://");
+        match rest.rsplit_once('@') {
             Some((userinfo, host)) => {
                 let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-                format!("{user}:***@{host}")
+                format!("amqp://{user}:***@{host}")
             }
             None => self.connect.clone(),
         }
@@ -51,10 +52,8 @@ pub fn parse(url: &str) -> Result<BrokerUrl, String> {
         Some((c, h)) => (Some(c), h),
         None => (None, authority),
     };
-    if let Some(c) = credentials {
-        if !c.contains(':') {
-            return Err("credentials must be user:password".into());
-        }
+    if credentials.is_some_and(|c| !c.contains(':')) {
+        return Err("credentials must be user:password".into());
     }
     let (host, port) = match hostport.rsplit_once(':') {
         // An IPv6 literal without a port, `[::1]`, has colons but no port.

@@ -27,13 +27,16 @@ fn now_s() -> f64 {
 fn upstream_messages(t: f64) -> Vec<String> {
     vec![
         serde_json::json!([
-            value_list(HOST, "memory", "", "memory", "free", &["value"], &[9.0], t),
             value_list(
                 HOST,
-                "interface",
-                "ens2f1",
-                "if_errors",
-                "",
+                ["memory", "", "memory", "free"],
+                &["value"],
+                &[9.0],
+                t
+            ),
+            value_list(
+                HOST,
+                ["interface", "ens2f1", "if_errors", ""],
                 &["rx", "tx"],
                 &[2.0, 5.0],
                 t
@@ -77,10 +80,7 @@ fn collectd_messages_through_a_broker_become_resources_and_measures() {
     bodies.push(
         serde_json::json!([value_list(
             "rack/7",
-            "load",
-            "",
-            "load",
-            "",
+            ["load", "", "load", ""],
             &["shortterm", "midterm", "longterm"],
             &[0.5, 0.25, 0.125],
             t
@@ -202,10 +202,7 @@ fn gnocchid_amqpd_reconnects_when_the_broker_comes_back_and_flushes_on_shutdown(
         &address,
         &[serde_json::json!([value_list(
             "before",
-            "cpu",
-            "0",
-            "percent",
-            "idle",
+            ["cpu", "0", "percent", "idle"],
             &["value"],
             &[1.0],
             t
@@ -221,10 +218,7 @@ fn gnocchid_amqpd_reconnects_when_the_broker_comes_back_and_flushes_on_shutdown(
         &address,
         &[serde_json::json!([value_list(
             "after",
-            "cpu",
-            "0",
-            "percent",
-            "idle",
+            ["cpu", "0", "percent", "idle"],
             &["value"],
             &[2.0],
             t

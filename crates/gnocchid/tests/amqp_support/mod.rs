@@ -123,17 +123,16 @@ pub fn send(host_port: &str, address: &str, bodies: &[String]) {
     });
 }
 
-/// A collectd value list as its JSON format writes it.
+/// A collectd value list as its JSON format writes it; `id` is its plugin,
+/// plugin instance, type and type instance.
 pub fn value_list(
     host: &str,
-    plugin: &str,
-    plugin_instance: &str,
-    type_: &str,
-    type_instance: &str,
+    id: [&str; 4],
     dsnames: &[&str],
     values: &[f64],
     time: f64,
 ) -> serde_json::Value {
+    let [plugin, plugin_instance, type_, type_instance] = id;
     serde_json::json!({
         "values": values,
         "dstypes": dsnames.iter().map(|_| "gauge").collect::<Vec<_>>(),
