@@ -114,7 +114,7 @@ pub(crate) async fn run(daemon: Amqpd, mut stop: watch::Receiver<bool>) {
         tracing::info!(?wait, "amqpd reconnecting after a pause");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stopped(&mut stop) => break,
         }
     }
     flush(&daemon, &mut pending.batch).await;
@@ -154,7 +154,7 @@ async fn connection(
             Ok(x) => x,
             Err(e) => return Ended::Failed(e),
         },
-        _ = stop.wait_for(|s| *s) => return Ended::Stopped,
+        _ = stopped(stop) => return Ended::Stopped,
     };
     tracing::info!(address = %daemon.broker.address, "amqpd listening");
     let ended = receive(daemon, pending, ticker, stop, &mut receiver).await;
@@ -194,7 +194,7 @@ async fn receive(
                     return Ended::Lost(e);
                 }
             }
-            _ = stop.wait_for(|s| *s) => {
+            _ = stopped(stop) => {
                 if let Err(e) = flush_and_accept(daemon, pending, receiver).await {
                     tracing::warn!(error = %e, "amqpd could not accept its last deliveries");
                 }
@@ -253,6 +253,13 @@ async fn flush_and_accept(
         .accept_all(std::mem::take(&mut pending.deliveries))
         .await?;
     Ok(())
+}
+
+/// Resolves once the stop signal is true (or its sender is gone). The
+/// guard `wait_for` returns is dropped here: it must not live in a future
+/// that moves between threads.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn now_ns() -> carbonara::Timestamp {

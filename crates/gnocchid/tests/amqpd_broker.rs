@@ -10,7 +10,7 @@
 mod amqp_support;
 mod ingest_support;
 
-use amqp_support::{OwnBroker, broker, send, unique_address, value_list};
+use amqp_support::{OwnBroker, broker, host_resource, send, unique_address, value_list};
 use ingest_support::{Proc, Server, free_tcp_port, gnocchid, measures, poll};
 use std::time::Duration;
 
@@ -44,10 +44,6 @@ fn upstream_messages(t: f64) -> Vec<String> {
         ])
         .to_string(),
     ]
-}
-
-fn resource_path(resource_type: &str, host: &str) -> String {
-    format!("/v1/resource/{resource_type}/{resource_type}:{host}")
 }
 
 /// The last value of a metric of a resource, once it is there.
@@ -89,7 +85,7 @@ fn collectd_messages_through_a_broker_become_resources_and_measures() {
     );
     send(&broker, &address, &bodies);
 
-    let resource = resource_path("collectd_amqp1d", HOST);
+    let resource = host_resource(&server, "collectd_amqp1d", HOST).expect("the host's resource");
     let (ts, free) = last_value(&server, &resource, "memory@memory-free")
         .expect("memory@memory-free never arrived");
     assert_eq!(free, 9.0);
@@ -129,12 +125,15 @@ fn collectd_messages_through_a_broker_become_resources_and_measures() {
     );
 
     // A `/` in a host becomes `_` in the resource id, not in the attribute.
-    let rack = resource_path("collectd_amqp1d", "rack_7");
+    let rack = host_resource(&server, "collectd_amqp1d", "rack/7").expect("rack/7's resource");
     assert_eq!(
         last_value(&server, &rack, "load@load-midterm").map(|m| m.1),
         Some(0.25)
     );
-    assert_eq!(server.get(&rack).json()["host"], "rack/7");
+    assert_eq!(
+        server.get(&rack).json()["original_resource_id"],
+        "collectd_amqp1d:rack_7"
+    );
 
     // The type upstream's daemon creates: one required string, `host`.
     let rt = server.get("/v1/resource_type/collectd_amqp1d").json();
@@ -238,7 +237,7 @@ fn gnocchid_amqpd_reconnects_when_the_broker_comes_back_and_flushes_on_shutdown(
     // `gnocchid amqpd` on this data directory.
     let server = Server::start(dir.path(), "");
     for (host, value) in [("before", 1.0), ("after", 2.0)] {
-        let resource = resource_path("hosts", host);
+        let resource = host_resource(&server, "hosts", host).expect("the host's resource");
         let got = poll(Duration::from_secs(10), || {
             measures(&server, &format!("{resource}/metric/cpu-0@percent-idle"))
                 .last()

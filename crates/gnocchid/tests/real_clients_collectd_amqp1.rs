@@ -9,7 +9,7 @@
 mod amqp_support;
 mod ingest_support;
 
-use amqp_support::broker;
+use amqp_support::{broker, host_resource};
 use ingest_support::{Proc, Server, measures, poll, skip, which};
 use std::process::Stdio;
 use std::time::Duration;
@@ -71,7 +71,8 @@ fn collectd_amqp1_plugin_messages_land_in_host_resources() {
             .expect("spawn collectd"),
     );
 
-    let resource = format!("/v1/resource/collectd_amqp1d/collectd_amqp1d:{hostname}");
+    let resource = host_resource(&server, "collectd_amqp1d", &hostname)
+        .expect("collectd's host never became a resource");
     let load = poll(Duration::from_secs(30), || {
         measures(&server, &format!("{resource}/metric/load@load-shortterm"))
             .last()
@@ -90,6 +91,10 @@ fn collectd_amqp1_plugin_messages_land_in_host_resources() {
     let doc = server.get(&resource).json();
     assert_eq!(doc["type"], "collectd_amqp1d");
     assert_eq!(doc["host"], hostname.as_str());
+    assert_eq!(
+        doc["original_resource_id"],
+        format!("collectd_amqp1d:{hostname}")
+    );
     let names: Vec<&str> = doc["metrics"]
         .as_object()
         .map(|m| m.keys().map(String::as_str).collect())

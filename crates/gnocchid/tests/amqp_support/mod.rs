@@ -40,6 +40,7 @@ pub fn unique_address(name: &str) -> String {
 /// script; killed (by pid) when dropped.
 pub struct OwnBroker {
     pub pid: u32,
+    killed: bool,
 }
 
 pub fn script() -> PathBuf {
@@ -65,10 +66,13 @@ impl OwnBroker {
             .find_map(|l| l.strip_prefix("export GNOCCHI_TEST_AMQP_PID="))
             .and_then(|p| p.trim().parse().ok())
             .expect("the script prints the broker's pid");
-        OwnBroker { pid }
+        OwnBroker { pid, killed: false }
     }
 
     pub fn kill(&mut self) {
+        if std::mem::replace(&mut self.killed, true) {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-KILL")
             .arg(self.pid.to_string())
@@ -144,5 +148,27 @@ pub fn value_list(
         "plugin_instance": plugin_instance,
         "type": type_,
         "type_instance": type_instance,
+    })
+}
+
+/// The path of the resource of `resource_type` whose `host` is `host`, once
+/// it exists. Searched by attribute: its id is `<type>:<host>` mapped to a
+/// UUID with the daemon's creator, which is not the test's user.
+pub fn host_resource(
+    server: &crate::ingest_support::Server,
+    resource_type: &str,
+    host: &str,
+) -> Option<String> {
+    crate::ingest_support::poll(std::time::Duration::from_secs(20), || {
+        let r = server.request(
+            "POST",
+            &format!("/v1/search/resource/{resource_type}"),
+            &serde_json::json!({"=": {"host": host}}),
+        );
+        if r.status != 200 {
+            return None;
+        }
+        let id = r.json().as_array()?.first()?["id"].as_str()?.to_string();
+        Some(format!("/v1/resource/{resource_type}/{id}"))
     })
 }
