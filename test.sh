@@ -5,7 +5,8 @@
 # and say they are skipped when those are unset. The index's own test suite
 # then runs again on each of PostgreSQL and MySQL/MariaDB that is configured
 # (GNOCCHI_INDEX_TEST_BACKEND picks the backend; each test gets a database of
-# its own, created and dropped through the admin URL).
+# its own, created and dropped through the admin URL). The AMQP 1.0 daemon's
+# tests read GNOCCHI_TEST_AMQP_URL (a broker from scripts/amqp-test-up.sh).
 #
 #   ./test.sh                 # everything
 #   ./test.sh -p carbonara    # one crate (any `cargo test` arguments)

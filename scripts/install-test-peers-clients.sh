@@ -5,7 +5,10 @@
 #
 #   prometheus 2.42 (Debian)    remote_write to /v1/prometheus/write
 #   collectd 5.12 (Debian)      collectd-core, plus libyajl2 that write_http
-#                               needs but does not pull in
+#                               needs but does not pull in, and
+#                               libqpid-proton11 that its amqp1 plugin needs
+#                               (the AMQP 1.0 tests; their broker comes from
+#                               scripts/amqp-test-up.sh)
 #   collectd-gnocchi (PyPI)     the upstream collectd plugin, in a venv made
 #                               with Debian's python3.11: collectd's python.so
 #                               links that libpython, so the venv must match
@@ -29,6 +32,7 @@ missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v collectd >/dev/null 2>&1 || missing+=(collectd-core)
 [ -e /usr/lib/x86_64-linux-gnu/libyajl.so.2 ] || ls /usr/lib/*/libyajl.so.2 >/dev/null 2>&1 || missing+=(libyajl2)
+ls /usr/lib/*/libqpid-proton.so.11 >/dev/null 2>&1 || missing+=(libqpid-proton11)
 [ -x "$PYTHON" ] || missing+=(python3.11)
 "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3.11-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -37,7 +41,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "prometheus, collectd and libyajl2 already installed"
+  echo "prometheus, collectd, libyajl2 and libqpid-proton11 already installed"
 fi
 
 # venv_with VENV PACKAGE...: the PyPI packages (pip requirement specifiers) in

@@ -1,5 +1,6 @@
 //! gnocchi.conf: upstream's INI sections and option names, plus our own few
-//! (`[statsd] enabled`, the embedded stores under `--data-dir`).
+//! (`[statsd] enabled`, `[amqp1d] enabled`, the embedded stores under
+//! `--data-dir`).
 //!
 //! Precedence, as oslo.config gives it upstream:
 //! 1. command-line flags (`--host`, `--port`, `--data-dir`);
@@ -18,6 +19,9 @@ use gnocchi_api::{ApiConfig, AuthMode, CorsConfig};
 use gnocchi_engine::EngineConfig;
 use gnocchi_engine::coordination::CoordinationUrl;
 use gnocchi_statsd::StatsdConfig;
+
+mod amqp1d;
+pub use amqp1d::Amqp1dSettings;
 use ini::Ini;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,6 +58,8 @@ pub struct Config {
     pub coordination: Option<CoordinationUrl>,
     /// `[statsd]` (wired by `crate::statsd`).
     pub statsd: StatsdSettings,
+    /// `[amqp1d]` (wired by `crate::amqpd`).
+    pub amqp1d: Amqp1dSettings,
 }
 
 /// The embedded all-in-one default: every store under `./gnocchi-data`.
@@ -71,6 +77,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             coordination: None,
             statsd: StatsdSettings::default(),
+            amqp1d: Amqp1dSettings::default(),
         }
     }
 }
@@ -540,6 +547,7 @@ impl Config {
             engine,
             coordination,
             statsd: statsd_settings(&src)?,
+            amqp1d: amqp1d::settings(&src)?,
         })
     }
 

@@ -4,9 +4,11 @@
 //!
 //! The modules form a ladder, each using only those above it:
 //! [`config`] (gnocchi.conf and the environment) ← [`backends`] (open and
-//! migrate the stores) ← [`statsd`] (the statsd daemon's wiring) ← [`server`]
-//! (the roles: API, metricd, janitor, the embedded statsd listener).
+//! migrate the stores) ← [`statsd`] (the statsd daemon's wiring) ← [`amqpd`]
+//! (the AMQP 1.0 daemon's) ← [`server`] (the roles: API, metricd, janitor,
+//! the embedded statsd listener and AMQP 1.0 daemon).
 
+pub mod amqpd;
 pub mod backends;
 pub mod config;
 pub mod server;

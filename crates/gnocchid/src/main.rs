@@ -3,14 +3,14 @@
 //! With no subcommand it is the all-in-one server: the API on 127.0.0.1:8041,
 //! an embedded SQLite index, local incoming and aggregate stores under the data
 //! directory, and metricd plus the janitor in-process. Subcommands run one role
-//! (`api`, `metricd`, `statsd`) or prepare storage (`upgrade`,
+//! (`api`, `metricd`, `statsd`, `amqpd`) or prepare storage (`upgrade`,
 //! `change-sack-size`); with network backends in gnocchi.conf, any number of
 //! them share the work. This file is the command line only: configuration and
 //! wiring are the crate's library (`lib.rs`); the benchmark is its own binary,
 //! `gnocchi-bench` (crates/bench).
 
 use clap::{Parser, Subcommand};
-use gnocchid::{backends, config, server, statsd};
+use gnocchid::{amqpd, backends, config, server, statsd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,6 +61,9 @@ enum Command {
     Upgrade,
     /// Only the statsd daemon (UDP, `[statsd]`); `--host`/`--port` set its address.
     Statsd,
+    /// Only the AMQP 1.0 daemon (`[amqp1d]`): collectd's amqp1 plugin messages
+    /// from a broker, one resource per host.
+    Amqpd,
     /// Change the number of sacks of the incoming store (refused while measures
     /// are pending, as upstream's gnocchi-change-sack-size). With the embedded
     /// store the server must be stopped; on Redis, restart every process afterwards.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Metricd => server::run(cfg, server::Roles::METRICD, create_policies).await,
             Command::Upgrade => backends::upgrade(&cfg, create_policies).await.map(|_| ()),
             Command::Statsd => statsd::run(cfg, cli.host, cli.port, create_policies).await,
+            Command::Amqpd => amqpd::run(cfg, create_policies).await,
             Command::ChangeSackSize { sacks_number } => {
                 backends::change_sack_size(&cfg, sacks_number).await
             }

@@ -81,6 +81,11 @@ pub async fn run(mut cfg: Config, roles: Roles, create_policies: bool) -> Result
     }
     if roles.api && roles.metricd {
         tasks.extend(crate::statsd::spawn_in_server(&cfg, &backends, stop_rx.clone()).await?);
+        tasks.extend(crate::amqpd::spawn_in_server(
+            &cfg,
+            &backends,
+            stop_rx.clone(),
+        )?);
     }
     if roles.api {
         let addr = format!("{}:{}", cfg.host, cfg.port);
