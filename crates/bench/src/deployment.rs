@@ -81,6 +81,7 @@ impl Deployment {
                 match cfg.incoming {
                     IncomingDriver::File => "local",
                     IncomingDriver::Redis { .. } => "redis",
+                    IncomingDriver::S3(_) => "s3",
                 },
                 match cfg.storage {
                     StorageDriver::File => "redb",
@@ -119,6 +120,12 @@ impl Deployment {
         let incoming = match &f.cfg.incoming {
             IncomingDriver::File => "local log".to_string(),
             IncomingDriver::Redis { url } => format!("{} (wiped)", redact(url)),
+            IncomingDriver::S3(s3) => format!(
+                "s3 {} bucket {}",
+                s3.endpoint_url.as_deref().unwrap_or("(AWS)"),
+                bucket_name(&s3.bucket_prefix, &f.nonce, "<phase>")
+                    .replace("-aggregates", "-measure")
+            ),
         };
         let storage = match &f.cfg.storage {
             StorageDriver::File => "redb".to_string(),
@@ -152,6 +159,13 @@ impl Deployment {
             let bucket = bucket_name(&s3.bucket_prefix, &f.nonce, phase);
             let prefix = bucket.trim_end_matches("-aggregates").to_string();
             ini.with_section(Some("storage"))
+                .set("s3_bucket_prefix", prefix);
+        }
+        if let IncomingDriver::S3(s3) = &f.cfg.incoming {
+            // `<prefix>-measure` is the bucket: a fresh one per phase.
+            let bucket = bucket_name(&s3.bucket_prefix, &f.nonce, phase);
+            let prefix = bucket.trim_end_matches("-aggregates").to_string();
+            ini.with_section(Some("incoming"))
                 .set("s3_bucket_prefix", prefix);
         }
         // The copy lives elsewhere: a relative policy file stays the original's.

@@ -10,6 +10,7 @@ use gnocchi_storage::{
 };
 use gnocchi_storage::{
     redis_aggregates::RedisAggregates, redis_incoming::RedisIncoming, s3_aggregates::S3Aggregates,
+    s3_incoming::S3Incoming,
 };
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
             cfg.sacks,
         )?),
         IncomingDriver::Redis { url } => Arc::new(RedisIncoming::connect(url, cfg.sacks).await?),
+        IncomingDriver::S3(s3) => Arc::new(S3Incoming::connect(s3, cfg.sacks).await?),
     };
     let aggregates: Arc<dyn Aggregates> = match &cfg.storage {
         StorageDriver::File => Arc::new(LocalAggregates::open(
@@ -56,17 +58,18 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
 }
 
 /// `gnocchid change-sack-size`: re-split the incoming store into `sacks` sacks
-/// (refused while measures are pending). On Redis the new count is stored in
-/// Redis; every api, metricd and statsd process using it must then be restarted.
+/// (refused while measures are pending). On Redis and S3 the new count is stored
+/// in the store; every api, metricd and statsd process using it must then be restarted.
 pub async fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> {
     let old = match &cfg.incoming {
         IncomingDriver::File => LocalIncoming::change_sacks(&cfg.data_dir.join("incoming"), sacks),
         IncomingDriver::Redis { url } => RedisIncoming::change_sacks(url, sacks).await,
+        IncomingDriver::S3(s3) => S3Incoming::change_sacks(s3, sacks).await,
     }
     .map_err(|e| format!("Cannot change sack size: {e}"))?;
     tracing::info!(from = old, to = sacks, "changed the number of sacks");
-    if matches!(cfg.incoming, IncomingDriver::Redis { .. }) && old != sacks {
-        tracing::warn!("restart every gnocchid api, metricd and statsd process using this Redis");
+    if !matches!(cfg.incoming, IncomingDriver::File) && old != sacks {
+        tracing::warn!("restart every gnocchid api, metricd and statsd process using this store");
     }
     Ok(())
 }

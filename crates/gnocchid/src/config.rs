@@ -19,6 +19,7 @@ use gnocchi_api::{ApiConfig, AuthMode, CorsConfig};
 use gnocchi_engine::EngineConfig;
 use gnocchi_engine::coordination::CoordinationUrl;
 use gnocchi_statsd::StatsdConfig;
+use gnocchi_storage::s3_client::S3Config;
 
 mod amqp1d;
 pub use amqp1d::Amqp1dSettings;
@@ -123,11 +124,12 @@ fn statsd_settings(src: &Source) -> Result<StatsdSettings, ConfigError> {
     })
 }
 
-/// `[incoming] driver`: `file` (the embedded write-ahead log) or `redis`.
+/// `[incoming] driver`: `file` (the embedded write-ahead log), `redis` or `s3`.
 #[derive(Debug, Clone)]
 pub enum IncomingDriver {
     File,
     Redis { url: String },
+    S3(S3Config),
 }
 
 /// `[storage] driver`: `file` (the embedded redb store), `redis` or `s3`.
@@ -135,7 +137,45 @@ pub enum IncomingDriver {
 pub enum StorageDriver {
     File,
     Redis { url: String },
-    S3(gnocchi_storage::s3_aggregates::S3Config),
+    S3(S3Config),
+}
+
+/// Upstream's `s3_*` options of `section`; under `[incoming]` each defaults
+/// to the `[storage]` one (upstream's `${storage.s3_...}` defaults).
+fn s3_options(src: &Source, section: &str) -> Result<S3Config, ConfigError> {
+    let get = |key: &str| {
+        let own = src.get(section, key);
+        if section == "storage" {
+            own
+        } else {
+            own.or_else(|| src.get("storage", key))
+        }
+    };
+    let d = S3Config::default();
+    let invalid = |key: &str, v: &str, what: &str| ConfigError::Invalid {
+        section: section.into(),
+        key: key.into(),
+        message: format!("`{v}' is not {what}"),
+    };
+    let timeout = "s3_check_consistency_timeout";
+    let pool = "s3_max_pool_connections";
+    Ok(S3Config {
+        endpoint_url: get("s3_endpoint_url"),
+        region_name: get("s3_region_name"),
+        access_key_id: get("s3_access_key_id"),
+        secret_access_key: get("s3_secret_access_key"),
+        bucket_prefix: get("s3_bucket_prefix").unwrap_or(d.bucket_prefix),
+        check_consistency_timeout: match get(timeout) {
+            None => d.check_consistency_timeout,
+            Some(v) => (v.parse::<f64>().ok().filter(|f| *f >= 0.0))
+                .ok_or_else(|| invalid(timeout, &v, "a number of seconds >= 0"))?,
+        },
+        max_pool_connections: match get(pool) {
+            None => d.max_pool_connections,
+            Some(v) => (v.parse::<usize>().ok().filter(|n| *n >= 1))
+                .ok_or_else(|| invalid(pool, &v, "an integer >= 1"))?,
+        },
+    })
 }
 
 const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/";
@@ -154,15 +194,7 @@ fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError>
         "redis" => StorageDriver::Redis {
             url: storage_redis.clone(),
         },
-        "s3" => StorageDriver::S3(gnocchi_storage::s3_aggregates::S3Config {
-            endpoint_url: src.get("storage", "s3_endpoint_url"),
-            region_name: src.get("storage", "s3_region_name"),
-            access_key_id: src.get("storage", "s3_access_key_id"),
-            secret_access_key: src.get("storage", "s3_secret_access_key"),
-            bucket_prefix: src
-                .get("storage", "s3_bucket_prefix")
-                .unwrap_or_else(|| "gnocchi".into()),
-        }),
+        "s3" => StorageDriver::S3(s3_options(src, "storage")?),
         other => {
             return Err(ConfigError::Invalid {
                 section: "storage".into(),
@@ -177,11 +209,12 @@ fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError>
         "redis" => IncomingDriver::Redis {
             url: src.get("incoming", "redis_url").unwrap_or(storage_redis),
         },
+        "s3" => IncomingDriver::S3(s3_options(src, "incoming")?),
         other => {
             return Err(ConfigError::Invalid {
                 section: "incoming".into(),
                 key: "driver".into(),
-                message: format!("unsupported driver `{other}' (supported: file, redis)"),
+                message: format!("unsupported driver `{other}' (supported: file, redis, s3)"),
             });
         }
     };

@@ -2,7 +2,7 @@
 //! cleanly on SIGTERM / SIGINT.
 
 use crate::backends::{self, BoxError};
-use crate::config::Config;
+use crate::config::{Config, IncomingDriver};
 use gnocchi_api::AppState;
 use gnocchi_engine::coordination::CoordinationUrl;
 use gnocchi_engine::coordination_pg::PgCoordinator;
@@ -48,7 +48,16 @@ fn processor_id() -> String {
 /// metricd joins the processing group (`Engine::run` does).
 async fn coordinator(cfg: &Config) -> Result<Arc<dyn Coordinator>, BoxError> {
     Ok(match &cfg.coordination {
-        None => Arc::new(InProcessCoordinator::new()),
+        None => {
+            if matches!(cfg.incoming, IncomingDriver::S3(_)) {
+                // S3 has no lock of its own: two metricd on one bucket
+                // without sack locks could lose measures.
+                tracing::warn!(
+                    "[incoming] driver = s3 without [DEFAULT] coordination_url: run a single metricd on this bucket, or set coordination_url (Redis or PostgreSQL)"
+                );
+            }
+            Arc::new(InProcessCoordinator::new())
+        }
         Some(url) => {
             tracing::info!(url = %url, "coordination");
             match url {

@@ -12,10 +12,13 @@
 mod error;
 pub mod local_aggregates;
 pub mod local_incoming;
+mod records;
 pub mod redis_aggregates;
 pub mod redis_incoming;
 pub mod redis_url;
 pub mod s3_aggregates;
+pub mod s3_client;
+pub mod s3_incoming;
 
 pub use error::StorageError;
 

@@ -3,17 +3,9 @@
 //!
 //! # Configuration
 //!
-//! [`S3Config`] mirrors upstream's `[storage]` options `s3_endpoint_url`,
-//! `s3_region_name`, `s3_access_key_id`, `s3_secret_access_key` and
-//! `s3_bucket_prefix`. Objects live in the bucket `<s3_bucket_prefix>-aggregates`
-//! (upstream's name). [`S3Aggregates::connect`] checks that the bucket exists
-//! (one `LIST`) and otherwise creates it, as upstream does, with a `PUT` bucket
-//! request presigned by `object_store`'s own SigV4 signer (`object_store` has no
-//! bucket API): no hand-written signing, and the request carries a
-//! `LocationConstraint` when the region is not `us-east-1`. "Already exists"
-//! answers are accepted (another process may create it at the same time).
-//! Without an access key, credentials come from the environment and instance
-//! metadata (`AWS_*` variables, as boto3 would find them).
+//! [`S3Config`] (in [`crate::s3_client`], shared with the incoming driver)
+//! mirrors upstream's `[storage] s3_*` options. Objects live in the bucket
+//! `<s3_bucket_prefix>-aggregates` (upstream's name), created when missing.
 //!
 //! # Object names
 //!
@@ -28,7 +20,7 @@
 //! # Requests per call
 //!
 //! S3 has no batch read or write, so every object is one request; they run
-//! [`PARALLEL_REQUESTS`] at a time:
+//! `s3_max_pool_connections` at a time:
 //!
 //! - `get_raw`, `get_splits`: one `GET` per object (a 404 is `None`);
 //! - `list_split_keys`: one `LIST` per series (more only past 1000 splits),
@@ -44,80 +36,21 @@
 //! bucket directory, so its `delete_metrics` slows down with the bucket size;
 //! real S3, RGW and MinIO list a prefix from an index or its directory.
 
-use crate::{Aggregates, Result, SplitRef, StorageError, WriteBatch};
+use crate::s3_client::{S3Bucket, backend};
+use crate::{Aggregates, Result, SplitRef, WriteBatch};
 use async_trait::async_trait;
 use carbonara::{Method, SplitKey};
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::signer::Signer;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
 use uuid::Uuid;
 
-/// Requests in flight at once per call.
-pub const PARALLEL_REQUESTS: usize = 32;
-
-const DEFAULT_REGION: &str = "us-east-1";
-
-/// Upstream's `[storage] s3_*` options.
-#[derive(Clone)]
-pub struct S3Config {
-    /// `s3_endpoint_url`: e.g. `http://127.0.0.1:9000`; `None` for AWS itself.
-    pub endpoint_url: Option<String>,
-    /// `s3_region_name` (`us-east-1` if `None`).
-    pub region_name: Option<String>,
-    /// `s3_access_key_id` (`None`: from the environment).
-    pub access_key_id: Option<String>,
-    /// `s3_secret_access_key`.
-    pub secret_access_key: Option<String>,
-    /// `s3_bucket_prefix`: the bucket is `<prefix>-aggregates`.
-    pub bucket_prefix: String,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            endpoint_url: None,
-            region_name: None,
-            access_key_id: None,
-            secret_access_key: None,
-            bucket_prefix: "gnocchi".to_string(),
-        }
-    }
-}
-
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint_url", &self.endpoint_url)
-            .field("region_name", &self.region_name)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "***"),
-            )
-            .field("bucket_prefix", &self.bucket_prefix)
-            .finish()
-    }
-}
-
-impl S3Config {
-    /// The bucket holding the aggregates, as upstream names it.
-    pub fn bucket_name(&self) -> String {
-        format!("{}-aggregates", self.bucket_prefix)
-    }
-}
+pub use crate::s3_client::S3Config;
 
 /// The aggregate store of scale-out deployments on object storage.
 pub struct S3Aggregates {
-    store: Arc<AmazonS3>,
-}
-
-fn backend(e: object_store::Error) -> StorageError {
-    StorageError::S3(e)
+    bucket: S3Bucket,
 }
 
 fn raw_path(metric: Uuid) -> Path {
@@ -143,144 +76,23 @@ fn metric_path(metric: Uuid) -> Path {
 impl S3Aggregates {
     /// Connect, and create the bucket if it does not exist.
     pub async fn connect(config: S3Config) -> Result<Self> {
-        let bucket = config.bucket_name();
-        let region = config
-            .region_name
-            .clone()
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| DEFAULT_REGION.to_string());
-        let mut builder = match (&config.access_key_id, &config.secret_access_key) {
-            (Some(key), Some(secret)) => AmazonS3Builder::new()
-                .with_access_key_id(key)
-                .with_secret_access_key(secret),
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(StorageError::Backend(
-                    "s3: s3_access_key_id and s3_secret_access_key go together".into(),
-                ));
-            }
-            (None, None) => AmazonS3Builder::from_env(),
-        };
-        builder = builder.with_bucket_name(&bucket).with_region(&region);
-        if let Some(endpoint) = config.endpoint_url.as_deref().filter(|e| !e.is_empty()) {
-            let endpoint = endpoint.trim_end_matches('/');
-            builder = builder
-                .with_endpoint(endpoint)
-                .with_allow_http(endpoint.starts_with("http://"));
-        }
-        let store = Arc::new(builder.build().map_err(backend)?);
-        let this = S3Aggregates { store };
-        this.ensure_bucket(&bucket, &region).await?;
-        Ok(this)
-    }
-
-    async fn ensure_bucket(&self, bucket: &str, region: &str) -> Result<()> {
-        let probe = Path::from("gnocchi-bucket-probe");
-        let listed = self.store.list_with_delimiter(Some(&probe)).await;
-        let Err(list_error) = listed else {
-            return Ok(());
-        };
-        tracing::info!(bucket, error = %list_error, "aggregates bucket not listable, creating it");
-        let url = self
-            .store
-            .signed_url(
-                reqwest::Method::PUT,
-                &Path::default(),
-                Duration::from_secs(300),
-            )
-            .await
-            .map_err(backend)?;
-        let mut request = reqwest::Client::new().put(url);
-        if region != DEFAULT_REGION {
-            request = request.body(format!(
-                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
-            ));
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| StorageError::S3CreateBucket {
-                bucket: bucket.to_string(),
-                source,
-            })?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        let exists =
-            body.contains("BucketAlreadyOwnedByYou") || body.contains("BucketAlreadyExists");
-        if status.is_success() || exists {
-            Ok(())
-        } else {
-            Err(StorageError::Backend(format!(
-                "s3: cannot list bucket {bucket} ({list_error}) nor create it: HTTP {status}: {}",
-                body.trim()
-            )))
-        }
-    }
-
-    /// GET each path, [`PARALLEL_REQUESTS`] at a time; a missing object is `None`.
-    async fn get_all(&self, paths: Vec<Path>) -> Result<Vec<Option<Vec<u8>>>> {
-        futures::stream::iter(paths)
-            .map(|path| {
-                let store = self.store.clone();
-                async move {
-                    match store.get(&path).await {
-                        Ok(r) => Ok(Some(r.bytes().await.map_err(backend)?.to_vec())),
-                        Err(object_store::Error::NotFound { .. }) => Ok(None),
-                        Err(e) => Err(backend(e)),
-                    }
-                }
-            })
-            .buffered(PARALLEL_REQUESTS)
-            .try_collect()
-            .await
-    }
-
-    /// PUT each object, [`PARALLEL_REQUESTS`] at a time.
-    async fn put_all(&self, objects: Vec<(Path, Vec<u8>)>) -> Result<()> {
-        futures::stream::iter(objects)
-            .map(|(path, data)| {
-                let store = self.store.clone();
-                async move {
-                    store
-                        .put(&path, PutPayload::from(data))
-                        .await
-                        .map(|_| ())
-                        .map_err(backend)
-                }
-            })
-            .buffer_unordered(PARALLEL_REQUESTS)
-            .try_collect::<()>()
-            .await
-    }
-
-    /// Bulk-delete these paths (a missing object is not an error).
-    async fn delete_all(&self, paths: Vec<Path>) -> Result<()> {
-        if paths.is_empty() {
-            return Ok(());
-        }
-        let input = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
-        let mut results = self.store.delete_stream(input);
-        while let Some(r) = results.next().await {
-            match r {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(backend(e)),
-            }
-        }
-        Ok(())
+        let bucket = S3Bucket::connect(&config, &config.bucket_name()).await?;
+        Ok(S3Aggregates { bucket })
     }
 }
 
 #[async_trait]
 impl Aggregates for S3Aggregates {
     async fn get_raw(&self, metrics: &[Uuid]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.get_all(metrics.iter().map(|&m| raw_path(m)).collect())
+        self.bucket
+            .get_all(metrics.iter().map(|&m| raw_path(m)).collect())
             .await
     }
 
     async fn list_split_keys(&self, series: &[(Uuid, Method, i64)]) -> Result<Vec<Vec<SplitKey>>> {
         futures::stream::iter(series.to_vec())
             .map(|(metric, method, granularity)| {
-                let store = self.store.clone();
+                let store = self.bucket.store.clone();
                 async move {
                     let prefix = series_path(metric, method, granularity);
                     // Splits are the leaves under the series prefix: a delimited
@@ -309,13 +121,15 @@ impl Aggregates for S3Aggregates {
                         .collect())
                 }
             })
-            .buffered(PARALLEL_REQUESTS)
+            .buffered(self.bucket.parallel)
             .try_collect()
             .await
     }
 
     async fn get_splits(&self, splits: &[SplitRef]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.get_all(splits.iter().map(split_path).collect()).await
+        self.bucket
+            .get_all(splits.iter().map(split_path).collect())
+            .await
     }
 
     async fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -335,15 +149,17 @@ impl Aggregates for S3Aggregates {
             .into_iter()
             .map(|(s, data)| (split_path(&s), data))
             .collect();
-        let (deleted, put) = tokio::join!(self.delete_all(deletes), self.put_all(puts));
+        let (deleted, put) =
+            tokio::join!(self.bucket.delete_all(deletes), self.bucket.put_all(puts));
         deleted?;
         put?;
-        self.put_all(
-            raw.into_iter()
-                .map(|(m, data)| (raw_path(m), data))
-                .collect(),
-        )
-        .await
+        self.bucket
+            .put_all(
+                raw.into_iter()
+                    .map(|(m, data)| (raw_path(m), data))
+                    .collect(),
+            )
+            .await
     }
 
     async fn delete_metrics(&self, metrics: &[Uuid]) -> Result<()> {
@@ -351,15 +167,16 @@ impl Aggregates for S3Aggregates {
             .map(|metric| async move {
                 let prefix = metric_path(metric);
                 let paths: Vec<Path> = self
+                    .bucket
                     .store
                     .list(Some(&prefix))
                     .map_ok(|meta| meta.location)
                     .try_collect()
                     .await
                     .map_err(backend)?;
-                self.delete_all(paths).await
+                self.bucket.delete_all(paths).await
             })
-            .buffer_unordered(PARALLEL_REQUESTS)
+            .buffer_unordered(self.bucket.parallel)
             .try_collect::<()>()
             .await
     }

@@ -8,7 +8,8 @@ use redis::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-const RECORD: usize = 16;
+pub(super) use crate::records::encode;
+use crate::records::{RECORD, decode};
 
 pub(super) fn unexpected(what: &str, v: &Value) -> StorageError {
     StorageError::Backend(format!("redis: unexpected reply to {what}: {v:?}"))
@@ -39,28 +40,6 @@ pub(super) fn array_of(v: Value, what: &str) -> Result<Vec<Value>> {
         Value::Nil => Ok(Vec::new()),
         v => Err(unexpected(what, &v)),
     }
-}
-
-/// Append the packed records of `points` to `buf`.
-pub(super) fn encode(points: &[Measure], buf: &mut Vec<u8>) {
-    buf.reserve(points.len() * RECORD);
-    for m in points {
-        buf.extend_from_slice(&m.timestamp.to_le_bytes());
-        buf.extend_from_slice(&m.value.to_le_bytes());
-    }
-}
-
-/// Decode packed records into `out`; returns the number decoded.
-fn decode(bytes: &[u8], out: &mut Vec<Measure>) -> u64 {
-    let chunks = bytes.chunks_exact(RECORD);
-    let n = chunks.len();
-    out.reserve(n);
-    for c in chunks {
-        let ts = i64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
-        let v = f64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
-        out.push(Measure::new(ts, v));
-    }
-    n as u64
 }
 
 pub(super) type Taken = (HashMap<Uuid, Vec<Measure>>, Vec<(String, u64, u64)>);
