@@ -588,7 +588,17 @@ class Runner(object):
         `newest point of another method at that granularity - timespan`
         (upstream's own series). A difference is then counted as this
         finding when its request names a marked series' metric and method
-        (reads, aggregates and cross-metric aggregations of that series)."""
+        (reads, aggregates and cross-metric aggregations of that series).
+
+        The same loop also works the other way: when the method visited last
+        ends *earlier* (`std`), upstream keeps the older splits of every
+        other method, which a read with `stop` shows alone (finding 11)
+        where ours has deleted them. A `GET measures` whose answer upstream
+        has points ours lacks (and ours none upstream lacks) is counted when
+        each such point lies in a split older than the split of `its own
+        method's newest point - timespan` (so ours drops it) and not older
+        than the split of `another method's newest point - timespan` (so
+        upstream keeps it when that method comes last)."""
         cache = {}
 
         def get(server, path, query=None):
@@ -644,6 +654,7 @@ class Runner(object):
 
                 if all(explained(p) for p in extra):
                     marked.add((ph, method))
+            self.classify_kept_splits(diffs, ph, methods, spans, newest)
 
         for d in diffs:
             if d.finding:
@@ -655,6 +666,40 @@ class Runner(object):
                     d.finding = ("13: upstream's retention per granularity "
                                  "(set order of the methods)")
                     break
+
+    def classify_kept_splits(self, diffs, ph, methods, spans, newest):
+        """The reverse case of finding 13 (see classify_retention) for the
+        measures reads of metric `ph`."""
+        for d in diffs:
+            if d.finding or "/v1/metric/%s/measures" % ph not in d.req:
+                continue
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(
+                d.req.split(" ", 1)[-1].split("  ")[0]).query)
+            method = query.get("aggregation", ["mean"])[0]
+            if method not in methods or "stop" not in query:
+                continue
+            if not (isinstance(d.up.data, list) and isinstance(d.ours.data, list)):
+                continue
+            up_pts = {tuple(p) for p in d.up.data}
+            ours_pts = {tuple(p) for p in d.ours.data}
+            extra = up_pts - ours_pts
+            if not extra or not ours_pts <= up_pts:
+                continue
+
+            def kept(p):
+                t, g = iso_seconds(p[0]), p[1]
+                span, split = spans.get(g), 3600 * g
+                own = newest.get((method, g))
+                if span is None or own is None:
+                    return False
+                return t // split < (own - span) // split and any(
+                    t // split >= (last - span) // split
+                    for (other, og), last in newest.items()
+                    if other != method and og == g)
+
+            if all(kept(p) for p in extra):
+                d.finding = ("13: upstream's retention per granularity "
+                             "(set order of the methods)")
 
     # ------------------------------------------------------------------
     def run_scenario(self, idx):

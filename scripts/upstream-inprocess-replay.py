@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--method", required=True)
     ap.add_argument("--granularity", type=float, required=True,
                     help="seconds")
+    ap.add_argument("--stop", help="ISO timestamp: read only up to it, as "
+                    "GET measures?stop= does (an old split alone then shows)")
     ap.add_argument("--each-batch", action="store_true",
                     help="process after every batch instead of once")
     args = ap.parse_args()
@@ -88,7 +90,10 @@ def main():
     for agg in policy.aggregations:
         if (agg.method == args.method and agg.granularity
                 == numpy.timedelta64(int(args.granularity * 1e9), "ns")):
-            ts = storage.get_aggregated_measures({metric: [agg]})[metric][agg]
+            stop = (numpy.datetime64(utils.to_timestamp(args.stop), "ns")
+                    if args.stop else None)
+            ts = storage.get_aggregated_measures(
+                {metric: [agg]}, to_timestamp=stop)[metric][agg]
             print(json.dumps([[str(t), float(v)] for t, v in ts.fetch()]))
 
 
