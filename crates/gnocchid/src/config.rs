@@ -116,19 +116,38 @@ fn statsd_settings(src: &Source) -> Result<StatsdSettings, ConfigError> {
     })
 }
 
-/// `[incoming] driver`: `file` (the embedded write-ahead log) or `redis`.
+/// `[incoming] driver`: `file` (the embedded write-ahead log), `redis` or `ceph`.
 #[derive(Debug, Clone)]
 pub enum IncomingDriver {
     File,
     Redis { url: String },
+    Ceph(gnocchi_storage::ceph::CephOptions),
 }
 
-/// `[storage] driver`: `file` (the embedded redb store), `redis` or `s3`.
+/// `[storage] driver`: `file` (the embedded redb store), `redis`, `s3` or `ceph`.
 #[derive(Debug, Clone)]
 pub enum StorageDriver {
     File,
     Redis { url: String },
     S3(gnocchi_storage::s3_aggregates::S3Config),
+    Ceph(gnocchi_storage::ceph::CephOptions),
+}
+
+/// Upstream's `ceph_*` options of `section`, each defaulting to `defaults`
+/// (`[storage]`'s, for `[incoming]`, as upstream's `${storage.ceph_pool}`).
+fn ceph_options(
+    src: &Source,
+    section: &str,
+    defaults: gnocchi_storage::ceph::CephOptions,
+) -> gnocchi_storage::ceph::CephOptions {
+    gnocchi_storage::ceph::CephOptions {
+        pool: src.get(section, "ceph_pool").unwrap_or(defaults.pool),
+        username: src.get(section, "ceph_username").or(defaults.username),
+        secret: src.get(section, "ceph_secret").or(defaults.secret),
+        keyring: src.get(section, "ceph_keyring").or(defaults.keyring),
+        timeout: src.get(section, "ceph_timeout").or(defaults.timeout),
+        conffile: src.get(section, "ceph_conffile").unwrap_or(defaults.conffile),
+    }
 }
 
 const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/";
@@ -142,11 +161,13 @@ fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError>
     let storage_redis = src
         .get("storage", "redis_url")
         .unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+    let storage_ceph = ceph_options(src, "storage", Default::default());
     let storage = match storage_driver.as_str() {
         "file" => StorageDriver::File,
         "redis" => StorageDriver::Redis {
             url: storage_redis.clone(),
         },
+        "ceph" => StorageDriver::Ceph(storage_ceph.clone()),
         "s3" => StorageDriver::S3(gnocchi_storage::s3_aggregates::S3Config {
             endpoint_url: src.get("storage", "s3_endpoint_url"),
             region_name: src.get("storage", "s3_region_name"),
@@ -160,7 +181,9 @@ fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError>
             return Err(ConfigError::Invalid {
                 section: "storage".into(),
                 key: "driver".into(),
-                message: format!("unsupported driver `{other}' (supported: file, redis, s3)"),
+                message: format!(
+                    "unsupported driver `{other}' (supported: file, redis, s3, ceph)"
+                ),
             });
         }
     };
@@ -170,11 +193,12 @@ fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError>
         "redis" => IncomingDriver::Redis {
             url: src.get("incoming", "redis_url").unwrap_or(storage_redis),
         },
+        "ceph" => IncomingDriver::Ceph(ceph_options(src, "incoming", storage_ceph)),
         other => {
             return Err(ConfigError::Invalid {
                 section: "incoming".into(),
                 key: "driver".into(),
-                message: format!("unsupported driver `{other}' (supported: file, redis)"),
+                message: format!("unsupported driver `{other}' (supported: file, redis, ceph)"),
             });
         }
     };
@@ -573,6 +597,26 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         load_env(text, &[])
+    }
+
+    #[test]
+    fn ceph_options_are_upstreams_and_incoming_defaults_to_storage() {
+        let c = load(
+            "[storage]\ndriver = ceph\nceph_pool = metrics\nceph_username = gnocchi\n\
+             ceph_keyring = /etc/ceph/k\n[incoming]\nceph_pool = measures\n",
+        )
+        .unwrap();
+        let (StorageDriver::Ceph(s), IncomingDriver::Ceph(i)) = (&c.storage, &c.incoming) else {
+            panic!("{c:?}");
+        };
+        assert_eq!(
+            (s.pool.as_str(), s.conffile.as_str(), s.timeout.as_deref()),
+            ("metrics", "/etc/ceph/ceph.conf", Some("30"))
+        );
+        assert_eq!(i.pool, "measures");
+        assert_eq!(i.username.as_deref(), Some("gnocchi"));
+        assert_eq!(i.keyring.as_deref(), Some("/etc/ceph/k"));
+        assert_eq!(i.secret, None);
     }
 
     #[test]
