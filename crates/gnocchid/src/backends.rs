@@ -84,7 +84,10 @@ mod ceph {
     use std::sync::Arc;
 
     #[cfg(feature = "ceph")]
-    pub(super) async fn incoming(o: &CephOptions, sacks: u32) -> Result<Arc<dyn Incoming>, BoxError> {
+    pub(super) async fn incoming(
+        o: &CephOptions,
+        sacks: u32,
+    ) -> Result<Arc<dyn Incoming>, BoxError> {
         let inc = gnocchi_storage::ceph::CephIncoming::connect(o.clone(), sacks).await?;
         Ok(Arc::new(inc))
     }

@@ -146,7 +146,9 @@ fn ceph_options(
         secret: src.get(section, "ceph_secret").or(defaults.secret),
         keyring: src.get(section, "ceph_keyring").or(defaults.keyring),
         timeout: src.get(section, "ceph_timeout").or(defaults.timeout),
-        conffile: src.get(section, "ceph_conffile").unwrap_or(defaults.conffile),
+        conffile: src
+            .get(section, "ceph_conffile")
+            .unwrap_or(defaults.conffile),
     }
 }
 
@@ -181,9 +183,7 @@ fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError>
             return Err(ConfigError::Invalid {
                 section: "storage".into(),
                 key: "driver".into(),
-                message: format!(
-                    "unsupported driver `{other}' (supported: file, redis, s3, ceph)"
-                ),
+                message: format!("unsupported driver `{other}' (supported: file, redis, s3, ceph)"),
             });
         }
     };

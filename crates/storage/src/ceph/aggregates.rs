@@ -264,7 +264,10 @@ fn delete(pool: &Pool, metrics: &[Uuid]) -> Result<()> {
         .map(|(name, _)| (name, remove_op()))
         .collect();
     write_all(pool, splits, true)?;
-    let raws = metrics.iter().map(|m| (raw_object(*m), remove_op())).collect();
+    let raws = metrics
+        .iter()
+        .map(|m| (raw_object(*m), remove_op()))
+        .collect();
     write_all(pool, raws, true)
 }
 

@@ -72,6 +72,8 @@ pub struct CephIncoming {
     dirty: Mutex<Vec<bool>>,
     notify: Notify,
     last_poll: Mutex<Instant>,
+    /// Per sack, its first key and mtime at the last probe.
+    seen: Mutex<Vec<Option<(String, i64)>>>,
 }
 
 fn now_ns() -> i64 {
@@ -217,6 +219,7 @@ impl CephIncoming {
             dirty: Mutex::new(vec![false; nsacks as usize]),
             notify: Notify::new(),
             last_poll: Mutex::new(Instant::now()),
+            seen: Mutex::new(vec![None; nsacks as usize]),
         })
     }
 
@@ -320,23 +323,56 @@ impl CephIncoming {
         ready
     }
 
-    /// The sacks holding at least one entry (one read of at most one entry each).
+    /// The sacks that changed since the last probe: one compound read per
+    /// sack (its first entry and its modification time, in seconds), all at
+    /// once. A sack is reported when it holds entries and its first key or
+    /// its mtime differ from the last probe's (a sack still holding the
+    /// same unprocessed first entry, written again within the same second, is
+    /// left to metricd's periodic full scan).
     async fn probe(&self) -> Vec<u32> {
         let pool = self.pool.clone();
         let objects: Vec<String> = (0..self.nsacks)
             .map(|s| sack_object(self.nsacks, s))
             .collect();
-        match blocking(move || read_sacks(&pool, &objects, Some(1))).await {
-            Ok(found) => (0..self.nsacks)
-                .zip(found)
-                .filter(|(_, e)| !e.is_empty())
-                .map(|(s, _)| s)
-                .collect(),
+        let read = blocking(move || {
+            let ops = objects
+                .into_iter()
+                .map(|o| {
+                    let op = ReadOp {
+                        omap: Some((String::new(), MEASURE_PREFIX.into(), 1)),
+                        read: Some(0),
+                        flags: READ_FLAGS,
+                    };
+                    (o, op)
+                })
+                .collect();
+            Ok(pool.read(ops))
+        })
+        .await;
+        let results = match read {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "probing the sacks failed");
-                Vec::new()
+                return Vec::new();
             }
+        };
+        let mut seen = self.seen.lock();
+        let mut found = Vec::new();
+        for (s, r) in results.into_iter().enumerate() {
+            let now = match r {
+                Ok(r) => r.omap.into_iter().next().map(|(k, _)| (k, r.mtime)),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => {
+                    tracing::warn!(error = %e.into_io(), sack = s, "probing a sack failed");
+                    continue;
+                }
+            };
+            if now.is_some() && now != seen[s] {
+                found.push(s as u32);
+            }
+            seen[s] = now;
         }
+        found
     }
 }
 
@@ -449,7 +485,11 @@ impl Incoming for CephIncoming {
             match metric_of_key(&key) {
                 Some(m) => {
                     if value.len() % 16 != 0 {
-                        tracing::warn!(key, bytes = value.len(), "measure batch length is not a multiple of 16, tail ignored");
+                        tracing::warn!(
+                            key,
+                            bytes = value.len(),
+                            "measure batch length is not a multiple of 16, tail ignored"
+                        );
                     }
                     decode_measures(&value, measures.entry(m).or_default());
                 }

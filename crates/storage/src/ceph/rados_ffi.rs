@@ -35,9 +35,12 @@
 //!    the read buffer, the omap iterator) live in a `Box` whose address does
 //!    not change, and that box is only freed after the operation's completion
 //!    was waited for ([`Pending`]'s `Drop` waits if it was not).
-//! 4. The read buffer is a `Vec<u8>` of `len` initialised bytes; librados
-//!    writes at most `len` bytes into it and reports how many in `bytes_read`,
-//!    which we clamp to `len` before truncating.
+//! 4. The read buffer is a `Vec<u8>` of `len > 0` initialised bytes, and the
+//!    read asks the OSD for `len` bytes: the OSD returns at most that many,
+//!    which librados copies into the buffer, reporting how many in
+//!    `bytes_read` (clamped to `len` before truncating, all the same). A
+//!    read of length 0 would return the whole object into that buffer, so
+//!    none is ever issued.
 //! 5. An omap iterator is walked only after its operation completed
 //!    successfully, and ended (`rados_omap_get_end`) exactly once; the
 //!    key and value pointers it returns are copied before the next call.
@@ -47,12 +50,12 @@ use ceph::rados::{
     rados_aio_create_completion, rados_aio_get_return_value, rados_aio_read_op_operate,
     rados_aio_release, rados_aio_wait_for_complete, rados_aio_write_op_operate, rados_completion_t,
     rados_conf_read_file, rados_conf_set, rados_connect, rados_create, rados_create_read_op,
-    rados_create_write_op, rados_ioctx_create, rados_ioctx_destroy, rados_ioctx_set_namespace, rados_ioctx_t,
-    rados_omap_get_end, rados_omap_get_next, rados_omap_iter_t, rados_read_op_omap_get_vals,
-    rados_read_op_read, rados_read_op_stat, rados_read_op_t, rados_release_read_op,
-    rados_release_write_op, rados_shutdown, rados_t, rados_write_op_create,
-    rados_write_op_omap_rm_keys, rados_write_op_omap_set, rados_write_op_remove,
-    rados_write_op_t, rados_write_op_write_full,
+    rados_create_write_op, rados_ioctx_create, rados_ioctx_destroy, rados_ioctx_set_namespace,
+    rados_ioctx_t, rados_omap_get_end, rados_omap_get_next, rados_omap_iter_t,
+    rados_read_op_omap_get_vals, rados_read_op_read, rados_read_op_stat, rados_read_op_t,
+    rados_release_read_op, rados_release_write_op, rados_shutdown, rados_t, rados_write_op_create,
+    rados_write_op_omap_rm_keys, rados_write_op_omap_set, rados_write_op_remove, rados_write_op_t,
+    rados_write_op_write_full,
 };
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
@@ -215,7 +218,7 @@ pub(crate) struct WriteOp {
 pub(crate) struct ReadOp {
     /// Read omap entries after this key, with this prefix, at most this many.
     pub(crate) omap: Option<(String, String, u64)>,
-    /// Stat the object and read its first `n` bytes.
+    /// Stat the object and read its first `n` bytes (`Some(0)`: stat only).
     pub(crate) read: Option<usize>,
     pub(crate) flags: i32,
 }
@@ -226,6 +229,8 @@ pub(crate) struct ReadResult {
     pub(crate) omap: Vec<(String, Vec<u8>)>,
     /// The object's size (with `read`).
     pub(crate) size: u64,
+    /// Its modification time, in seconds (with `read`).
+    pub(crate) mtime: i64,
     pub(crate) data: Vec<u8>,
 }
 
@@ -447,6 +452,9 @@ impl Pool {
             }
             if r.read.is_some() {
                 rados_read_op_stat(op, &mut o.size, &mut o.mtime, &mut o.stat_rval);
+            }
+            // Invariant 4: never a read of length 0 (that reads the whole object).
+            if !o.buf.is_empty() {
                 rados_read_op_read(
                     op,
                     0,
@@ -476,6 +484,7 @@ fn finish_read(mut p: Pending) -> Result<ReadResult, RadosError> {
     check(out.read_rval)?;
     let mut result = ReadResult {
         size: out.size,
+        mtime: i64::from(out.mtime),
         ..Default::default()
     };
     if !out.iter.is_null() {
