@@ -13,6 +13,8 @@
 //!   the bench creates it and does not delete it (object stores have no cheap
 //!   recursive delete; `scripts/bench-scaleout.sh` runs s3s-fs in a temporary
 //!   directory it removes).
+//! - **Ceph**: the configured pools are used as they are, shared by the
+//!   phases (their metrics have random ids; give the bench a dedicated pool).
 //! - **Index**: `[indexer] url` is used as it is, shared by the phases (their
 //!   metrics have random ids): give the bench a dedicated database, as
 //!   `scripts/bench-scaleout.sh` does. Without `[indexer] url`, each phase has
@@ -81,11 +83,13 @@ impl Deployment {
                 match cfg.incoming {
                     IncomingDriver::File => "local",
                     IncomingDriver::Redis { .. } => "redis",
+                    IncomingDriver::Ceph(_) => "ceph",
                 },
                 match cfg.storage {
                     StorageDriver::File => "redb",
                     StorageDriver::Redis { .. } => "redis",
                     StorageDriver::S3(_) => "s3",
+                    StorageDriver::Ceph(_) => "ceph",
                 }
             )
         };
@@ -119,6 +123,7 @@ impl Deployment {
         let incoming = match &f.cfg.incoming {
             IncomingDriver::File => "local log".to_string(),
             IncomingDriver::Redis { url } => format!("{} (wiped)", redact(url)),
+            IncomingDriver::Ceph(o) => format!("ceph pool {} (shared by the phases)", o.pool),
         };
         let storage = match &f.cfg.storage {
             StorageDriver::File => "redb".to_string(),
@@ -128,6 +133,7 @@ impl Deployment {
                 s3.endpoint_url.as_deref().unwrap_or("(AWS)"),
                 bucket_name(&s3.bucket_prefix, &f.nonce, "<phase>")
             ),
+            StorageDriver::Ceph(o) => format!("ceph pool {} (shared by the phases)", o.pool),
         };
         format!(
             "{} from {}: index {index}; incoming {incoming}; aggregates {storage}",
