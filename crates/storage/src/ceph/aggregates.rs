@@ -38,7 +38,7 @@
 //! empty object reads as no raw buffer (`None`), as upstream reads it.
 
 use super::names::{raw_object, seconds_to_ns, split_object, split_start};
-use super::rados_ffi::{Pool, ReadOp, ReadResult, WriteOp};
+use super::rados_ffi::{Omap, Pool, ReadOp, ReadResult, WriteOp};
 use super::{CephOptions, blocking, ceph_error, open_pool};
 use crate::{Aggregates, Result, SplitRef, WriteBatch};
 use async_trait::async_trait;
@@ -129,7 +129,7 @@ fn read_rest(pool: &Pool, name: &str, size: u64) -> Result<Vec<u8>> {
 
 /// The whole omap (split index) of each metric's `_none_v3` object; an absent
 /// object has an empty index.
-fn split_indexes(pool: &Pool, metrics: &[Uuid]) -> Result<Vec<Vec<(String, Vec<u8>)>>> {
+fn split_indexes(pool: &Pool, metrics: &[Uuid]) -> Result<Vec<Omap>> {
     let mut out = Vec::with_capacity(metrics.len());
     for chunk in metrics.chunks(IN_FLIGHT) {
         let mut entries: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); chunk.len()];

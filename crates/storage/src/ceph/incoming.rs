@@ -36,7 +36,7 @@ use super::names::{
     CONFIG_OBJECT, MEASURE_PREFIX, decode_measures, encode_measures, measure_key, metric_of_key,
     sack_object,
 };
-use super::rados_ffi::{BALANCE_READS, Pool, ReadOp, SKIPRWLOCKS, WriteOp};
+use super::rados_ffi::{BALANCE_READS, Omap, Pool, ReadOp, SKIPRWLOCKS, WriteOp};
 use super::{CephOptions, blocking, ceph_error, open_pool};
 use crate::{Backlog, Incoming, MeasureBatch, Result, SackMeasures, StorageError, sack_of};
 use async_trait::async_trait;
@@ -136,11 +136,7 @@ fn store_sacks(pool: &Pool, sacks: u32, exclusive: bool) -> Result<bool> {
 
 /// Every pending entry of each sack (key and value), reading pages at once
 /// across sacks; `limit` caps the entries read per sack (`None`: all).
-fn read_sacks(
-    pool: &Pool,
-    objects: &[String],
-    limit: Option<u64>,
-) -> Result<Vec<Vec<(String, Vec<u8>)>>> {
+fn read_sacks(pool: &Pool, objects: &[String], limit: Option<u64>) -> Result<Vec<Omap>> {
     let page = limit.unwrap_or(OMAP_PAGE).min(OMAP_PAGE);
     let mut entries: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); objects.len()];
     let mut todo: Vec<(usize, String)> = (0..objects.len()).map(|i| (i, String::new())).collect();

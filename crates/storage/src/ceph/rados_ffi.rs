@@ -223,10 +223,13 @@ pub(crate) struct ReadOp {
     pub(crate) flags: i32,
 }
 
+/// Omap entries, key and value, in key order.
+pub(crate) type Omap = Vec<(String, Vec<u8>)>;
+
 /// What a [`ReadOp`] returned.
 #[derive(Debug, Default)]
 pub(crate) struct ReadResult {
-    pub(crate) omap: Vec<(String, Vec<u8>)>,
+    pub(crate) omap: Omap,
     /// The object's size (with `read`).
     pub(crate) size: u64,
     /// Its modification time, in seconds (with `read`).
@@ -484,7 +487,8 @@ fn finish_read(mut p: Pending) -> Result<ReadResult, RadosError> {
     check(out.read_rval)?;
     let mut result = ReadResult {
         size: out.size,
-        mtime: i64::from(out.mtime),
+        // time_t is i64 on the 64-bit Linux targets librados supports.
+        mtime: out.mtime,
         ..Default::default()
     };
     if !out.iter.is_null() {
