@@ -13,6 +13,8 @@
 //!   the bench creates it and does not delete it (object stores have no cheap
 //!   recursive delete; `scripts/bench-scaleout.sh` runs s3s-fs in a temporary
 //!   directory it removes).
+//! - **Ceph**: the configured pools are used as they are, shared by the
+//!   phases (their metrics have random ids; give the bench a dedicated pool).
 //! - **Index**: `[indexer] url` is used as it is, shared by the phases (their
 //!   metrics have random ids): give the bench a dedicated database, as
 //!   `scripts/bench-scaleout.sh` does. Without `[indexer] url`, each phase has
@@ -82,11 +84,13 @@ impl Deployment {
                     IncomingDriver::File => "local",
                     IncomingDriver::Redis { .. } => "redis",
                     IncomingDriver::S3(_) => "s3",
+                    IncomingDriver::Ceph(_) => "ceph",
                 },
                 match cfg.storage {
                     StorageDriver::File => "redb",
                     StorageDriver::Redis { .. } => "redis",
                     StorageDriver::S3(_) => "s3",
+                    StorageDriver::Ceph(_) => "ceph",
                 }
             )
         };
@@ -126,6 +130,7 @@ impl Deployment {
                 bucket_name(&s3.bucket_prefix, &f.nonce, "<phase>")
                     .replace("-aggregates", "-measure")
             ),
+            IncomingDriver::Ceph(o) => format!("ceph pool {} (shared by the phases)", o.pool),
         };
         let storage = match &f.cfg.storage {
             StorageDriver::File => "redb".to_string(),
@@ -135,6 +140,7 @@ impl Deployment {
                 s3.endpoint_url.as_deref().unwrap_or("(AWS)"),
                 bucket_name(&s3.bucket_prefix, &f.nonce, "<phase>")
             ),
+            StorageDriver::Ceph(o) => format!("ceph pool {} (shared by the phases)", o.pool),
         };
         format!(
             "{} from {}: index {index}; incoming {incoming}; aggregates {storage}",

@@ -39,6 +39,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
         )?),
         IncomingDriver::Redis { url } => Arc::new(RedisIncoming::connect(url, cfg.sacks).await?),
         IncomingDriver::S3(s3) => Arc::new(S3Incoming::connect(s3, cfg.sacks).await?),
+        IncomingDriver::Ceph(o) => ceph::incoming(o, cfg.sacks).await?,
     };
     let aggregates: Arc<dyn Aggregates> = match &cfg.storage {
         StorageDriver::File => Arc::new(LocalAggregates::open(
@@ -46,6 +47,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
         )?),
         StorageDriver::Redis { url } => Arc::new(RedisAggregates::connect(url).await?),
         StorageDriver::S3(s3) => Arc::new(S3Aggregates::connect(s3.clone()).await?),
+        StorageDriver::Ceph(o) => ceph::aggregates(o).await?,
     };
     if create_policies {
         create_default_policies(indexer.as_ref(), &cfg.api.default_aggregation_methods).await?;
@@ -65,6 +67,7 @@ pub async fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> 
         IncomingDriver::File => LocalIncoming::change_sacks(&cfg.data_dir.join("incoming"), sacks),
         IncomingDriver::Redis { url } => RedisIncoming::change_sacks(url, sacks).await,
         IncomingDriver::S3(s3) => S3Incoming::change_sacks(s3, sacks).await,
+        IncomingDriver::Ceph(o) => ceph::change_sacks(o, sacks).await?,
     }
     .map_err(|e| format!("Cannot change sack size: {e}"))?;
     tracing::info!(from = old, to = sacks, "changed the number of sacks");
@@ -72,6 +75,62 @@ pub async fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> 
         tracing::warn!("restart every gnocchid api, metricd and statsd process using this store");
     }
     Ok(())
+}
+
+/// The Ceph drivers, or why this build has none.
+mod ceph {
+    use super::BoxError;
+    use gnocchi_storage::ceph::CephOptions;
+    use gnocchi_storage::{Aggregates, Incoming};
+    use std::sync::Arc;
+
+    #[cfg(feature = "ceph")]
+    pub(super) async fn incoming(
+        o: &CephOptions,
+        sacks: u32,
+    ) -> Result<Arc<dyn Incoming>, BoxError> {
+        let inc = gnocchi_storage::ceph::CephIncoming::connect(o.clone(), sacks).await?;
+        Ok(Arc::new(inc))
+    }
+
+    #[cfg(feature = "ceph")]
+    pub(super) async fn aggregates(o: &CephOptions) -> Result<Arc<dyn Aggregates>, BoxError> {
+        let store = gnocchi_storage::ceph::CephAggregates::connect(o.clone()).await?;
+        Ok(Arc::new(store))
+    }
+
+    #[cfg(feature = "ceph")]
+    pub(super) async fn change_sacks(
+        o: &CephOptions,
+        sacks: u32,
+    ) -> Result<gnocchi_storage::Result<u32>, BoxError> {
+        Ok(gnocchi_storage::ceph::CephIncoming::change_sacks(o.clone(), sacks).await)
+    }
+
+    #[cfg(not(feature = "ceph"))]
+    fn unavailable() -> BoxError {
+        "driver = ceph: this gnocchid was built without Ceph support \
+         (build it with `cargo build --release --features ceph`, which needs librados-dev)"
+            .into()
+    }
+
+    #[cfg(not(feature = "ceph"))]
+    pub(super) async fn incoming(_: &CephOptions, _: u32) -> Result<Arc<dyn Incoming>, BoxError> {
+        Err(unavailable())
+    }
+
+    #[cfg(not(feature = "ceph"))]
+    pub(super) async fn aggregates(_: &CephOptions) -> Result<Arc<dyn Aggregates>, BoxError> {
+        Err(unavailable())
+    }
+
+    #[cfg(not(feature = "ceph"))]
+    pub(super) async fn change_sacks(
+        _: &CephOptions,
+        _: u32,
+    ) -> Result<gnocchi_storage::Result<u32>, BoxError> {
+        Err(unavailable())
+    }
 }
 
 /// Upstream's default archive policies and the `default` rule, created only on

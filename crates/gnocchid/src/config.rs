@@ -19,10 +19,12 @@ use gnocchi_api::{ApiConfig, AuthMode, CorsConfig};
 use gnocchi_engine::EngineConfig;
 use gnocchi_engine::coordination::CoordinationUrl;
 use gnocchi_statsd::StatsdConfig;
-use gnocchi_storage::s3_client::S3Config;
 
 mod amqp1d;
+mod drivers;
 pub use amqp1d::Amqp1dSettings;
+use drivers::drivers;
+pub use drivers::{IncomingDriver, StorageDriver};
 use ini::Ini;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -122,103 +124,6 @@ fn statsd_settings(src: &Source) -> Result<StatsdSettings, ConfigError> {
             flush_delay,
         },
     })
-}
-
-/// `[incoming] driver`: `file` (the embedded write-ahead log), `redis` or `s3`.
-#[derive(Debug, Clone)]
-pub enum IncomingDriver {
-    File,
-    Redis { url: String },
-    S3(S3Config),
-}
-
-/// `[storage] driver`: `file` (the embedded redb store), `redis` or `s3`.
-#[derive(Debug, Clone)]
-pub enum StorageDriver {
-    File,
-    Redis { url: String },
-    S3(S3Config),
-}
-
-/// Upstream's `s3_*` options of `section`; under `[incoming]` each defaults
-/// to the `[storage]` one (upstream's `${storage.s3_...}` defaults).
-fn s3_options(src: &Source, section: &str) -> Result<S3Config, ConfigError> {
-    let get = |key: &str| {
-        let own = src.get(section, key);
-        if section == "storage" {
-            own
-        } else {
-            own.or_else(|| src.get("storage", key))
-        }
-    };
-    let d = S3Config::default();
-    let invalid = |key: &str, v: &str, what: &str| ConfigError::Invalid {
-        section: section.into(),
-        key: key.into(),
-        message: format!("`{v}' is not {what}"),
-    };
-    let timeout = "s3_check_consistency_timeout";
-    let pool = "s3_max_pool_connections";
-    Ok(S3Config {
-        endpoint_url: get("s3_endpoint_url"),
-        region_name: get("s3_region_name"),
-        access_key_id: get("s3_access_key_id"),
-        secret_access_key: get("s3_secret_access_key"),
-        bucket_prefix: get("s3_bucket_prefix").unwrap_or(d.bucket_prefix),
-        check_consistency_timeout: match get(timeout) {
-            None => d.check_consistency_timeout,
-            Some(v) => (v.parse::<f64>().ok().filter(|f| *f >= 0.0))
-                .ok_or_else(|| invalid(timeout, &v, "a number of seconds >= 0"))?,
-        },
-        max_pool_connections: match get(pool) {
-            None => d.max_pool_connections,
-            Some(v) => (v.parse::<usize>().ok().filter(|n| *n >= 1))
-                .ok_or_else(|| invalid(pool, &v, "an integer >= 1"))?,
-        },
-    })
-}
-
-const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/";
-
-/// `[storage]` and `[incoming]` with upstream's option names; each `[incoming]`
-/// option defaults to the `[storage]` one, as upstream.
-fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), ConfigError> {
-    let storage_driver = src
-        .get("storage", "driver")
-        .unwrap_or_else(|| "file".into());
-    let storage_redis = src
-        .get("storage", "redis_url")
-        .unwrap_or_else(|| DEFAULT_REDIS_URL.into());
-    let storage = match storage_driver.as_str() {
-        "file" => StorageDriver::File,
-        "redis" => StorageDriver::Redis {
-            url: storage_redis.clone(),
-        },
-        "s3" => StorageDriver::S3(s3_options(src, "storage")?),
-        other => {
-            return Err(ConfigError::Invalid {
-                section: "storage".into(),
-                key: "driver".into(),
-                message: format!("unsupported driver `{other}' (supported: file, redis, s3)"),
-            });
-        }
-    };
-    let incoming_driver = src.get("incoming", "driver").unwrap_or(storage_driver);
-    let incoming = match incoming_driver.as_str() {
-        "file" => IncomingDriver::File,
-        "redis" => IncomingDriver::Redis {
-            url: src.get("incoming", "redis_url").unwrap_or(storage_redis),
-        },
-        "s3" => IncomingDriver::S3(s3_options(src, "incoming")?),
-        other => {
-            return Err(ConfigError::Invalid {
-                section: "incoming".into(),
-                key: "driver".into(),
-                message: format!("unsupported driver `{other}' (supported: file, redis, s3)"),
-            });
-        }
-    };
-    Ok((storage, incoming))
 }
 
 /// Where option values come from: the environment (`OS_<SECTION>__<OPTION>`),
@@ -614,6 +519,26 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         load_env(text, &[])
+    }
+
+    #[test]
+    fn ceph_options_are_upstreams_and_incoming_defaults_to_storage() {
+        let c = load(
+            "[storage]\ndriver = ceph\nceph_pool = metrics\nceph_username = gnocchi\n\
+             ceph_keyring = /etc/ceph/k\n[incoming]\nceph_pool = measures\n",
+        )
+        .unwrap();
+        let (StorageDriver::Ceph(s), IncomingDriver::Ceph(i)) = (&c.storage, &c.incoming) else {
+            panic!("{c:?}");
+        };
+        assert_eq!(
+            (s.pool.as_str(), s.conffile.as_str(), s.timeout.as_deref()),
+            ("metrics", "/etc/ceph/ceph.conf", Some("30"))
+        );
+        assert_eq!(i.pool, "measures");
+        assert_eq!(i.username.as_deref(), Some("gnocchi"));
+        assert_eq!(i.keyring.as_deref(), Some("/etc/ceph/k"));
+        assert_eq!(i.secret, None);
     }
 
     #[test]

@@ -9,6 +9,14 @@ pub enum StorageError {
     /// Redis failed (connection, timeout, command); the driver's error is the source.
     #[error("storage backend error: redis: {0}")]
     Redis(#[source] redis::RedisError),
+    /// A librados call failed (`[storage]`/`[incoming] driver = ceph`); the
+    /// errno, as an I/O error, is the source.
+    #[error("storage backend error: ceph: {what}: {source}")]
+    Ceph {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The S3 object store failed; the driver's error is the source.
     #[error("storage backend error: s3: {0}")]
     S3(#[source] object_store::Error),

@@ -9,6 +9,7 @@
 //! (they survive kill -9 and power loss); measures taken from a sack are removed
 //! only by `Incoming::commit`, after their aggregates were written.
 
+pub mod ceph;
 mod error;
 pub mod local_aggregates;
 pub mod local_incoming;

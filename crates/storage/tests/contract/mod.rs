@@ -264,7 +264,11 @@ pub async fn aggregates_extremes(store: &dyn Aggregates) {
             .unwrap(),
         vec![all(G1), all(10 * G1)]
     );
-    assert_eq!(store.get_raw(&[lo]).await.unwrap(), vec![Some(vec![])]);
+    // An empty raw buffer may read as absent: upstream's Ceph layout marks a
+    // created, never processed metric with an empty object (the engine never
+    // writes an empty raw buffer).
+    let raw = store.get_raw(&[lo]).await.unwrap();
+    assert!(raw == vec![Some(vec![])] || raw == vec![None], "{raw:?}");
     store.delete_metrics(&[hi]).await.unwrap();
     assert_eq!(
         store
