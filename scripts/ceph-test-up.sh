@@ -33,7 +33,8 @@ for c in ceph-mon ceph-osd ceph rados; do command -v "$c" >/dev/null || need+=(x
 /usr/bin/python3 -c 'import rados' 2>/dev/null || need+=(x)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get install -y --no-install-recommends ceph-mon ceph-osd ceph-common librados-dev python3-rados >&2
+  $SUDO apt-get update -qq >&2
+  $SUDO apt-get install -y -qq --no-install-recommends ceph-mon ceph-osd ceph-common librados-dev python3-rados >&2
 fi
 
 AUTH=${AUTH:-none}

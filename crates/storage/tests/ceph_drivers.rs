@@ -14,6 +14,7 @@ use gnocchi_storage::ceph::{CephAggregates, CephIncoming, CephOptions};
 use gnocchi_storage::{Aggregates, Incoming, WriteBatch, sack_of};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn options() -> Option<CephOptions> {
     match std::env::var("GNOCCHI_TEST_CEPH_CONF") {
@@ -106,6 +107,18 @@ async fn new_sacks_are_found_across_processes() {
     };
     let waiter: Arc<dyn Incoming> = Arc::new(waiter);
     let latency = contract::incoming_notifications(waiter.clone(), waiter.clone()).await;
+    // The first round leaves its measures pending, and the once-a-second
+    // probe may report those sacks again (a false positive the trait allows):
+    // process them and let a probe pass before the second round.
+    for s in 0..waiter.sacks() {
+        let taken = waiter.take(s).await.unwrap();
+        waiter.commit(taken).await.unwrap();
+    }
+    for _ in 0..5 {
+        if waiter.wait_for_new(Duration::from_millis(1500)).await.is_empty() {
+            break;
+        }
+    }
     // Another handle stands for an API process: found by the sack probe.
     let adder: Arc<dyn Incoming> = Arc::new(incoming(8, &ns).await.unwrap());
     let latency2 = contract::incoming_notifications(waiter, adder).await;
