@@ -115,7 +115,11 @@ async fn new_sacks_are_found_across_processes() {
         waiter.commit(taken).await.unwrap();
     }
     for _ in 0..5 {
-        if waiter.wait_for_new(Duration::from_millis(1500)).await.is_empty() {
+        if waiter
+            .wait_for_new(Duration::from_millis(1500))
+            .await
+            .is_empty()
+        {
             break;
         }
     }
