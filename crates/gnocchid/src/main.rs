@@ -66,7 +66,8 @@ enum Command {
     Amqpd,
     /// Change the number of sacks of the incoming store (refused while measures
     /// are pending, as upstream's gnocchi-change-sack-size). With the embedded
-    /// store the server must be stopped; on Redis, restart every process afterwards.
+    /// store the server must be stopped; on Redis, S3 or Ceph, restart every
+    /// process afterwards.
     ChangeSackSize {
         /// The new number of sacks.
         #[arg(long)]
