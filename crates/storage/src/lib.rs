@@ -11,6 +11,7 @@
 
 pub mod ceph;
 mod error;
+mod lease;
 pub mod local_aggregates;
 pub mod local_incoming;
 mod records;

@@ -38,12 +38,13 @@ use super::names::{
 };
 use super::rados_ffi::{BALANCE_READS, Omap, Pool, ReadOp, SKIPRWLOCKS, WriteOp};
 use super::{CephOptions, blocking, ceph_error, open_pool};
+use crate::lease::{Leases, empty};
 use crate::{Backlog, Incoming, MeasureBatch, Result, SackMeasures, StorageError, sack_of};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -56,17 +57,12 @@ const MAX_SACKS: u32 = 65535;
 const READ_FLAGS: i32 = BALANCE_READS | SKIPRWLOCKS;
 const WRITE_FLAGS: i32 = SKIPRWLOCKS;
 
-struct Lease {
-    token: u64,
-    keys: Vec<String>,
-}
-
 /// The incoming store on a Ceph pool.
 pub struct CephIncoming {
     pool: Arc<Pool>,
     nsacks: u32,
-    leases: Mutex<HashMap<u32, Lease>>,
-    next_token: AtomicU64,
+    /// Per sack leased: the omap keys its take read, what the commit removes.
+    leases: Leases<Vec<String>>,
     /// Last nanosecond clock value used in a measure key (monotonic per process).
     clock: AtomicI64,
     dirty: Mutex<Vec<bool>>,
@@ -209,8 +205,7 @@ impl CephIncoming {
         Ok(CephIncoming {
             pool: Arc::new(pool),
             nsacks,
-            leases: Mutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
+            leases: Leases::new(),
             clock: AtomicI64::new(0),
             dirty: Mutex::new(vec![false; nsacks as usize]),
             notify: Notify::new(),
@@ -293,17 +288,6 @@ impl CephIncoming {
         Uuid::from_u128((u128::from(t as u64) << 64) | u128::from(random))
     }
 
-    fn end_lease(&self, sack: u32, token: u64) -> bool {
-        let mut leases = self.leases.lock();
-        match leases.get(&sack) {
-            Some(l) if l.token == token => {
-                leases.remove(&sack);
-                true
-            }
-            _ => false,
-        }
-    }
-
     fn check_sack(&self, sack: u32) -> Result<()> {
         if sack < self.nsacks {
             Ok(())
@@ -372,22 +356,6 @@ impl CephIncoming {
     }
 }
 
-/// Ends a lease unless disarmed (a `take` or `commit` future dropped half-way).
-struct LeaseGuard<'a> {
-    inc: &'a CephIncoming,
-    sack: u32,
-    token: u64,
-    armed: bool,
-}
-
-impl Drop for LeaseGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.inc.end_lease(self.sack, self.token);
-        }
-    }
-}
-
 #[async_trait]
 impl Incoming for CephIncoming {
     fn sacks(&self) -> u32 {
@@ -442,38 +410,15 @@ impl Incoming for CephIncoming {
 
     async fn take(&self, sack: u32) -> Result<SackMeasures> {
         self.check_sack(sack)?;
-        let empty = SackMeasures {
-            sack,
-            measures: HashMap::new(),
-            token: 0,
-        };
-        let token = {
-            let mut leases = self.leases.lock();
-            if leases.contains_key(&sack) {
-                return Ok(empty);
-            }
-            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            leases.insert(
-                sack,
-                Lease {
-                    token,
-                    keys: Vec::new(),
-                },
-            );
-            token
-        };
-        let mut guard = LeaseGuard {
-            inc: self,
-            sack,
-            token,
-            armed: true,
+        let Some(guard) = self.leases.begin(sack) else {
+            return Ok(empty(sack));
         };
         let pool = self.pool.clone();
         let object = vec![sack_object(self.nsacks, sack)];
         let mut read = blocking(move || read_sacks(&pool, &object, None)).await?;
         let entries = read.pop().unwrap_or_default();
         if entries.is_empty() {
-            return Ok(empty);
+            return Ok(empty(sack));
         }
         let mut measures: HashMap<Uuid, Vec<carbonara::Measure>> = HashMap::new();
         let mut keys = Vec::with_capacity(entries.len());
@@ -495,31 +440,17 @@ impl Incoming for CephIncoming {
             keys.push(key);
         }
         measures.retain(|_, p| !p.is_empty());
-        if let Some(l) = self.leases.lock().get_mut(&sack) {
-            l.keys = keys;
-        }
-        guard.armed = false;
-        Ok(SackMeasures {
-            sack,
-            measures,
-            token,
-        })
+        Ok(guard.finish(keys, measures))
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
         if taken.token == 0 {
             return Ok(());
         }
-        let keys = match self.leases.lock().get_mut(&taken.sack) {
-            Some(l) if l.token == taken.token => std::mem::take(&mut l.keys),
-            _ => return Err(bad_token(&taken)),
-        };
-        let _guard = LeaseGuard {
-            inc: self,
-            sack: taken.sack,
-            token: taken.token,
-            armed: true,
-        };
+        // The sack stays leased until the keys are removed, so that no `take`
+        // of this process reads what is being removed; the guard ends the
+        // lease however the commit ends.
+        let (keys, _lease) = self.leases.start_commit(&taken)?;
         let op = WriteOp {
             omap_rm: keys,
             flags: WRITE_FLAGS,
@@ -540,11 +471,7 @@ impl Incoming for CephIncoming {
         if taken.token == 0 {
             return Ok(());
         }
-        if self.end_lease(taken.sack, taken.token) {
-            Ok(())
-        } else {
-            Err(bad_token(&taken))
-        }
+        self.leases.release(&taken)
     }
 
     async fn backlog(&self) -> Result<Backlog> {
@@ -585,18 +512,10 @@ impl Incoming for CephIncoming {
         *self.last_poll.lock() = Instant::now();
         let mut found = self.probe().await;
         // Leased sacks are being processed already.
-        let leased: Vec<u32> = self.leases.lock().keys().copied().collect();
-        found.retain(|s| !leased.contains(s));
+        found.retain(|s| !self.leases.is_leased(*s));
         found.extend(self.drain());
         found.sort_unstable();
         found.dedup();
         found
     }
-}
-
-fn bad_token(taken: &SackMeasures) -> StorageError {
-    StorageError::Backend(format!(
-        "sack {} is not leased with token {}",
-        taken.sack, taken.token
-    ))
 }

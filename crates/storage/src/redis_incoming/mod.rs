@@ -52,7 +52,7 @@
 //! Within one process a sack is leased to one `take` at a time (a second `take`
 //! returns an empty [`SackMeasures`] with token 0), as with the local store; the
 //! lease lasts until the commit's trim is done, and a `take` or `commit` whose
-//! future is dropped half-way ends its lease.
+//! future is dropped half-way ends its lease (`crate::lease`).
 //! Across processes, metricd's sack locks make sure that one worker at a time
 //! processes a sack: two processes committing the same read would trim twice.
 //! A crashed worker's measures simply stay in Redis and are read again.
@@ -60,20 +60,19 @@
 //! # The parts
 //!
 //! `scripts` (the Lua scripts), `codec` (measure records and script
-//! replies), `lease` (leases within the process), `wake` (the notification
+//! replies), `wake` (the notification
 //! subscription), `change_sacks` (changing the stored number of sacks); this
 //! file holds the store, its connection and the [`Incoming`] calls.
 
 mod change_sacks;
 mod codec;
-mod lease;
 mod scripts;
 mod wake;
 
 use self::codec::{array_of, bytes_of, encode, int_of, parse_take, unexpected};
-use self::lease::Lease;
 use self::scripts::{ADD_LUA, BACKLOG_LUA, COMMIT_LUA, TAKE_LUA};
 use self::wake::{Dirty, Wake};
+use crate::lease::{Leases, empty};
 use crate::redis_url::{backend, client, manager};
 use crate::{Backlog, Incoming, MeasureBatch, Result, SackMeasures, StorageError, sack_of};
 use async_trait::async_trait;
@@ -82,7 +81,6 @@ use redis::Value;
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -98,8 +96,8 @@ pub struct RedisIncoming {
     config_key: String,
     /// `P incoming<N>-`: sack `s` is named `{sack_prefix}{s}`.
     sack_prefix: String,
-    leases: Mutex<HashMap<u32, Lease>>,
-    next_token: AtomicU64,
+    /// Per sack leased: per metric id as stored, list elements and measures read.
+    leases: Leases<Vec<(String, u64, u64)>>,
     wake: Arc<Wake>,
     subscriber: Mutex<Option<tokio::task::JoinHandle<()>>>,
     add_script: redis::Script,
@@ -162,8 +160,7 @@ impl RedisIncoming {
             nsacks,
             config_key: config,
             sack_prefix: format!("{prefix}incoming{nsacks}-"),
-            leases: Mutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
+            leases: Leases::new(),
             wake: Arc::new(Wake {
                 dirty: Mutex::new(Dirty {
                     flags: vec![false; nsacks as usize],
@@ -205,13 +202,6 @@ fn check_count(sacks: u32) -> Result<()> {
 
 fn bad_sack(sack: u32) -> StorageError {
     StorageError::Backend(format!("no sack {sack}"))
-}
-
-fn bad_token(taken: &SackMeasures) -> StorageError {
-    StorageError::Backend(format!(
-        "sack {} is not leased with token {}",
-        taken.sack, taken.token
-    ))
 }
 
 impl Drop for RedisIncoming {
@@ -270,27 +260,9 @@ impl Incoming for RedisIncoming {
 
     async fn take(&self, sack: u32) -> Result<SackMeasures> {
         self.check_sack(sack)?;
-        let token = {
-            let mut leases = self.leases.lock();
-            if leases.contains_key(&sack) {
-                return Ok(SackMeasures {
-                    sack,
-                    measures: HashMap::new(),
-                    token: 0,
-                });
-            }
-            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            leases.insert(
-                sack,
-                Lease {
-                    token,
-                    read: Vec::new(),
-                    committing: false,
-                },
-            );
-            token
+        let Some(guard) = self.leases.begin(sack) else {
+            return Ok(empty(sack));
         };
-        let mut guard = self.guard(sack, token);
         let name = self.sack_name(sack);
         let reply: Result<Value> = self
             .take_script
@@ -302,21 +274,9 @@ impl Incoming for RedisIncoming {
         let (measures, read) = reply.and_then(|v| parse_take(v, &name))?;
         if read.is_empty() {
             // Nothing pending: no lease (the guard ends it).
-            return Ok(SackMeasures {
-                sack,
-                measures: HashMap::new(),
-                token: 0,
-            });
+            return Ok(empty(sack));
         }
-        if let Some(l) = self.leases.lock().get_mut(&sack) {
-            l.read = read;
-        }
-        guard.armed = false;
-        Ok(SackMeasures {
-            sack,
-            measures,
-            token,
-        })
+        Ok(guard.finish(read, measures))
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
@@ -327,17 +287,7 @@ impl Incoming for RedisIncoming {
         // this process reads what is being trimmed; the guard ends the lease
         // however the commit ends. On failure the measures are still in Redis
         // (or trimmed, if only the reply was lost): the next take reads what remains.
-        let read = {
-            let mut leases = self.leases.lock();
-            match leases.get_mut(&taken.sack) {
-                Some(l) if l.token == taken.token && !l.committing => {
-                    l.committing = true;
-                    std::mem::take(&mut l.read)
-                }
-                _ => return Err(bad_token(&taken)),
-            }
-        };
-        let _guard = self.guard(taken.sack, taken.token);
+        let (read, _lease) = self.leases.start_commit(&taken)?;
         let name = self.sack_name(taken.sack);
         let mut inv = self.commit_script.key(&name);
         inv.arg(format!("{name}:"));
@@ -354,8 +304,7 @@ impl Incoming for RedisIncoming {
         if taken.token == 0 {
             return Ok(());
         }
-        self.end_lease(&taken)?;
-        Ok(())
+        self.leases.release(&taken)
     }
 
     async fn backlog(&self) -> Result<Backlog> {

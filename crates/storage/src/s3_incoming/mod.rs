@@ -49,6 +49,7 @@ mod wake;
 
 use self::layout::{MeasureNames, MeasureObject, sack_prefix};
 use self::wake::Wake;
+use crate::lease::{Leases, empty};
 use crate::records::{RECORD, decode, encode};
 use crate::s3_client::{S3Bucket, S3Config, backend};
 use crate::{Backlog, Incoming, MeasureBatch, Result, SackMeasures, StorageError, sack_of};
@@ -59,7 +60,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -74,44 +75,13 @@ pub struct S3Incoming {
     bucket: S3Bucket,
     nsacks: u32,
     names: MeasureNames,
-    leases: Mutex<HashMap<u32, Lease>>,
-    next_token: AtomicU64,
+    /// Per sack leased: the objects its take read, what the commit deletes.
+    leases: Leases<Vec<Path>>,
     wake: Wake,
     /// Set when a poll found `gnocchi-config` changed by `change-sack-size`:
     /// writes are refused rather than put in sacks nobody reads.
     stale: AtomicBool,
     config_checked: Mutex<Instant>,
-}
-
-struct Lease {
-    token: u64,
-    /// The objects read by the take: what the commit deletes.
-    read: Vec<Path>,
-    /// A commit is under way: the sack stays leased until it is done.
-    committing: bool,
-}
-
-/// Ends a lease when dropped, unless disarmed: a `take` or `commit` whose
-/// future is dropped half-way does not leave its sack leased forever.
-struct LeaseGuard<'a> {
-    store: &'a S3Incoming,
-    sack: u32,
-    token: u64,
-    armed: bool,
-}
-
-impl Drop for LeaseGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut leases = self.store.leases.lock();
-            if leases
-                .get(&self.sack)
-                .is_some_and(|l| l.token == self.token)
-            {
-                leases.remove(&self.sack);
-            }
-        }
-    }
 }
 
 fn check_count(sacks: u32) -> Result<()> {
@@ -121,21 +91,6 @@ fn check_count(sacks: u32) -> Result<()> {
         Err(StorageError::Backend(format!(
             "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
         )))
-    }
-}
-
-fn bad_token(taken: &SackMeasures) -> StorageError {
-    StorageError::Backend(format!(
-        "sack {} is not leased with token {}",
-        taken.sack, taken.token
-    ))
-}
-
-fn empty(sack: u32) -> SackMeasures {
-    SackMeasures {
-        sack,
-        measures: HashMap::new(),
-        token: 0,
     }
 }
 
@@ -157,21 +112,11 @@ impl S3Incoming {
             bucket,
             nsacks,
             names: MeasureNames::new(),
-            leases: Mutex::new(HashMap::new()),
-            next_token: AtomicU64::new(1),
+            leases: Leases::new(),
             wake: Wake::new(nsacks),
             stale: AtomicBool::new(false),
             config_checked: Mutex::new(Instant::now()),
         })
-    }
-
-    fn guard(&self, sack: u32, token: u64) -> LeaseGuard<'_> {
-        LeaseGuard {
-            store: self,
-            sack,
-            token,
-            armed: true,
-        }
     }
 
     /// Every object under `prefix` (the whole bucket if `None`).
@@ -252,23 +197,9 @@ impl Incoming for S3Incoming {
         if sack >= self.nsacks {
             return Err(StorageError::Backend(format!("no sack {sack}")));
         }
-        let token = {
-            let mut leases = self.leases.lock();
-            if leases.contains_key(&sack) {
-                return Ok(empty(sack));
-            }
-            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            leases.insert(
-                sack,
-                Lease {
-                    token,
-                    read: Vec::new(),
-                    committing: false,
-                },
-            );
-            token
+        let Some(guard) = self.leases.begin(sack) else {
+            return Ok(empty(sack));
         };
-        let mut guard = self.guard(sack, token);
         let listed = self.list(Some(&sack_prefix(sack, self.nsacks))).await?;
         let mut objects: Vec<MeasureObject> = listed
             .into_iter()
@@ -306,15 +237,7 @@ impl Incoming for S3Incoming {
         if read.is_empty() {
             return Ok(empty(sack));
         }
-        if let Some(l) = self.leases.lock().get_mut(&sack) {
-            l.read = read;
-        }
-        guard.armed = false;
-        Ok(SackMeasures {
-            sack,
-            measures,
-            token,
-        })
+        Ok(guard.finish(read, measures))
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
@@ -325,17 +248,7 @@ impl Incoming for S3Incoming {
         // of this process reads what is being deleted; the guard ends the
         // lease however the commit ends. On failure the objects not deleted
         // are read again by the next take.
-        let read = {
-            let mut leases = self.leases.lock();
-            match leases.get_mut(&taken.sack) {
-                Some(l) if l.token == taken.token && !l.committing => {
-                    l.committing = true;
-                    std::mem::take(&mut l.read)
-                }
-                _ => return Err(bad_token(&taken)),
-            }
-        };
-        let _guard = self.guard(taken.sack, taken.token);
+        let (read, _lease) = self.leases.start_commit(&taken)?;
         let deleted = self.bucket.delete_all(read).await;
         self.wake.processed(taken.sack);
         deleted
@@ -345,14 +258,7 @@ impl Incoming for S3Incoming {
         if taken.token == 0 {
             return Ok(());
         }
-        let mut leases = self.leases.lock();
-        match leases.get(&taken.sack) {
-            Some(l) if l.token == taken.token && !l.committing => {
-                leases.remove(&taken.sack);
-            }
-            _ => return Err(bad_token(&taken)),
-        }
-        drop(leases);
+        self.leases.release(&taken)?;
         self.wake.processed(taken.sack);
         Ok(())
     }
