@@ -1,5 +1,7 @@
 //! Every measure acknowledged with 202 survives a kill -9 of the server, whether
-//! it was still waiting in a sack or already aggregated.
+//! it was still waiting in a sack or already aggregated: on the embedded
+//! default (the write-ahead log) and, with the `ceph` feature, on Ceph
+//! (measures in the sacks' omap, splits as objects).
 
 mod common;
 use common::*;
@@ -9,7 +11,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[tokio::test]
 async fn acknowledged_measures_survive_kill9() {
-    let s = Server::start("kill9", &[]);
+    survive_kill9("kill9", &[]).await;
+}
+
+/// Incoming and aggregates in a pool of the test's own.
+#[cfg(feature = "ceph")]
+#[tokio::test]
+async fn acknowledged_measures_survive_kill9_on_ceph() {
+    let pool = match ceph::CephPool::create(&format!("kill9-{}", std::process::id())) {
+        Ok(p) => p,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let dir = temp_dir("kill9-ceph");
+    let conf = dir.join("gnocchi.conf");
+    let driver = pool.driver_options();
+    std::fs::write(&conf, format!("[storage]\n{driver}\n[incoming]\n{driver}")).unwrap();
+    let conf = conf.to_str().unwrap().to_string();
+    survive_kill9("kill9-ceph", &["--config-file", &conf]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writers stream measures until the server is killed; after a restart every
+/// acknowledged one is counted.
+async fn survive_kill9(name: &str, args: &[&str]) {
+    let s = Server::start(name, args);
     let c = client();
     // 1-second granularity and `count`, so every measure stays countable.
     let r = c
@@ -64,7 +92,7 @@ async fn acknowledged_measures_survive_kill9() {
         let _ = t.await;
     }
 
-    let s = Server::start_in(dir, &[]);
+    let s = Server::start_in(dir, args);
     let mut total = 0;
     for (i, id) in ids.iter().enumerate() {
         let want = acked[i].load(Ordering::SeqCst);

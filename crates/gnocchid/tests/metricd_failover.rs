@@ -15,6 +15,10 @@
 //!   `s3s-fs` the test starts. Skipped, saying why, when either URL is unset or
 //!   `psql` / `s3s-fs` is missing.
 //!
+//! - **Ceph** (with the `ceph` feature): index and coordination on
+//!   PostgreSQL, incoming and aggregates in a RADOS pool the test creates on
+//!   the cluster of `GNOCCHI_TEST_CEPH_CONF` (scripts/ceph-test-up.sh).
+//!
 //! Each stack runs twice: with `processing_replicas = 1` each sack has exactly
 //! one owner and the dead worker's sacks are processed by nobody until the
 //! ring is rebalanced; with 3 every worker tries every sack and only the sack
@@ -282,6 +286,54 @@ async fn scale_out_stack_takes_over_a_killed_metricd_and_loses_nothing() {
         .await;
         drop(db);
         flush_db(&redis, SCALE_OUT_DB);
+    }
+}
+
+/// Ceph stack: index and coordination on PostgreSQL, incoming and aggregates
+/// in a RADOS pool of the test's own (needs the `ceph` feature and the
+/// throwaway cluster of scripts/ceph-test-up.sh).
+#[cfg(feature = "ceph")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ceph_stack_takes_over_a_killed_metricd_and_loses_nothing() {
+    let Some(pg_admin) = env_url("GNOCCHI_TEST_POSTGRESQL_URL") else {
+        eprintln!("skipped: GNOCCHI_TEST_POSTGRESQL_URL unset");
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    for replicas in [1, 3] {
+        let name = format!("gnocchi_failover_ceph_{}_r{replicas}", std::process::id());
+        let pool = match ceph::CephPool::create(&name) {
+            Ok(p) => p,
+            Err(reason) => {
+                eprintln!("skipped: {reason}");
+                return;
+            }
+        };
+        let db = match PgDatabase::create(&pg_admin, &name) {
+            Ok(db) => db,
+            Err(reason) => {
+                eprintln!("skipped: {reason}");
+                return;
+            }
+        };
+        let driver = pool.driver_options();
+        let backends = format!(
+            "[DEFAULT]\ncoordination_url = {pg}\n\n\
+             [indexer]\nurl = {pg}\n\n\
+             [storage]\n{driver}\n\
+             [incoming]\n{driver}",
+            pg = db.url,
+        );
+        failover(
+            "ceph",
+            temp_dir("failover-ceph"),
+            &backends,
+            "postgresql://",
+            replicas,
+        )
+        .await;
+        drop(db);
+        drop(pool);
     }
 }
 
