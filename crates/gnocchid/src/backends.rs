@@ -9,7 +9,9 @@ use gnocchi_storage::{
     Aggregates, Incoming, local_aggregates::LocalAggregates, local_incoming::LocalIncoming,
 };
 use gnocchi_storage::{
-    redis_aggregates::RedisAggregates, redis_incoming::RedisIncoming, s3_aggregates::S3Aggregates,
+    redis_aggregates::RedisAggregates,
+    redis_incoming::RedisIncoming,
+    s3_aggregates::S3Aggregates,
     s3_incoming::S3Incoming,
     swift::{SwiftAggregates, SwiftIncoming},
 };

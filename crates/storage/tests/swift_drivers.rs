@@ -27,18 +27,28 @@ fn options(prefix: &str) -> Option<SwiftOptions> {
             ..Default::default()
         }),
         _ => {
-            println!("skipped (GNOCCHI_TEST_SWIFT_AUTHURL unset; eval \"$(scripts/swift-test-up.sh)\")");
+            println!(
+                "skipped (GNOCCHI_TEST_SWIFT_AUTHURL unset; eval \"$(scripts/swift-test-up.sh)\")"
+            );
             None
         }
     }
 }
 
 async fn aggregates(name: &str) -> Option<SwiftAggregates> {
-    Some(SwiftAggregates::connect(options(&unique(name))?).await.unwrap())
+    Some(
+        SwiftAggregates::connect(options(&unique(name))?)
+            .await
+            .unwrap(),
+    )
 }
 
 async fn incoming(sacks: u32, prefix: &str) -> Option<SwiftIncoming> {
-    Some(SwiftIncoming::connect(options(prefix)?, sacks).await.unwrap())
+    Some(
+        SwiftIncoming::connect(options(prefix)?, sacks)
+            .await
+            .unwrap(),
+    )
 }
 
 /// A tempauth login of our own, for looking at what the drivers stored.
@@ -188,7 +198,10 @@ async fn the_stored_sack_count_wins_and_changes_only_when_empty() {
     first.commit(taken).await.unwrap();
     assert_eq!(SwiftIncoming::change_sacks(o, 16).await.unwrap(), 8);
     assert_eq!(incoming(4, &prefix).await.unwrap().sacks(), 16);
-    assert!(raw.list(&format!("{prefix}.incoming8-0")).await.is_none(), "old sacks removed");
+    assert!(
+        raw.list(&format!("{prefix}.incoming8-0")).await.is_none(),
+        "old sacks removed"
+    );
     assert!(raw.list(&format!("{prefix}.incoming16-15")).await.is_some());
 }
 
@@ -236,7 +249,12 @@ async fn deleting_a_metric_bulk_deletes_its_many_splits_and_its_container() {
     let (m, other) = (metric(1), metric(2));
     let n = 1500;
     let splits: Vec<_> = (0..n)
-        .map(|i| (split(m, carbonara::Method::Max, G1, i * 3600 * G1), vec![1u8; 8]))
+        .map(|i| {
+            (
+                split(m, carbonara::Method::Max, G1, i * 3600 * G1),
+                vec![1u8; 8],
+            )
+        })
         .collect();
     store
         .write(WriteBatch {
@@ -258,7 +276,10 @@ async fn deleting_a_metric_bulk_deletes_its_many_splits_and_its_container() {
     assert!(sent <= 6, "{sent} requests to delete {n} splits");
     let raw = Raw::login(&o).await;
     assert_eq!(raw.list(&format!("{prefix}.{m}")).await, None);
-    assert_eq!(store.get_raw(&[m, other]).await.unwrap(), vec![None, Some(b"o".to_vec())]);
+    assert_eq!(
+        store.get_raw(&[m, other]).await.unwrap(),
+        vec![None, Some(b"o".to_vec())]
+    );
     // Deleting what does not exist is fine.
     store.delete_metrics(&[m, metric(3)]).await.unwrap();
 }
@@ -268,7 +289,9 @@ async fn deleting_a_metric_bulk_deletes_its_many_splits_and_its_container() {
 #[tokio::test]
 async fn an_expired_token_is_renewed() {
     let prefix = unique("renew");
-    let Some(mut o) = options(&prefix) else { return };
+    let Some(mut o) = options(&prefix) else {
+        return;
+    };
     // A token Swift never issued, with the storage URL: the first request
     // gets a 401, logs in and goes through.
     let raw = Raw::login(&o).await;
@@ -293,11 +316,16 @@ async fn an_expired_token_is_renewed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED, "the token is revoked");
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the token is revoked"
+    );
     inc.commit(taken).await.unwrap();
     let raw = Raw::login(&o).await;
     assert_eq!(
-        raw.list(&format!("{prefix}.incoming4-{}", sack_of(m, 4))).await,
+        raw.list(&format!("{prefix}.incoming4-{}", sack_of(m, 4)))
+            .await,
         Some(vec![]),
         "the commit deleted the measures"
     );
@@ -316,7 +344,10 @@ async fn an_expired_token_is_renewed() {
         .await
         .unwrap();
     flush_memcached(&memcached).await;
-    assert_eq!(store.get_raw(&[m]).await.unwrap(), vec![Some(b"r".to_vec())]);
+    assert_eq!(
+        store.get_raw(&[m]).await.unwrap(),
+        vec![Some(b"r".to_vec())]
+    );
     flush_memcached(&memcached).await;
     store.delete_metrics(&[m]).await.unwrap();
 }
@@ -327,12 +358,18 @@ async fn flush_memcached(addr: &str) {
     c.write_all(b"flush_all\r\n").await.unwrap();
     let mut buf = [0u8; 64];
     let n = c.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"OK"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"OK"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_an_error_naming_the_status() {
-    let Some(mut o) = options(&unique("denied")) else { return };
+    let Some(mut o) = options(&unique("denied")) else {
+        return;
+    };
     o.key = "not-the-key".into();
     let Err(e) = SwiftAggregates::connect(o).await else {
         panic!("logged in with a wrong key");
@@ -349,12 +386,14 @@ async fn wrong_credentials_are_an_error_naming_the_status() {
 #[tokio::test]
 async fn keystone_v3_login_picks_the_catalog_endpoint() {
     let Ok(keystone) = std::env::var("GNOCCHI_TEST_KEYSTONE_URL") else {
-        println!("skipped (GNOCCHI_TEST_KEYSTONE_URL unset; eval \"$(scripts/keystone-test-up.sh)\")");
+        println!(
+            "skipped (GNOCCHI_TEST_KEYSTONE_URL unset; eval \"$(scripts/keystone-test-up.sh)\")"
+        );
         return;
     };
     let keystone = keystone.trim_end_matches('/').to_string();
-    let password = std::env::var("GNOCCHI_TEST_KEYSTONE_ADMIN_PASSWORD")
-        .unwrap_or_else(|_| "s3cret".into());
+    let password =
+        std::env::var("GNOCCHI_TEST_KEYSTONE_ADMIN_PASSWORD").unwrap_or_else(|_| "s3cret".into());
     let http = reqwest::Client::new();
     let r = http
         .post(format!("{keystone}/auth/tokens"))
@@ -373,7 +412,11 @@ async fn keystone_v3_login_picks_the_catalog_endpoint() {
             .json(&body)
             .send()
     };
-    let _ = post("regions", serde_json::json!({"region": {"id": "RegionTwo"}})).await;
+    let _ = post(
+        "regions",
+        serde_json::json!({"region": {"id": "RegionTwo"}}),
+    )
+    .await;
     let service_type = unique("object-store-test");
     let r = post(
         "services",
@@ -386,7 +429,11 @@ async fn keystone_v3_login_picks_the_catalog_endpoint() {
     let service = v["service"]["id"].as_str().unwrap().to_string();
     for (interface, region, url) in [
         ("public", "RegionOne", "http://127.0.0.1:1/v1/AUTH_public"),
-        ("internal", "RegionOne", "http://127.0.0.1:1/v1/AUTH_internal"),
+        (
+            "internal",
+            "RegionOne",
+            "http://127.0.0.1:1/v1/AUTH_internal",
+        ),
         ("admin", "RegionOne", "http://127.0.0.1:1/v1/AUTH_admin"),
         ("public", "RegionTwo", "http://127.0.0.1:1/v1/AUTH_two"),
     ] {
@@ -437,13 +484,17 @@ async fn keystone_v3_login_picks_the_catalog_endpoint() {
         ..o.clone()
     };
     assert_eq!(
-        gnocchi_storage::swift::storage_url(&with_url).await.unwrap(),
+        gnocchi_storage::swift::storage_url(&with_url)
+            .await
+            .unwrap(),
         "http://127.0.0.1:1/v1/AUTH_mine"
     );
     let wrong = SwiftOptions {
         key: "wrong".into(),
         ..o
     };
-    let e = gnocchi_storage::swift::storage_url(&wrong).await.unwrap_err();
+    let e = gnocchi_storage::swift::storage_url(&wrong)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("HTTP 401"), "{e}");
 }

@@ -131,10 +131,8 @@ impl Aggregates for SwiftAggregates {
                 (c, o, data)
             })
             .collect();
-        let (deleted, put) = tokio::join!(
-            self.client.bulk_delete(deletes),
-            self.client.put_all(puts)
-        );
+        let (deleted, put) =
+            tokio::join!(self.client.bulk_delete(deletes), self.client.put_all(puts));
         deleted?;
         put?;
         self.client

@@ -179,10 +179,11 @@ async fn v3(http: &reqwest::Client, o: &SwiftOptions) -> Result<Session> {
     if let Some(storage_url) = o.url.clone().filter(|u| !u.is_empty()) {
         return Ok(Session { storage_url, token });
     }
-    let parsed: Value = serde_json::from_str(&body).map_err(|source| StorageError::CorruptFile {
-        path: format!("the token of {url}"),
-        source,
-    })?;
+    let parsed: Value =
+        serde_json::from_str(&body).map_err(|source| StorageError::CorruptFile {
+            path: format!("the token of {url}"),
+            source,
+        })?;
     let region = o.region.as_deref().filter(|r| !r.is_empty());
     let interface = interface(&o.endpoint_type);
     match pick_endpoint(&parsed, &o.service_type, interface, region) {
@@ -190,7 +191,9 @@ async fn v3(http: &reqwest::Client, o: &SwiftOptions) -> Result<Session> {
         None => Err(StorageError::Backend(format!(
             "swift: the Keystone catalog has no {} endpoint with interface {interface}{}",
             o.service_type,
-            region.map(|r| format!(" in region {r}")).unwrap_or_default()
+            region
+                .map(|r| format!(" in region {r}"))
+                .unwrap_or_default()
         ))),
     }
 }
@@ -220,9 +223,18 @@ mod tests {
             pick(interface("internalURL"), Some("r2")).as_deref(),
             Some("http://i2/v1/AUTH_p")
         );
-        assert_eq!(pick(interface("adminURL"), None).as_deref(), Some("http://s/admin"));
+        assert_eq!(
+            pick(interface("adminURL"), None).as_deref(),
+            Some("http://s/admin")
+        );
         assert_eq!(pick("public", Some("r3")), None);
-        assert_eq!(v3_tokens_url("http://k:5000/v3/"), "http://k:5000/v3/auth/tokens");
-        assert_eq!(v3_tokens_url("http://k:5000"), "http://k:5000/v3/auth/tokens");
+        assert_eq!(
+            v3_tokens_url("http://k:5000/v3/"),
+            "http://k:5000/v3/auth/tokens"
+        );
+        assert_eq!(
+            v3_tokens_url("http://k:5000"),
+            "http://k:5000/v3/auth/tokens"
+        );
     }
 }

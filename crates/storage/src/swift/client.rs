@@ -232,10 +232,7 @@ impl SwiftClient {
     }
 
     fn url(storage_url: &str, container: &str, object: Option<&str>) -> String {
-        let mut url = format!(
-            "{storage_url}/{}",
-            utf8_percent_encode(container, SEGMENT)
-        );
+        let mut url = format!("{storage_url}/{}", utf8_percent_encode(container, SEGMENT));
         if let Some(o) = object {
             url.push('/');
             url.extend(utf8_percent_encode(o, OBJECT));
@@ -300,8 +297,15 @@ impl SwiftClient {
 
     /// Create a container (with `swift_storage_policy`); an existing one is fine.
     pub(super) async fn put_container(&self, container: &str) -> Result<()> {
-        let policy = self.options.storage_policy.as_deref().filter(|p| !p.is_empty());
-        let headers: Vec<(&str, &str)> = policy.map(|p| ("X-Storage-Policy", p)).into_iter().collect();
+        let policy = self
+            .options
+            .storage_policy
+            .as_deref()
+            .filter(|p| !p.is_empty());
+        let headers: Vec<(&str, &str)> = policy
+            .map(|p| ("X-Storage-Policy", p))
+            .into_iter()
+            .collect();
         let r = self
             .request(Method::PUT, container, None, &[], &headers, None)
             .await?;
@@ -357,7 +361,14 @@ impl SwiftClient {
             &[]
         };
         let r = self
-            .request(Method::PUT, container, Some(object), &[], headers, Some(data))
+            .request(
+                Method::PUT,
+                container,
+                Some(object),
+                &[],
+                headers,
+                Some(data),
+            )
             .await?;
         match r.status() {
             s if s.is_success() => Ok(Put::Stored),
@@ -368,7 +379,11 @@ impl SwiftClient {
     }
 
     /// `GET` an object (`None`: it or its container does not exist).
-    pub(super) async fn get_object(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>> {
+    pub(super) async fn get_object(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<Option<Vec<u8>>> {
         let r = self
             .request(Method::GET, container, Some(object), &[], &[], None)
             .await?;
@@ -551,8 +566,10 @@ impl SwiftClient {
                 renewed = true;
                 continue;
             }
-            let failed: Vec<&(String, String)> =
-                errors.iter().filter(|(_, s)| !s.starts_with("404")).collect();
+            let failed: Vec<&(String, String)> = errors
+                .iter()
+                .filter(|(_, s)| !s.starts_with("404"))
+                .collect();
             if let Some((name, st)) = failed.first() {
                 return Err(StorageError::SwiftStatus {
                     request: "bulk-delete".into(),

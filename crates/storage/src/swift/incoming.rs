@@ -376,7 +376,13 @@ impl Incoming for SwiftIncoming {
         let _ = self.check_stale().await;
         let leased = |s: u32| self.leases.is_leased(s);
         self.wake
-            .wait_for_new(&self.client, &self.containers, self.nsacks, &leased, timeout)
+            .wait_for_new(
+                &self.client,
+                &self.containers,
+                self.nsacks,
+                &leased,
+                timeout,
+            )
             .await
     }
 }

@@ -67,11 +67,7 @@ pub(super) fn parse_split(name: &str) -> Option<(i64, &str, i64)> {
     ) else {
         return None;
     };
-    Some((
-        seconds_to_ns(start)?,
-        method,
-        seconds_to_ns(granularity)?,
-    ))
+    Some((seconds_to_ns(start)?, method, seconds_to_ns(granularity)?))
 }
 
 /// A measure object of a sack as listed: `<metric>/<uuid>_<YYYYmmdd_HH:MM:SS>`.
@@ -158,7 +154,10 @@ mod tests {
         );
         let p = Method::Rate(BaseMethod::Pct(95));
         let name = split_object(p, 1_000_000_000, -3_600_000_000_000);
-        assert_eq!(parse_split(&name), Some((-3_600_000_000_000, "rate:95pct", 1_000_000_000)));
+        assert_eq!(
+            parse_split(&name),
+            Some((-3_600_000_000_000, "rate:95pct", 1_000_000_000))
+        );
         assert_eq!(parse_split(RAW_OBJECT), None);
         assert_eq!(parse_split("1425600000.0_mean_60.0"), None);
         let names = MeasureNames::new();
