@@ -72,7 +72,7 @@ impl Aggregates for SwiftAggregates {
             .map(|m| async move {
                 let entries = self
                     .client
-                    .list(&self.containers.metric(m), None, None)
+                    .list(&self.containers.metric(m), None)
                     .await?
                     .unwrap_or_default();
                 Ok::<_, crate::StorageError>((m, entries.into_iter().map(|e| e.name).collect()))
@@ -148,7 +148,7 @@ impl Aggregates for SwiftAggregates {
         let containers: Vec<String> = metrics.iter().map(|&m| self.containers.metric(m)).collect();
         let listed: Vec<(String, Vec<String>)> = futures::stream::iter(containers.clone())
             .map(|c| async move {
-                let names = self.client.list(&c, None, None).await?;
+                let names = self.client.list(&c, None).await?;
                 Ok::<_, crate::StorageError>((c, names.unwrap_or_default()))
             })
             .buffer_unordered(self.client.parallel)

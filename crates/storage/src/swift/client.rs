@@ -59,13 +59,11 @@ const DEFAULT_MAX_DELETES: usize = 10_000;
 /// Objects per listing page (Swift's maximum).
 const LIST_LIMIT: usize = 10_000;
 
-/// One listing entry: an object (`bytes` its size) or, with a delimiter, a
-/// `subdir` (`is_dir`).
+/// One object of a listing, `bytes` its size.
 #[derive(Debug)]
 pub(super) struct Entry {
     pub(super) name: String,
     pub(super) bytes: u64,
-    pub(super) is_dir: bool,
 }
 
 /// What a `PUT` of an object did.
@@ -129,7 +127,11 @@ impl SwiftClient {
             .pool_max_idle_per_host(parallel)
             .danger_accept_invalid_certs(options.auth_insecure);
         if options.timeout > 0 {
-            builder = builder.timeout(Duration::from_secs(options.timeout));
+            // Per connection attempt and per read, as swiftclient applies
+            // it (a bulk delete of many objects takes long, but its answer
+            // keeps coming).
+            let t = Duration::from_secs(options.timeout);
+            builder = builder.connect_timeout(t).read_timeout(t);
         }
         if let Some(path) = options.cacert.as_ref().filter(|c| !c.is_empty()) {
             let pem = std::fs::read(path)?;
@@ -287,7 +289,11 @@ impl SwiftClient {
                     rb = rb.header(*k, *v);
                 }
                 if let Some(b) = &body {
-                    rb = rb.body(b.clone());
+                    // Swift refuses a PUT without a length (411), and
+                    // reqwest sends none for an empty body.
+                    rb = rb
+                        .header(reqwest::header::CONTENT_LENGTH, b.len())
+                        .body(b.clone());
                 }
                 rb
             },
@@ -413,17 +419,27 @@ impl SwiftClient {
 
     /// `PUT` each object, [`SwiftClient::parallel`] at a time; a missing
     /// container is created and the object sent again.
+    ///
+    /// The proxy caches "no such container" (for a tenth of
+    /// `recheck_container_existence`, 6 s by default), and a `PUT` racing the
+    /// container's creation can put that answer back in the cache after the
+    /// creation cleared it; so the container `PUT` (which clears the cache
+    /// again) and the object `PUT` are retried, backing off, for up to about
+    /// 13 s.
     pub(super) async fn put_all(&self, objects: Vec<(String, String, Vec<u8>)>) -> Result<()> {
         futures::stream::iter(objects)
             .map(|(c, o, data)| async move {
                 let data = Bytes::from(data);
-                if self.put_object(&c, &o, data.clone(), false).await? == Put::NoContainer {
-                    self.put_container(&c).await?;
-                    if self.put_object(&c, &o, data, false).await? != Put::Stored {
+                let mut wait = Duration::from_millis(50);
+                while self.put_object(&c, &o, data.clone(), false).await? == Put::NoContainer {
+                    if wait > Duration::from_secs(8) {
                         return Err(StorageError::Backend(format!(
-                            "swift: container {c} vanished while {o} was written to it"
+                            "swift: container {c} was created but {o} cannot be written to it (404)"
                         )));
                     }
+                    self.put_container(&c).await?;
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
                 }
                 Ok(())
             })
@@ -432,13 +448,12 @@ impl SwiftClient {
             .await
     }
 
-    /// Every object of a container (under `prefix`; with `delimiter`, the
-    /// `subdir`s too), page after page; `None`: no such container.
+    /// Every object of a container (under `prefix`), page after page;
+    /// `None`: no such container.
     pub(super) async fn list(
         &self,
         container: &str,
         prefix: Option<&str>,
-        delimiter: Option<&str>,
     ) -> Result<Option<Vec<Entry>>> {
         let mut out = Vec::new();
         let mut marker = String::new();
@@ -450,9 +465,6 @@ impl SwiftClient {
             }
             if let Some(p) = prefix {
                 query.push(("prefix", p));
-            }
-            if let Some(d) = delimiter {
-                query.push(("delimiter", d));
             }
             let r = self
                 .request(Method::GET, container, None, &query, &[], None)
@@ -469,16 +481,13 @@ impl SwiftClient {
                 .map_err(send_error(format!("listing {container}")))?;
             let n = page.len();
             for v in page {
-                let (name, is_dir) = match (v.get("name"), v.get("subdir")) {
-                    (Some(Value::String(n)), _) => (n.clone(), false),
-                    (_, Some(Value::String(d))) => (d.clone(), true),
-                    _ => continue,
+                let Some(Value::String(name)) = v.get("name") else {
+                    continue;
                 };
                 let bytes = v.get("bytes").and_then(Value::as_u64).unwrap_or(0);
                 out.push(Entry {
-                    name,
+                    name: name.clone(),
                     bytes,
-                    is_dir,
                 });
             }
             match out.last() {

@@ -248,7 +248,7 @@ impl SwiftIncoming {
 /// One listing per sack: pending batches per metric and measures.
 async fn backlog(client: &SwiftClient, containers: &Containers, nsacks: u32) -> Result<Backlog> {
     let listings: Vec<_> = futures::stream::iter(0..nsacks)
-        .map(|s| async move { client.list(&containers.sack(nsacks, s), None, None).await })
+        .map(|s| async move { client.list(&containers.sack(nsacks, s), None).await })
         .buffer_unordered(client.parallel)
         .try_collect()
         .await?;
@@ -302,7 +302,7 @@ impl Incoming for SwiftIncoming {
         let container = self.sack(sack);
         let listed = self
             .client
-            .list(&container, None, None)
+            .list(&container, None)
             .await?
             .unwrap_or_default();
         let mut objects: Vec<(Uuid, String)> = listed

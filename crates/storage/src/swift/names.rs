@@ -67,7 +67,18 @@ pub(super) fn parse_split(name: &str) -> Option<(i64, &str, i64)> {
     ) else {
         return None;
     };
-    Some((seconds_to_ns(start)?, method, seconds_to_ns(granularity)?))
+    Some((to_ns(start)?, method, to_ns(granularity)?))
+}
+
+/// Seconds as written back to nanoseconds: exact for what a whole number of
+/// nanoseconds prints as, and a start printed from the ends of the `i64`
+/// range (which rounds, as a float, past them) is clamped back to them.
+fn to_ns(text: &str) -> Option<i64> {
+    seconds_to_ns(text).or_else(|| {
+        let s: f64 = text.parse().ok()?;
+        // `as` saturates at the ends of the range.
+        s.is_finite().then(|| (s * 1e9) as i64)
+    })
 }
 
 /// A measure object of a sack as listed: `<metric>/<uuid>_<YYYYmmdd_HH:MM:SS>`.
@@ -159,13 +170,21 @@ mod tests {
             Some((-3_600_000_000_000, "rate:95pct", 1_000_000_000))
         );
         assert_eq!(parse_split(RAW_OBJECT), None);
+        for extreme in [i64::MIN, i64::MAX] {
+            let name = split_object(Method::Mean, 1_000_000_000, extreme);
+            assert_eq!(
+                parse_split(&name),
+                Some((extreme, "mean", 1_000_000_000)),
+                "{name}"
+            );
+        }
         assert_eq!(parse_split("1425600000.0_mean_60.0"), None);
         let names = MeasureNames::new();
         let a = names.name(m);
         let b = names.name(m);
         assert_eq!(parse_measure(&a), Some(m));
         assert!(read_order(&a) < read_order(&b));
-        let (_, when) = read_order(&a);
+        let (when, _) = read_order(&a);
         assert_eq!(when.len(), 17, "{a}");
         assert_eq!(parse_measure("gnocchi-config"), None);
     }
