@@ -50,10 +50,10 @@ pub use incoming::SwiftIncoming;
 /// Log in as the drivers do and return the storage URL they would use (the
 /// login's, or `swift_url`): for checking a configuration.
 pub async fn storage_url(options: &SwiftOptions) -> crate::Result<String> {
-    Ok(client::SwiftClient::connect(options.clone())
+    client::SwiftClient::connect(options.clone())
         .await?
         .storage_url()
-        .await?)
+        .await
 }
 
 /// Requests one call runs at once (and connections kept per host).

@@ -77,7 +77,7 @@ fn to_ns(text: &str) -> Option<i64> {
     seconds_to_ns(text).or_else(|| {
         let s: f64 = text.parse().ok()?;
         // `as` saturates at the ends of the range.
-        s.is_finite().then(|| (s * 1e9) as i64)
+        s.is_finite().then_some((s * 1e9) as i64)
     })
 }
 
