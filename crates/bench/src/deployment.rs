@@ -85,12 +85,14 @@ impl Deployment {
                     IncomingDriver::Redis { .. } => "redis",
                     IncomingDriver::S3(_) => "s3",
                     IncomingDriver::Ceph(_) => "ceph",
+                    IncomingDriver::Swift(_) => "swift",
                 },
                 match cfg.storage {
                     StorageDriver::File => "redb",
                     StorageDriver::Redis { .. } => "redis",
                     StorageDriver::S3(_) => "s3",
                     StorageDriver::Ceph(_) => "ceph",
+                    StorageDriver::Swift(_) => "swift",
                 }
             )
         };

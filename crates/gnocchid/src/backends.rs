@@ -9,8 +9,11 @@ use gnocchi_storage::{
     Aggregates, Incoming, local_aggregates::LocalAggregates, local_incoming::LocalIncoming,
 };
 use gnocchi_storage::{
-    redis_aggregates::RedisAggregates, redis_incoming::RedisIncoming, s3_aggregates::S3Aggregates,
+    redis_aggregates::RedisAggregates,
+    redis_incoming::RedisIncoming,
+    s3_aggregates::S3Aggregates,
     s3_incoming::S3Incoming,
+    swift::{SwiftAggregates, SwiftIncoming},
 };
 use std::sync::Arc;
 
@@ -40,6 +43,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
         IncomingDriver::Redis { url } => Arc::new(RedisIncoming::connect(url, cfg.sacks).await?),
         IncomingDriver::S3(s3) => Arc::new(S3Incoming::connect(s3, cfg.sacks).await?),
         IncomingDriver::Ceph(o) => ceph::incoming(o, cfg.sacks).await?,
+        IncomingDriver::Swift(o) => Arc::new(SwiftIncoming::connect(o.clone(), cfg.sacks).await?),
     };
     let aggregates: Arc<dyn Aggregates> = match &cfg.storage {
         StorageDriver::File => Arc::new(LocalAggregates::open(
@@ -48,6 +52,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
         StorageDriver::Redis { url } => Arc::new(RedisAggregates::connect(url).await?),
         StorageDriver::S3(s3) => Arc::new(S3Aggregates::connect(s3.clone()).await?),
         StorageDriver::Ceph(o) => ceph::aggregates(o).await?,
+        StorageDriver::Swift(o) => Arc::new(SwiftAggregates::connect(o.clone()).await?),
     };
     if create_policies {
         create_default_policies(indexer.as_ref(), &cfg.api.default_aggregation_methods).await?;
@@ -60,7 +65,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
 }
 
 /// `gnocchid change-sack-size`: re-split the incoming store into `sacks` sacks
-/// (refused while measures are pending). On Redis and S3 the new count is stored
+/// (refused while measures are pending). On Redis, S3, Ceph and Swift the new count is stored
 /// in the store; every api, metricd and statsd process using it must then be restarted.
 pub async fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> {
     let old = match &cfg.incoming {
@@ -68,6 +73,7 @@ pub async fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> 
         IncomingDriver::Redis { url } => RedisIncoming::change_sacks(url, sacks).await,
         IncomingDriver::S3(s3) => S3Incoming::change_sacks(s3, sacks).await,
         IncomingDriver::Ceph(o) => ceph::change_sacks(o, sacks).await?,
+        IncomingDriver::Swift(o) => SwiftIncoming::change_sacks(o.clone(), sacks).await,
     }
     .map_err(|e| format!("Cannot change sack size: {e}"))?;
     tracing::info!(from = old, to = sacks, "changed the number of sacks");

@@ -542,6 +542,44 @@ mod tests {
     }
 
     #[test]
+    fn swift_options_are_upstreams_and_incoming_defaults_to_storage() {
+        let c = load(
+            "[storage]\ndriver = swift\nswift_authurl = http://k:5000/v3\nswift_auth_version = 3\n\
+             swift_user = gnocchi\nswift_key = secret\nswift_project_name = service\n\
+             swift_endpoint_type = internalURL\nswift_container_prefix = prod\n\
+             swift_container_prefix_all = true\nswift_timeout = 30\n\
+             [incoming]\ndriver = swift\nswift_container_prefix = fast\n",
+        )
+        .unwrap();
+        let (StorageDriver::Swift(s), IncomingDriver::Swift(i)) = (&c.storage, &c.incoming) else {
+            panic!("{c:?}");
+        };
+        assert_eq!(s.auth_version, "3");
+        assert_eq!(s.container_prefix, "prod");
+        assert!(s.container_prefix_all);
+        assert_eq!(s.timeout, 30);
+        assert_eq!(s.user_domain_name, "Default");
+        assert_eq!(i.container_prefix, "fast");
+        assert_eq!(i.authurl, "http://k:5000/v3");
+        assert_eq!(i.project_name.as_deref(), Some("service"));
+        assert_eq!(i.endpoint_type, "internalURL");
+        assert!(i.container_prefix_all);
+        assert!(!format!("{c:?}").contains("secret"));
+        // Upstream's defaults.
+        let c = load("[storage]\ndriver = swift\n").unwrap();
+        let StorageDriver::Swift(d) = &c.storage else {
+            panic!("{c:?}");
+        };
+        assert_eq!(
+            (d.authurl.as_str(), d.user.as_str(), d.key.as_str()),
+            ("http://localhost:8080/auth/v1.0", "admin:admin", "admin")
+        );
+        assert_eq!((d.timeout, d.auth_version.as_str()), (300, "1"));
+        assert!(matches!(c.incoming, IncomingDriver::Swift(_)));
+        assert!(load("[storage]\ndriver = swift\nswift_endpoint_type = public\n").is_err());
+    }
+
+    #[test]
     fn coordination_url_defaults_as_upstream() {
         // The embedded default: in-process.
         assert_eq!(load("").unwrap().coordination, None);

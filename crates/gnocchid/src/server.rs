@@ -56,6 +56,12 @@ async fn coordinator(cfg: &Config) -> Result<Arc<dyn Coordinator>, BoxError> {
                     "[incoming] driver = s3 without [DEFAULT] coordination_url: run a single metricd on this bucket, or set coordination_url (Redis or PostgreSQL)"
                 );
             }
+            if matches!(cfg.incoming, IncomingDriver::Swift(_)) {
+                // Neither has Swift.
+                tracing::warn!(
+                    "[incoming] driver = swift without [DEFAULT] coordination_url: run a single metricd on this account, or set coordination_url (Redis or PostgreSQL)"
+                );
+            }
             Arc::new(InProcessCoordinator::new())
         }
         Some(url) => {

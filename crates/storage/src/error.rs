@@ -39,6 +39,25 @@ pub enum StorageError {
         #[source]
         source: reqwest::Error,
     },
+    /// A request to Swift or to its auth service could not be sent, or its
+    /// answer not read (connection, timeout, TLS); reqwest's error is the source.
+    #[error("storage backend error: swift: {what}: {source}")]
+    Swift {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Swift or its auth service answered with an unexpected status.
+    #[error("storage backend error: swift: {request} {target}: HTTP {status}{detail}")]
+    SwiftStatus {
+        /// `PUT`, `GET`, `bulk-delete`, `login`...
+        request: String,
+        /// The container (and object) or URL.
+        target: String,
+        status: u16,
+        /// `: <what the body says>`, or empty.
+        detail: String,
+    },
     /// `[incoming] redis_url` / `[storage] redis_url` cannot be used; the URL
     /// parser's or the Redis client's error, when one says why, is the source.
     #[error("storage backend error: invalid redis URL {url:?}: {reason}")]

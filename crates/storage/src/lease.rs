@@ -120,7 +120,6 @@ impl<R: Default> Leases<R> {
 
     /// Whether `sack` is leased now (being processed by this process): the
     /// polling drivers do not report such a sack as new.
-    #[cfg_attr(not(feature = "ceph"), allow(dead_code))]
     pub(crate) fn is_leased(&self, sack: u32) -> bool {
         self.map.lock().contains_key(&sack)
     }

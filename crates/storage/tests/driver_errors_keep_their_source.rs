@@ -59,3 +59,26 @@ fn an_unreadable_incoming_config_keeps_the_json_error_as_source() {
     );
     assert!(e.to_string().starts_with("storage data corrupt: "), "{e}");
 }
+
+#[tokio::test]
+async fn an_unreachable_swift_keeps_the_http_error_as_source() {
+    let options = gnocchi_storage::swift::SwiftOptions {
+        authurl: "http://127.0.0.1:1/auth/v1.0".into(),
+        timeout: 5,
+        ..Default::default()
+    };
+    let Err(e) = gnocchi_storage::swift::SwiftAggregates::connect(options).await else {
+        panic!("logged in at a port nobody listens on");
+    };
+    assert!(matches!(e, StorageError::Swift { .. }), "{e:?}");
+    let source = e.source().expect("reqwest's error is the source");
+    assert!(
+        source.downcast_ref::<reqwest::Error>().is_some(),
+        "{source:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("storage backend error: swift: login at http://127.0.0.1:1/auth/v1.0: "),
+        "{e}"
+    );
+}

@@ -4,23 +4,26 @@
 
 use super::{ConfigError, Source};
 use gnocchi_storage::s3_client::S3Config;
+use gnocchi_storage::swift::SwiftOptions;
 
-/// `[incoming] driver`: `file` (the embedded write-ahead log), `redis`, `s3` or `ceph`.
+/// `[incoming] driver`: `file` (the embedded write-ahead log), `redis`, `s3`, `ceph` or `swift`.
 #[derive(Debug, Clone)]
 pub enum IncomingDriver {
     File,
     Redis { url: String },
     S3(S3Config),
     Ceph(gnocchi_storage::ceph::CephOptions),
+    Swift(SwiftOptions),
 }
 
-/// `[storage] driver`: `file` (the embedded redb store), `redis`, `s3` or `ceph`.
+/// `[storage] driver`: `file` (the embedded redb store), `redis`, `s3`, `ceph` or `swift`.
 #[derive(Debug, Clone)]
 pub enum StorageDriver {
     File,
     Redis { url: String },
     S3(S3Config),
     Ceph(gnocchi_storage::ceph::CephOptions),
+    Swift(SwiftOptions),
 }
 
 /// Upstream's `s3_*` options of `section`; under `[incoming]` each defaults
@@ -80,6 +83,70 @@ fn ceph_options(
     }
 }
 
+/// Upstream's 18 `swift_*` options of `section`; under `[incoming]` each
+/// defaults to the `[storage]` one. `swift_preauthurl`, the name before
+/// `swift_url`, is read when `swift_url` is not set.
+fn swift_options(src: &Source, section: &str) -> Result<SwiftOptions, ConfigError> {
+    let get = |key: &str| {
+        let own = src.get(section, key);
+        if section == "storage" {
+            own
+        } else {
+            own.or_else(|| src.get("storage", key))
+        }
+    };
+    let invalid = |key: &str, v: &str, what: &str| ConfigError::Invalid {
+        section: section.into(),
+        key: key.into(),
+        message: format!("`{v}' is not {what}"),
+    };
+    let boolean = |key: &str| -> Result<bool, ConfigError> {
+        match get(key) {
+            None => Ok(false),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                _ => Err(invalid(key, &v, "a boolean")),
+            },
+        }
+    };
+    let d = SwiftOptions::default();
+    let endpoint_type = get("swift_endpoint_type").unwrap_or(d.endpoint_type);
+    if !["publicURL", "internalURL", "adminURL"].contains(&endpoint_type.as_str()) {
+        return Err(invalid(
+            "swift_endpoint_type",
+            &endpoint_type,
+            "one of publicURL, internalURL, adminURL",
+        ));
+    }
+    let timeout = "swift_timeout";
+    Ok(SwiftOptions {
+        auth_version: get("swift_auth_version").unwrap_or(d.auth_version),
+        auth_insecure: boolean("swift_auth_insecure")?,
+        url: get("swift_url").or_else(|| get("swift_preauthurl")),
+        authurl: get("swift_authurl").unwrap_or(d.authurl),
+        preauthtoken: get("swift_preauthtoken"),
+        cacert: get("swift_cacert"),
+        region: get("swift_region"),
+        user: get("swift_user").unwrap_or(d.user),
+        user_domain_name: get("swift_user_domain_name").unwrap_or(d.user_domain_name),
+        key: get("swift_key").unwrap_or(d.key),
+        project_name: get("swift_project_name").or_else(|| get("swift_tenant_name")),
+        project_domain_name: get("swift_project_domain_name").unwrap_or(d.project_domain_name),
+        container_prefix: get("swift_container_prefix").unwrap_or(d.container_prefix),
+        container_prefix_all: boolean("swift_container_prefix_all")?,
+        storage_policy: get("swift_storage_policy"),
+        endpoint_type,
+        service_type: get("swift_service_type").unwrap_or(d.service_type),
+        timeout: match get(timeout) {
+            None => d.timeout,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| invalid(timeout, &v, "an integer >= 0"))?,
+        },
+    })
+}
+
 const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/";
 
 /// `[storage]` and `[incoming]` with upstream's option names; each `[incoming]`
@@ -99,11 +166,14 @@ pub(super) fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), C
         },
         "s3" => StorageDriver::S3(s3_options(src, "storage")?),
         "ceph" => StorageDriver::Ceph(storage_ceph.clone()),
+        "swift" => StorageDriver::Swift(swift_options(src, "storage")?),
         other => {
             return Err(ConfigError::Invalid {
                 section: "storage".into(),
                 key: "driver".into(),
-                message: format!("unsupported driver `{other}' (supported: file, redis, s3, ceph)"),
+                message: format!(
+                    "unsupported driver `{other}' (supported: file, redis, s3, ceph, swift)"
+                ),
             });
         }
     };
@@ -115,11 +185,14 @@ pub(super) fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), C
         },
         "s3" => IncomingDriver::S3(s3_options(src, "incoming")?),
         "ceph" => IncomingDriver::Ceph(ceph_options(src, "incoming", storage_ceph)),
+        "swift" => IncomingDriver::Swift(swift_options(src, "incoming")?),
         other => {
             return Err(ConfigError::Invalid {
                 section: "incoming".into(),
                 key: "driver".into(),
-                message: format!("unsupported driver `{other}' (supported: file, redis, s3, ceph)"),
+                message: format!(
+                    "unsupported driver `{other}' (supported: file, redis, s3, ceph, swift)"
+                ),
             });
         }
     };

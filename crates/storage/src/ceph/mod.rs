@@ -39,8 +39,9 @@
 mod aggregates;
 #[cfg(feature = "ceph")]
 mod incoming;
-#[cfg(feature = "ceph")]
-mod names;
+// Always built: the Swift driver names splits the same way.
+#[cfg_attr(not(feature = "ceph"), allow(dead_code))]
+pub(crate) mod names;
 #[cfg(feature = "ceph")]
 mod rados_ffi;
 

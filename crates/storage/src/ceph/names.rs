@@ -67,7 +67,7 @@ pub(super) fn split_start<'a>(name: &'a str, method: &str, granularity: &str) ->
 /// `3.6`, `1e-05`, `-25200.0`) to exact nanoseconds: the digits are read as a
 /// decimal, not through a float, so that a start printed from a whole number
 /// of nanoseconds reads back to it.
-pub(super) fn seconds_to_ns(text: &str) -> Option<i64> {
+pub(crate) fn seconds_to_ns(text: &str) -> Option<i64> {
     let (mantissa, exp) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
         None => (text, 0),
