@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gnocchi-bench on the scale-out configuration next to the embedded default.
 #
-#   scripts/bench-scaleout.sh [--index postgresql|sqlite] [-- extra bench flags]
+#   scripts/bench-scaleout.sh [--index postgresql|sqlite] [--rtt MS] [--redis-db N]
+#                             [--only WORKLOADS] [--no-embedded] [-- extra bench flags]
 #
 # Starts s3s-fs on a free port in a temporary directory, creates a fresh
 # PostgreSQL database (dropped at the end), writes a gnocchi.conf with
@@ -13,7 +14,17 @@
 # side. --index sqlite keeps the index embedded (SQLite in the bench's data
 # directories): Redis + S3 only.
 #
-# Needs: target/release/gnocchid and target/release/gnocchi-bench
+# --rtt MS puts the backends MS milliseconds of round trip away: a
+# gnocchi-delay-proxy (half the RTT each way) in front of s3s-fs, of a
+# throwaway redis-server the script starts (on a free port, removed at the
+# end) and of PostgreSQL (the machine's server is only proxied, never
+# reconfigured). The kernel's netem would do the same, but needs sch_netem,
+# which this machine's kernel lacks. --redis-db picks the database wiped on
+# the shared Redis (default 10; unused with --rtt). --only is the bench's
+# (default ingest,processing); --no-embedded skips the embedded run.
+#
+# Needs: $CARGO_TARGET_DIR/release (default target/release) gnocchid,
+# gnocchi-bench and gnocchi-delay-proxy
 # (cargo build --release -p gnocchid -p gnocchi-bench), s3s-fs
 # (scripts/install-test-peers.sh), a Redis server (GNOCCHI_BENCH_REDIS_URL,
 # default redis://127.0.0.1:6379; database 10 is wiped), psql and a PostgreSQL
@@ -26,13 +37,21 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 index=postgresql
+rtt=
+redis_db=10
+only=ingest,processing
+embedded=1
 extra=()
 while [ $# -gt 0 ]; do
   case $1 in
     --index) index=${2:?--index needs postgresql or sqlite}; shift 2 ;;
     --index=*) index=${1#--index=}; shift ;;
+    --rtt) rtt=${2:?--rtt needs milliseconds}; shift 2 ;;
+    --redis-db) redis_db=${2:?--redis-db needs a number}; shift 2 ;;
+    --only) only=${2:?--only needs workloads}; shift 2 ;;
+    --no-embedded) embedded=; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,25 +60,27 @@ case $index in
   *) echo "--index must be postgresql or sqlite" >&2; exit 2 ;;
 esac
 
-bench=$root/target/release/gnocchi-bench
-for bin in gnocchid gnocchi-bench; do
-  [ -x "$root/target/release/$bin" ] || { echo "build first: cargo build --release -p gnocchid -p gnocchi-bench" >&2; exit 1; }
+release=${CARGO_TARGET_DIR:-$root/target}/release
+bench=$release/gnocchi-bench
+for bin in gnocchid gnocchi-bench gnocchi-delay-proxy; do
+  [ -x "$release/$bin" ] || { echo "build first: cargo build --release -p gnocchid -p gnocchi-bench" >&2; exit 1; }
 done
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 command -v s3s-fs >/dev/null || { echo "s3s-fs missing: bash scripts/install-test-peers.sh" >&2; exit 1; }
 redis_url=${GNOCCHI_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
-redis_url=${redis_url%/}/10
+redis_url=${redis_url%/}/$redis_db
 pg_host=${GNOCCHI_BENCH_PG_HOST:-127.0.0.1}
 pg_user=${GNOCCHI_BENCH_PG_USER:-postgres}
 
 work=$(mktemp -d -t gnocchid-bench-scaleout-XXXXXX)
 s3pid=
 db=
+pids=()
 cleanup() {
-  if [ -n "$s3pid" ]; then
-    kill "$s3pid" 2>/dev/null || true
-    wait "$s3pid" 2>/dev/null || true
-  fi
+  for pid in $s3pid "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [ -n "$db" ]; then
     psql -h "$pg_host" -U "$pg_user" -d test -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
   fi
@@ -75,16 +96,50 @@ s3port=$(free_port)
 mkdir -p "$work/s3"
 s3s-fs --host 127.0.0.1 --port "$s3port" --access-key AKBENCH --secret-key SKBENCH "$work/s3" > "$work/s3s-fs.log" 2>&1 &
 s3pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && break
-  sleep 0.1
-done
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  exit 1
+}
+wait_port "$s3port"
+s3_endpoint=127.0.0.1:$s3port
+pg_port=5432
+
+# --rtt: a delay proxy in front of every backend, and a Redis of our own.
+proxy() { # sets proxy_port
+  proxy_port=$(free_port)
+  "$release/gnocchi-delay-proxy" "127.0.0.1:$proxy_port" "$1" "$rtt" \
+    > "$work/proxy-$proxy_port.log" 2>&1 &
+  pids+=($!)
+  wait_port "$proxy_port"
+}
+if [ -n "$rtt" ]; then
+  redis_port=$(free_port)
+  mkdir -p "$work/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$work/redis" > "$work/redis.log" 2>&1 &
+  pids+=($!)
+  wait_port "$redis_port"
+  proxy "127.0.0.1:$redis_port"
+  redis_url=redis://127.0.0.1:$proxy_port/1
+  proxy "$s3_endpoint"
+  s3_endpoint=127.0.0.1:$proxy_port
+  proxy "$pg_host:5432"
+  pg_proxy=$proxy_port
+fi
 
 indexer=
 if [ "$index" = postgresql ]; then
   db=gnocchi_bench_$$_$RANDOM
   psql -h "$pg_host" -U "$pg_user" -d test -qc "CREATE DATABASE $db" >/dev/null
-  indexer="url = postgresql://$pg_user@$pg_host:5432/$db"
+  if [ -n "$rtt" ]; then
+    indexer="url = postgresql://$pg_user@127.0.0.1:$pg_proxy/$db"
+  else
+    indexer="url = postgresql://$pg_user@$pg_host:$pg_port/$db"
+  fi
 fi
 
 conf=$work/gnocchi.conf
@@ -94,7 +149,7 @@ $indexer
 
 [storage]
 driver = s3
-s3_endpoint_url = http://127.0.0.1:$s3port
+s3_endpoint_url = http://$s3_endpoint
 s3_access_key_id = AKBENCH
 s3_secret_access_key = SKBENCH
 s3_bucket_prefix = gnocchi
@@ -105,12 +160,16 @@ redis_url = $redis_url
 CONF
 
 echo "== load: $(uptime)"
-echo "== scale-out: index $index, incoming $redis_url (wiped), aggregates s3s-fs on :$s3port"
-GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$bench" --only ingest,processing --config-file "$conf" \
+echo "== scale-out: index $index, incoming $redis_url (wiped), aggregates s3s-fs on $s3_endpoint${rtt:+, $rtt ms RTT through delay proxies}"
+GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$bench" --only "$only" --config-file "$conf" \
   --json "$work/scaleout.json" "${extra[@]}" | tee "$work/scaleout.txt"
+if [ -z "$embedded" ]; then
+  echo "== load: $(uptime)"
+  exit 0
+fi
 echo
 echo "== embedded"
-GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$bench" --only ingest,processing \
+GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$bench" --only "$only" \
   --json "$work/embedded.json" "${extra[@]}" | tee "$work/embedded.txt"
 echo
 echo "== load: $(uptime)"

@@ -26,6 +26,7 @@
 //! for a real deployment never has the bench wipe its Redis database.
 
 use crate::BoxError;
+use crate::backend_stats::Requests;
 use gnocchid::backends::{self, Backends};
 use gnocchid::config::{Config, IncomingDriver, Overrides, StorageDriver};
 use ini::Ini;
@@ -110,6 +111,33 @@ impl Deployment {
 
     pub fn is_embedded(&self) -> bool {
         self.file.is_none()
+    }
+
+    /// `[metricd]` as the configuration gives it (the concurrency's default
+    /// depends on the aggregate store).
+    pub fn engine_config(&self) -> gnocchi_engine::EngineConfig {
+        match &self.file {
+            Some(f) => f.cfg.engine.clone(),
+            None => gnocchi_engine::EngineConfig::default(),
+        }
+    }
+
+    /// How the incoming and the aggregate stores turn calls into requests:
+    /// one per object on S3 and Ceph, one per call (a pipelined round trip, a
+    /// local transaction) on Redis and the embedded stores.
+    pub fn request_kinds(&self) -> (Requests, Requests) {
+        let Some(f) = &self.file else {
+            return (Requests::PerCall, Requests::PerCall);
+        };
+        let incoming = match f.cfg.incoming {
+            IncomingDriver::S3(_) | IncomingDriver::Ceph(_) => Requests::PerObject,
+            IncomingDriver::File | IncomingDriver::Redis { .. } => Requests::PerCall,
+        };
+        let storage = match f.cfg.storage {
+            StorageDriver::S3(_) | StorageDriver::Ceph(_) => Requests::PerObject,
+            StorageDriver::File | StorageDriver::Redis { .. } => Requests::PerCall,
+        };
+        (incoming, storage)
     }
 
     /// One line for the report: the configuration and where each backend is

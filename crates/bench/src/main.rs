@@ -40,6 +40,7 @@
 #![allow(unreachable_pub)]
 
 mod aggregates;
+mod backend_stats;
 mod crud;
 mod deployment;
 mod http;
@@ -128,6 +129,14 @@ pub struct BenchArgs {
     /// Sacks processed concurrently in-process [number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
+    /// Parts of a batch processed at once by the in-process metricd
+    /// (`[metricd] concurrency`) [the configuration's: 1 embedded, 8 on network stores].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Bytes of splits the in-process metricd keeps from its last writes
+    /// (`[metricd] split_cache_size`; 0: off) [the configuration's: 64 MiB].
+    #[arg(long)]
+    split_cache_size: Option<usize>,
     /// Points of the read metric [43200].
     #[arg(long)]
     read_points: Option<usize>,
@@ -193,6 +202,8 @@ impl Settings {
                 metrics: pick(a.processing_metrics, 5000, 500),
                 points: pick(a.processing_points, 60, 60),
                 workers,
+                concurrency: a.concurrency,
+                split_cache_size: a.split_cache_size,
             },
             read: read::Settings {
                 points: pick(a.read_points, 43_200, 43_200),

@@ -21,30 +21,29 @@
 //! store.
 //!
 //! Where the time goes: the incoming and aggregate stores are wrapped in
-//! [`Timed`], which adds up the wall time of each call; the note of each figure
-//! gives every call's mean latency and its share of the workers' time
-//! (`workers` × elapsed), and the index lookup of one sack's metrics, timed
-//! apart. What is left is carbonara's CPU (on the blocking pool) and waiting
-//! for a worker.
+//! [`Counted`], which counts each call, its objects and bytes and the wall
+//! time waited on it; each phase prints its backend requests, bytes and wait
+//! (a figure of its own, with every call's breakdown in the note, see
+//! [`super::backend_stats`]), and the index lookup of one sack's metrics,
+//! timed apart. What is left is carbonara's CPU (on the blocking pool) and
+//! waiting for a worker.
 //!
 //! Why it is representative: a collector pushing one hour of per-minute data per
 //! metric, and metricd catching up, is exactly the case upstream publishes
 //! (8.9K measures/s on this machine, DESIGN §4).
 
+use super::backend_stats::{self, StoreDelta};
 use super::deployment::Deployment;
 use super::http::CpuMeter;
 use super::report::{Figure, Report};
 use crate::BoxError;
-use carbonara::{ArchivePolicy, ArchivePolicyItem, Measure, Method, NS_PER_SEC, SplitKey};
+use carbonara::{ArchivePolicy, ArchivePolicyItem, Measure, NS_PER_SEC};
 use gnocchi_engine::{Engine, EngineConfig};
 use gnocchi_index::{IndexError, NewMetric};
-use gnocchi_storage::{
-    Aggregates, Backlog, Incoming, MeasureBatch, SackMeasures, SplitRef, WriteBatch, sack_of,
-};
+use gnocchi_storage::sack_of;
+use gnocchi_storage::stats::{Counted, StatsSnapshot, StoreStats};
 use gnocchid::backends::Backends;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -54,6 +53,11 @@ pub struct Settings {
     pub points: usize,
     /// Sacks processed at once (`[metricd] workers`).
     pub workers: usize,
+    /// Parts of a batch processed at once (`[metricd] concurrency`); `None`:
+    /// the configuration's (its default depends on the aggregate store).
+    pub concurrency: Option<usize>,
+    /// `[metricd] split_cache_size` in bytes; `None`: the configuration's.
+    pub split_cache_size: Option<usize>,
 }
 
 const MINUTE: i64 = 60 * NS_PER_SEC;
@@ -164,17 +168,29 @@ pub async fn run(
         .prefix("gnocchi-bench-processing-")
         .tempdir()?;
     let b = deployment.open("processing", dir.path()).await?;
-    let timings = Arc::new(Timings::default());
+    let incoming_stats = StoreStats::new();
+    let aggregate_stats = StoreStats::new();
     let b = Backends {
         indexer: b.indexer,
-        incoming: Arc::new(Timed {
-            inner: b.incoming,
-            timings: timings.clone(),
-        }),
-        aggregates: Arc::new(Timed {
-            inner: b.aggregates,
-            timings: timings.clone(),
-        }),
+        incoming: Arc::new(Counted::new(b.incoming, incoming_stats.clone())),
+        aggregates: Arc::new(Counted::new(b.aggregates, aggregate_stats.clone())),
+    };
+    let (incoming_requests, aggregate_requests) = deployment.request_kinds();
+    let snapshot = || (incoming_stats.snapshot(), aggregate_stats.snapshot());
+    let delta = |before: &(StatsSnapshot, StatsSnapshot)| {
+        let (i, a) = snapshot();
+        [
+            StoreDelta {
+                name: "incoming",
+                stats: i.since(&before.0),
+                requests: incoming_requests,
+            },
+            StoreDelta {
+                name: "aggregates",
+                stats: a.since(&before.1),
+                requests: aggregate_requests,
+            },
+        ]
     };
     let policy = low_policy("bench-low");
     match b.indexer.create_archive_policy(&policy).await {
@@ -193,12 +209,17 @@ pub async fn run(
     add_measures(&b, &ids, t0, points).await?;
     let total = n * points;
     let workers = s.workers.max(1);
+    let configured = deployment.engine_config();
+    let concurrency = s.concurrency.unwrap_or(configured.concurrency).max(1);
+    let split_cache_size = s.split_cache_size.unwrap_or(configured.split_cache_size);
     let engine = Engine::new(
         b.indexer.clone(),
         b.incoming.clone(),
         b.aggregates.clone(),
         EngineConfig {
             workers,
+            concurrency,
+            split_cache_size,
             processing_delay: Duration::from_secs(1),
             // The loop figure is throughput: no wait before each wake-up.
             notification_delay: Duration::ZERO,
@@ -209,7 +230,7 @@ pub async fn run(
     let index_lookup = time_index_lookup(&b, &ids, sacks).await?;
 
     // 1. process_sack on every sack.
-    timings.reset();
+    let before = snapshot();
     let cpu = CpuMeter::start(None);
     let start = Instant::now();
     let done = process_all_sacks(&engine, workers).await?;
@@ -218,7 +239,8 @@ pub async fn run(
     if done != total {
         return Err(format!("processing: {done} measures processed, {total} queued").into());
     }
-    let spent = timings.note(workers, took, sacks as usize, index_lookup);
+    let stores = delta(&before);
+    let lookups = index_note(index_lookup, sacks as usize, workers, took);
     report.push(
         Figure::new(
             "processing_process_sack",
@@ -228,9 +250,18 @@ pub async fn run(
         )
         .aim(">= 3M/s")
         .note(format!(
-            "process_sack, {workers} workers, {sacks} sacks: {total} measures in {:.2} s; {cpu}; {spent}",
+            "process_sack, {workers} workers, concurrency {concurrency}, split cache {} MB, {sacks} sacks: {total} measures in {:.2} s; {cpu}{lookups}",
+            split_cache_size >> 20,
             took.as_secs_f64()
         )),
+    );
+    push_backend_figure(
+        report,
+        "processing_process_sack",
+        "new metrics",
+        &stores,
+        workers,
+        took,
     );
 
     // 2. The metricd loop on the next hour of the same metrics.
@@ -244,7 +275,7 @@ pub async fn run(
     } else {
         (Duration::from_millis(100), Duration::from_secs(1800))
     };
-    timings.reset();
+    let before = snapshot();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cpu = CpuMeter::start(None);
     let start = Instant::now();
@@ -265,8 +296,9 @@ pub async fn run(
     let cpu = cpu.note_in_process();
     let _ = stop_tx.send(true);
     let _ = task.await;
-    // The loop batches 16 sacks per index lookup.
-    let spent = timings.note(workers, took, (sacks as usize).div_ceil(16), None);
+    // The backlog polls are the bench's, not metricd's.
+    let mut stores = delta(&before);
+    stores[0].stats.ops[gnocchi_storage::stats::Op::Backlog as usize] = Default::default();
     report.push(
         Figure::new(
             "processing_metricd_loop",
@@ -276,9 +308,18 @@ pub async fn run(
         )
         .aim(">= 3M/s")
         .note(format!(
-            "Engine::run, {workers} workers, merging into existing splits: {total} measures in {:.2} s; {cpu}; {spent}",
+            "Engine::run, {workers} workers, concurrency {concurrency}, split cache {} MB, merging into existing splits: {total} measures in {:.2} s; {cpu}",
+            split_cache_size >> 20,
             took.as_secs_f64()
         )),
+    );
+    push_backend_figure(
+        report,
+        "processing_metricd_loop",
+        "existing splits",
+        &stores,
+        workers,
+        took,
     );
     Ok(())
 }
@@ -305,206 +346,38 @@ async fn time_index_lookup(
     Ok(Some(start.elapsed() / per_sack.len() as u32))
 }
 
-/// Wall time spent in each storage call, added up over all workers.
-#[derive(Default)]
-pub struct Timings {
-    calls: Mutex<Vec<(&'static str, u64, Duration)>>,
+/// `; index lookup ~0.80 ms x 128 sacks = 4% of 2 workers x 1.20 s`.
+fn index_note(lookup: Option<Duration>, lookups: usize, workers: usize, wall: Duration) -> String {
+    let Some(lookup) = lookup else {
+        return String::new();
+    };
+    let budget = (wall.as_secs_f64() * workers as f64).max(1e-9);
+    format!(
+        "; index lookup ~{:.2} ms x {lookups} sacks = {:.0}% of {workers} workers x {:.2} s",
+        lookup.as_secs_f64() * 1e3,
+        lookup.as_secs_f64() * lookups as f64 * 100.0 / budget,
+        wall.as_secs_f64()
+    )
 }
 
-impl Timings {
-    fn record(&self, op: &'static str, took: Duration) {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        match calls.iter_mut().find(|(name, _, _)| *name == op) {
-            Some((_, n, d)) => {
-                *n += 1;
-                *d += took;
-            }
-            None => calls.push((op, 1, took)),
-        }
-    }
-
-    fn reset(&self) {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
-    /// `storage (share of 2 workers x 1.20 s): take 0.41 ms x 128 = 2%, ...;
-    /// index lookup ~0.80 ms x 128 sacks = 4%; the rest (carbonara, waits) 61%`.
-    fn note(
-        &self,
-        workers: usize,
-        wall: Duration,
-        lookups: usize,
-        index_lookup: Option<Duration>,
-    ) -> String {
-        let budget = (wall.as_secs_f64() * workers as f64).max(1e-9);
-        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let mut parts = Vec::new();
-        let mut accounted = 0.0;
-        for op in [
-            "take",
-            "get_raw",
-            "list_split_keys",
-            "get_splits",
-            "write",
-            "commit",
-        ] {
-            if let Some((_, n, d)) = calls.iter().find(|(name, _, _)| *name == op) {
-                let secs = d.as_secs_f64();
-                accounted += secs;
-                parts.push(format!(
-                    "{op} {:.2} ms x {n} = {:.0}%",
-                    secs * 1e3 / *n as f64,
-                    secs * 100.0 / budget
-                ));
-            }
-        }
-        let mut out = format!(
-            "time per call and share of {workers} workers x {:.2} s: {}",
-            wall.as_secs_f64(),
-            parts.join(", ")
-        );
-        if let Some(lookup) = index_lookup {
-            let secs = lookup.as_secs_f64() * lookups as f64;
-            accounted += secs;
-            out.push_str(&format!(
-                ", index lookup ~{:.2} ms x {lookups} = {:.0}%",
-                lookup.as_secs_f64() * 1e3,
-                secs * 100.0 / budget
-            ));
-        }
-        out.push_str(&format!(
-            ", the rest (carbonara on the blocking pool, idle workers{}) {:.0}%",
-            if index_lookup.is_some() {
-                ""
-            } else {
-                ", index lookups"
-            },
-            (100.0 - accounted * 100.0 / budget).max(0.0)
-        ));
-        out
-    }
-}
-
-type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-type StorageResult<T> = gnocchi_storage::Result<T>;
-
-/// An incoming or aggregate store whose calls are timed into [`Timings`].
-/// (The traits are `#[async_trait]`; these are the signatures it generates.)
-pub struct Timed<T: ?Sized> {
-    inner: Arc<T>,
-    timings: Arc<Timings>,
-}
-
-impl<T: ?Sized + Send + Sync> Timed<T> {
-    fn time<'a, R: Send + 'a>(
-        &'a self,
-        op: &'static str,
-        fut: impl Future<Output = R> + Send + 'a,
-    ) -> Fut<'a, R> {
-        Box::pin(async move {
-            let start = Instant::now();
-            let r = fut.await;
-            self.timings.record(op, start.elapsed());
-            r
-        })
-    }
-}
-
-impl Incoming for Timed<dyn Incoming> {
-    fn sacks(&self) -> u32 {
-        self.inner.sacks()
-    }
-    fn add_measures<'s, 'a>(&'s self, batch: MeasureBatch) -> Fut<'a, StorageResult<()>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.inner.add_measures(batch)
-    }
-    fn take<'s, 'a>(&'s self, sack: u32) -> Fut<'a, StorageResult<SackMeasures>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.time("take", self.inner.take(sack))
-    }
-    fn commit<'s, 'a>(&'s self, taken: SackMeasures) -> Fut<'a, StorageResult<()>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.time("commit", self.inner.commit(taken))
-    }
-    fn release<'s, 'a>(&'s self, taken: SackMeasures) -> Fut<'a, StorageResult<()>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.inner.release(taken)
-    }
-    fn backlog<'s, 'a>(&'s self) -> Fut<'a, StorageResult<Backlog>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.inner.backlog()
-    }
-    fn wait_for_new<'s, 'a>(&'s self, timeout: Duration) -> Fut<'a, Vec<u32>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.inner.wait_for_new(timeout)
-    }
-}
-
-impl Aggregates for Timed<dyn Aggregates> {
-    fn get_raw<'s, 'm, 'a>(
-        &'s self,
-        metrics: &'m [Uuid],
-    ) -> Fut<'a, StorageResult<Vec<Option<Vec<u8>>>>>
-    where
-        's: 'a,
-        'm: 'a,
-        Self: 'a,
-    {
-        self.time("get_raw", self.inner.get_raw(metrics))
-    }
-    fn list_split_keys<'s, 'm, 'a>(
-        &'s self,
-        series: &'m [(Uuid, Method, i64)],
-    ) -> Fut<'a, StorageResult<Vec<Vec<SplitKey>>>>
-    where
-        's: 'a,
-        'm: 'a,
-        Self: 'a,
-    {
-        self.time("list_split_keys", self.inner.list_split_keys(series))
-    }
-    fn get_splits<'s, 'm, 'a>(
-        &'s self,
-        splits: &'m [SplitRef],
-    ) -> Fut<'a, StorageResult<Vec<Option<Vec<u8>>>>>
-    where
-        's: 'a,
-        'm: 'a,
-        Self: 'a,
-    {
-        self.time("get_splits", self.inner.get_splits(splits))
-    }
-    fn write<'s, 'a>(&'s self, batch: WriteBatch) -> Fut<'a, StorageResult<()>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.time("write", self.inner.write(batch))
-    }
-    fn delete_metrics<'s, 'm, 'a>(&'s self, metrics: &'m [Uuid]) -> Fut<'a, StorageResult<()>>
-    where
-        's: 'a,
-        'm: 'a,
-        Self: 'a,
-    {
-        self.inner.delete_metrics(metrics)
-    }
+/// The phase's backend requests as a figure of its own, the breakdown per
+/// call in its note.
+fn push_backend_figure(
+    report: &mut Report,
+    key: &str,
+    what: &str,
+    stores: &[StoreDelta<'_>],
+    workers: usize,
+    wall: Duration,
+) {
+    let t = backend_stats::totals(stores);
+    report.push(
+        Figure::new(
+            format!("{key}_backend_requests"),
+            format!("  backend requests ({what})"),
+            t.requests as f64,
+            "requests",
+        )
+        .note(backend_stats::note(stores, workers, wall)),
+    );
 }

@@ -21,6 +21,7 @@
 //! sack's distributed lock across processes); CPU-bound carbonara work runs on
 //! the blocking pool, never on the async executor.
 
+mod batch;
 pub mod coordination;
 pub mod coordination_pg;
 pub mod coordination_redis;
@@ -28,6 +29,7 @@ mod error;
 pub mod hashring;
 mod metricd;
 mod read;
+mod split_cache;
 
 pub use coordination::{Coordinator, InProcessCoordinator};
 pub use error::{CoordinationError, EngineError, InternalError};
@@ -45,6 +47,17 @@ pub type Result<T> = std::result::Result<T, EngineError>;
 pub struct EngineConfig {
     /// Sacks processed concurrently.
     pub workers: usize,
+    /// Parts of one batch (groups of its metrics) read, computed and written
+    /// at once (`[metricd] concurrency`). On a network store every phase of a
+    /// batch waits on round trips; processing a batch as several parts lets
+    /// one part's requests overlap another's computation and requests. Each
+    /// part is one `write` to the aggregate store, so the embedded store
+    /// (one durable commit per write) keeps 1.
+    pub concurrency: usize,
+    /// Bytes of split payloads metricd keeps from its last writes
+    /// (`[metricd] split_cache_size`, 0: none), so that the next pass merges
+    /// into them without reading them back (see `split_cache`).
+    pub split_cache_size: usize,
     /// Full scan of every sack at least this often, even without notification.
     pub processing_delay: Duration,
     /// How long metricd waits, once notified of new measures, before it
@@ -72,6 +85,8 @@ impl Default for EngineConfig {
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            concurrency: 1,
+            split_cache_size: 64 << 20,
             processing_delay: Duration::from_secs(60),
             notification_delay: Duration::from_secs(1),
             cleanup_delay: Duration::from_secs(300),
@@ -94,6 +109,8 @@ pub struct Engine {
     sack_locks: Vec<tokio::sync::Mutex<()>>,
     /// Membership and distributed sack locks shared with other processes.
     coordinator: Arc<dyn Coordinator>,
+    /// The splits written last, per metric (see `split_cache`).
+    split_cache: split_cache::SplitCache,
 }
 
 impl Engine {
@@ -125,6 +142,7 @@ impl Engine {
             .map(|_| tokio::sync::Mutex::new(()))
             .collect();
         Arc::new(Engine {
+            split_cache: split_cache::SplitCache::new(config.split_cache_size),
             indexer,
             incoming,
             aggregates,

@@ -3,13 +3,9 @@
 use crate::coordination::{CoordResult, SackLock, lock_sack_until};
 use crate::hashring::HashRing;
 use crate::{Engine, EngineError, InternalError, Result};
-use carbonara::aggregated::{merge_split, split_is_expired};
-use carbonara::codec;
-use carbonara::process::{self, ComputedAggregate, MetricUpdate};
-use carbonara::{AggregatedTimeSerie, BoundTimeSerie, Measure, Method, SplitKey};
-use gnocchi_index::Metric;
-use gnocchi_storage::{SackMeasures, SplitRef, WriteBatch, sack_of};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use carbonara::Measure;
+use gnocchi_storage::{SackMeasures, sack_of};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{MutexGuard, watch};
@@ -105,17 +101,26 @@ impl Engine {
 
     /// Take, process and commit the sacks whose locks are all held.
     async fn process_locked_sacks(&self, locks: &[SackLock]) -> Result<SackReport> {
+        // Every sack at once: one shared round trip on a multiplexed
+        // connection instead of one per sack.
+        let results =
+            futures::future::join_all(locks.iter().map(|lock| self.incoming.take(lock.sack())))
+                .await;
         let mut taken: Vec<(&SackLock, SackMeasures)> = Vec::with_capacity(locks.len());
-        for lock in locks {
-            match self.incoming.take(lock.sack()).await {
+        let mut failed = None;
+        for (lock, r) in locks.iter().zip(results) {
+            match r {
                 Ok(t) => taken.push((lock, t)),
                 Err(e) => {
-                    for (_, t) in taken {
-                        let _ = self.incoming.release(t).await;
-                    }
-                    return Err(e.into());
+                    failed.get_or_insert(e);
                 }
             }
+        }
+        if let Some(e) = failed {
+            for (_, t) in taken {
+                let _ = self.incoming.release(t).await;
+            }
+            return Err(e.into());
         }
         // A metric lives in exactly one sack, so the union has no collisions.
         let mut pending: HashMap<Uuid, Vec<Measure>> = HashMap::new();
@@ -131,13 +136,11 @@ impl Engine {
         };
         match result {
             Ok(report) => {
-                let mut first_error = None;
-                for (lock, t) in taken {
-                    if let Err(e) = self.finish(t, lock).await {
-                        first_error.get_or_insert(e);
-                    }
-                }
-                match first_error {
+                let finished = futures::future::join_all(
+                    taken.into_iter().map(|(lock, t)| self.finish(t, lock)),
+                )
+                .await;
+                match finished.into_iter().find_map(|r| r.err()) {
                     None => Ok(report),
                     Some(e) => Err(e),
                 }
@@ -215,93 +218,6 @@ impl Engine {
                 Err(e)
             }
         }
-    }
-
-    /// Merge the given measures into their metrics' aggregates and write the result.
-    /// Measures of unknown or deleted metrics are dropped, as upstream does.
-    async fn process_measures(&self, pending: &HashMap<Uuid, Vec<Measure>>) -> Result<SackReport> {
-        let ids: Vec<Uuid> = pending.keys().copied().collect();
-        let metrics = self.indexer.get_metrics(&ids).await?;
-        if metrics.is_empty() {
-            return Ok(SackReport::default());
-        }
-        let metric_ids: Vec<Uuid> = metrics.iter().map(|m| m.id).collect();
-        // In the order asked: each buffer is paired with its metric at once.
-        let raws = self.aggregates.get_raw(&metric_ids).await?;
-
-        // Pure computation off the executor: decode raw buffers, apply measures.
-        let inputs: Vec<MetricInput> = metrics
-            .into_iter()
-            .zip(raws)
-            .map(|(metric, raw)| MetricInput {
-                measures: pending.get(&metric.id).cloned().unwrap_or_default(),
-                metric,
-                raw,
-            })
-            .collect();
-        let measures_count: usize = inputs.iter().map(|i| i.measures.len()).sum();
-        let works = tokio::task::spawn_blocking(move || compute_updates(inputs))
-            .await
-            .map_err(|e| EngineError::Internal(InternalError::Blocking(e)))?;
-        let metrics_count = works.len();
-
-        // Which splits already exist, per series touched: from the split
-        // index stored in the raw buffer; none for new metrics; a listing
-        // only for buffers written without an index (or lacking the series).
-        let mut existing: HashMap<SeriesId, Vec<SplitKey>> = HashMap::new();
-        let mut unlisted: Vec<SeriesId> = Vec::new();
-        for work in &works {
-            for agg in &work.update.aggregates {
-                let series = SeriesId::of(work.id, agg);
-                match work.known_split_keys(agg) {
-                    Some(keys) => {
-                        existing.insert(series, keys);
-                    }
-                    None => unlisted.push(series),
-                }
-            }
-        }
-        if !unlisted.is_empty() {
-            let asked: Vec<(Uuid, Method, i64)> =
-                unlisted.iter().map(SeriesId::storage_key).collect();
-            // In the order asked: each answer is paired with its series at once.
-            let listed = self.aggregates.list_split_keys(&asked).await?;
-            existing.extend(unlisted.into_iter().zip(listed));
-        }
-
-        // Read only the stored splits that the new points fall into.
-        let mut to_read: Vec<SplitRef> = Vec::new();
-        for work in &works {
-            for agg in &work.update.aggregates {
-                let keys = existing_keys(&existing, SeriesId::of(work.id, agg));
-                for (key, _) in agg.serie.split() {
-                    if keys.binary_search(&key).is_ok() {
-                        to_read.push(SplitRef {
-                            metric: work.id,
-                            method: agg.method,
-                            key,
-                        });
-                    }
-                }
-            }
-        }
-        let stored = self.aggregates.get_splits(&to_read).await?;
-        let stored: HashMap<SplitRef, Vec<u8>> = to_read
-            .into_iter()
-            .zip(stored)
-            .filter_map(|(r, b)| b.map(|b| (r, b)))
-            .collect();
-
-        let batch =
-            tokio::task::spawn_blocking(move || build_write_batch(works, &existing, stored))
-                .await
-                .map_err(|e| EngineError::Internal(InternalError::Blocking(e)))?;
-        self.aggregates.write(batch).await?;
-        Ok(SackReport {
-            metrics: metrics_count,
-            measures: measures_count,
-            skipped: 0,
-        })
     }
 
     /// The metricd loop: process this worker's sacks as soon as they are
@@ -541,203 +457,4 @@ struct Assignment {
     members: Vec<String>,
     /// Per sack, whether the hash ring gives it to this worker.
     mine: Vec<bool>,
-}
-
-/// A metric to process: its definition, its stored raw buffer (`None`: never
-/// processed) and the measures to merge into it.
-struct MetricInput {
-    metric: Metric,
-    raw: Option<Vec<u8>>,
-    measures: Vec<Measure>,
-}
-
-/// One metric's computed update, and what its previous raw buffer says of the
-/// splits it has.
-struct MetricWork {
-    id: Uuid,
-    update: MetricUpdate,
-    /// The split index of the previous raw buffer (`None`: no buffer, one
-    /// written without an index, or a corrupt one).
-    index: Option<codec::SplitIndex>,
-    /// Whether the metric had a raw buffer. One without was never processed,
-    /// so it has no splits either (every write batch stores the raw buffer of
-    /// each metric it touches): listing its series would only cost round
-    /// trips (six LISTs per new metric on S3).
-    processed_before: bool,
-}
-
-impl MetricWork {
-    /// The keys of the splits stored for `agg`'s series, when known without a
-    /// listing: none for a new metric, the split index's otherwise (`None`
-    /// when the index is missing or lacks the series).
-    fn known_split_keys(&self, agg: &ComputedAggregate) -> Option<Vec<SplitKey>> {
-        if !self.processed_before {
-            return Some(Vec::new());
-        }
-        let starts = self.index.as_ref()?.get(&(agg.method, agg.granularity))?;
-        Some(
-            starts
-                .iter()
-                .map(|&start| SplitKey {
-                    start,
-                    granularity: agg.granularity,
-                })
-                .collect(),
-        )
-    }
-}
-
-/// One series: a metric's aggregates with one method at one granularity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct SeriesId {
-    metric: Uuid,
-    method: Method,
-    granularity: i64,
-}
-
-impl SeriesId {
-    fn of(metric: Uuid, agg: &ComputedAggregate) -> Self {
-        SeriesId {
-            metric,
-            method: agg.method,
-            granularity: agg.granularity,
-        }
-    }
-
-    /// The series as the storage API names it.
-    fn storage_key(&self) -> (Uuid, Method, i64) {
-        (self.metric, self.method, self.granularity)
-    }
-}
-
-/// The keys of the splits `series` has before this batch, sorted (none when
-/// unknown: a listing that did not answer for it).
-fn existing_keys(existing: &HashMap<SeriesId, Vec<SplitKey>>, series: SeriesId) -> &[SplitKey] {
-    existing.get(&series).map_or(&[], Vec::as_slice)
-}
-
-fn compute_updates(inputs: Vec<MetricInput>) -> Vec<MetricWork> {
-    let mut out = Vec::with_capacity(inputs.len());
-    for MetricInput {
-        metric,
-        raw,
-        mut measures,
-    } in inputs
-    {
-        let policy = &metric.archive_policy;
-        let processed_before = raw.is_some();
-        let decoded = raw.and_then(|bytes| {
-            match codec::decode_raw_with_index(
-                &bytes,
-                policy.max_block_size(),
-                process::raw_back_window(policy),
-            ) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    // Upstream treats a corrupt buffer as empty; so do we, loudly.
-                    // Its split index is lost with it: the splits get listed.
-                    tracing::error!(metric = %metric.id, error = %e, "corrupt raw buffer ignored");
-                    None
-                }
-            }
-        });
-        let (raw, index) = match decoded {
-            Some((raw, index)) => (Some(raw), index),
-            None => (None, None),
-        };
-        let raw: Option<BoundTimeSerie> = raw.map(|mut r| {
-            // The policy may have changed since the buffer was written.
-            r.block_size = policy.max_block_size();
-            r.back_window = process::raw_back_window(policy);
-            r
-        });
-        if let Some(update) = process::apply_measures(raw, policy, &mut measures) {
-            out.push(MetricWork {
-                id: metric.id,
-                update,
-                index,
-                processed_before,
-            });
-        }
-    }
-    out
-}
-
-fn build_write_batch(
-    works: Vec<MetricWork>,
-    existing: &HashMap<SeriesId, Vec<SplitKey>>,
-    stored: HashMap<SplitRef, Vec<u8>>,
-) -> WriteBatch {
-    let mut batch = WriteBatch::default();
-    for MetricWork {
-        id, update, index, ..
-    } in works
-    {
-        // Series not touched this time keep their entries.
-        let mut index = index.unwrap_or_default();
-        for agg in &update.aggregates {
-            let keys = existing_keys(existing, SeriesId::of(id, agg));
-            let expire = update.expires_splits(agg.granularity);
-            let kept = write_aggregate(&mut batch, id, agg, expire, keys, &stored);
-            index.insert(
-                (agg.method, agg.granularity),
-                kept.into_iter().map(|k| k.start).collect(),
-            );
-        }
-        batch
-            .raw
-            .push((id, codec::encode_raw_with_index(&update.raw, &index)));
-    }
-    batch
-}
-
-/// Add one series' split writes and deletions to `batch`; returns the keys
-/// of the splits the series has once the batch is written, sorted. Splits out
-/// of retention are deleted only when `expire` (see
-/// [`MetricUpdate::expires_splits`]).
-fn write_aggregate(
-    batch: &mut WriteBatch,
-    id: Uuid,
-    agg: &ComputedAggregate,
-    expire: bool,
-    existing: &[SplitKey],
-    stored: &HashMap<SplitRef, Vec<u8>>,
-) -> Vec<SplitKey> {
-    let oldest = agg.oldest_point_to_keep();
-    let mut kept: BTreeSet<SplitKey> = BTreeSet::new();
-    for key in existing {
-        if expire && oldest.is_some_and(|o| split_is_expired(*key, o)) {
-            batch.delete_splits.push(SplitRef {
-                metric: id,
-                method: agg.method,
-                key: *key,
-            });
-        } else {
-            kept.insert(*key);
-        }
-    }
-    for (key, part) in agg.serie.split() {
-        if oldest.is_some_and(|o| split_is_expired(key, o)) {
-            continue;
-        }
-        let r = SplitRef {
-            metric: id,
-            method: agg.method,
-            key,
-        };
-        let previous: Option<AggregatedTimeSerie> = stored.get(&r).and_then(|bytes| {
-            codec::decode_split(key, bytes)
-                .map_err(|e| tracing::error!(metric = %id, error = %e, "corrupt split ignored"))
-                .ok()
-        });
-        let merged = merge_split(previous, part, oldest);
-        if merged.is_empty() {
-            batch.delete_splits.push(r);
-            kept.remove(&key);
-        } else {
-            batch.splits.push((r, codec::encode_split(key, &merged)));
-            kept.insert(key);
-        }
-    }
-    kept.into_iter().collect()
 }

@@ -392,10 +392,27 @@ fn api_config(src: &Source, file: Option<&Path>, d: ApiConfig) -> Result<ApiConf
     })
 }
 
+/// `[metricd] concurrency` when unset on a network aggregate store (Redis,
+/// S3, Ceph): there every part of a batch waits on round trips, so parts
+/// processed at once overlap their waits. The embedded store keeps the
+/// engine's default (1): each of its writes is a durable commit, taken one at
+/// a time, so more parts would only add commits.
+const NETWORK_CONCURRENCY: usize = 8;
+
 /// `[metricd]`; `d` gives the defaults.
-fn engine_config(src: &Source, d: EngineConfig) -> Result<EngineConfig, ConfigError> {
+fn engine_config(
+    src: &Source,
+    d: EngineConfig,
+    storage: &StorageDriver,
+) -> Result<EngineConfig, ConfigError> {
+    let concurrency = match storage {
+        StorageDriver::File => d.concurrency,
+        _ => NETWORK_CONCURRENCY,
+    };
     Ok(EngineConfig {
         workers: src.parse("metricd", "workers", d.workers)?.max(1),
+        concurrency: src.parse("metricd", "concurrency", concurrency)?.max(1),
+        split_cache_size: src.parse("metricd", "split_cache_size", d.split_cache_size)?,
         processing_delay: src.seconds("metricd", "metric_processing_delay", d.processing_delay)?,
         notification_delay: src.seconds("metricd", "notification_delay", d.notification_delay)?,
         cleanup_delay: src.seconds("metricd", "metric_cleanup_delay", d.cleanup_delay)?,
@@ -463,8 +480,8 @@ impl Config {
             .unwrap_or(d.indexer_url);
 
         let api = api_config(&src, file, d.api)?;
-        let engine = engine_config(&src, d.engine)?;
         let (storage, incoming) = drivers(&src)?;
+        let engine = engine_config(&src, d.engine, &storage)?;
         let coordination = coordination(&src, &incoming, &storage, &indexer_url)?;
         Ok(Config {
             host: overrides
@@ -615,6 +632,13 @@ mod tests {
             Some(CoordinationUrl::Redis("redis://h:3/".into()))
         );
         assert_eq!(load("").unwrap().engine.processing_replicas, 3);
+        assert_eq!(load("").unwrap().engine.concurrency, 1);
+        let network = load("[storage]\ndriver = redis\n").unwrap();
+        assert_eq!(network.engine.concurrency, NETWORK_CONCURRENCY);
+        let set = load("[storage]\ndriver = redis\n[metricd]\nconcurrency = 3\n").unwrap();
+        assert_eq!(set.engine.concurrency, 3);
+        let no_cache = load("[metricd]\nsplit_cache_size = 0\n").unwrap();
+        assert_eq!(no_cache.engine.split_cache_size, 0);
         assert_eq!(
             load("[metricd]\nprocessing_replicas = 2\n")
                 .unwrap()

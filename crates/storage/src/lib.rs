@@ -21,6 +21,7 @@ pub mod redis_url;
 pub mod s3_aggregates;
 pub mod s3_client;
 pub mod s3_incoming;
+pub mod stats;
 pub mod swift;
 
 pub use error::StorageError;
