@@ -28,10 +28,12 @@ mod error;
 pub mod hashring;
 mod metricd;
 mod read;
+pub mod stats;
 
 pub use coordination::{Coordinator, InProcessCoordinator};
 pub use error::{CoordinationError, EngineError, InternalError};
 pub use read::{MeasuresQuery, ReadError, SeriesRef};
+pub use stats::MemberStats;
 
 use gnocchi_index::Indexer;
 use gnocchi_storage::{Aggregates, Incoming};
@@ -94,6 +96,8 @@ pub struct Engine {
     sack_locks: Vec<tokio::sync::Mutex<()>>,
     /// Membership and distributed sack locks shared with other processes.
     coordinator: Arc<dyn Coordinator>,
+    /// What `/v1/status` shows of this process's processing.
+    stats: stats::ProcessingStats,
 }
 
 impl Engine {
@@ -131,6 +135,7 @@ impl Engine {
             config,
             sack_locks,
             coordinator,
+            stats: stats::ProcessingStats::default(),
         })
     }
 
