@@ -28,7 +28,9 @@
 //! measures are processed again later (processing is idempotent).
 
 pub use crate::error::CoordinationError;
+use crate::stats::MemberStats;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub type CoordResult<T> = std::result::Result<T, CoordinationError>;
@@ -55,6 +57,18 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn members(&self) -> CoordResult<Option<Vec<String>>>;
     /// Take the lock of `sack` without waiting: `None` if someone else holds it.
     async fn try_lock_sack(&self, sack: u32) -> CoordResult<Option<SackLock>>;
+    /// Publish this member's processing statistics for the other processes
+    /// (`/v1/status`); they vanish with the membership. A coordinator
+    /// without membership keeps nothing (the engine's own are read instead).
+    async fn publish_stats(&self, _stats: &MemberStats) -> CoordResult<()> {
+        Ok(())
+    }
+    /// The statistics the live members published, by member (a member that
+    /// published none yet is absent), or `None` when this coordinator has no
+    /// membership information.
+    async fn member_stats(&self) -> CoordResult<Option<BTreeMap<String, MemberStats>>> {
+        Ok(None)
+    }
 }
 
 /// A backend's hold on one sack lock.

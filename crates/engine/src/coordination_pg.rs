@@ -9,6 +9,11 @@
 //!   for the two-key form, `objid = member_key`); a member's name is its key.
 //! - **Sack locks**: `pg_try_advisory_lock(SACK_CLASS, sack)`, released by
 //!   `pg_advisory_unlock`.
+//! - **Statistics** (`/v1/status`): each metricd upserts its [`MemberStats`]
+//!   as JSON every second into the unlogged table `gnocchi_processing_stats`
+//!   (`member int8` = its key, `stats text`, `updated_at`), created by the
+//!   first publication; rows older than a minute are deleted then. Only the
+//!   rows of live members (per `pg_locks`) are read.
 //!
 //! Session-level locks belong to the connection: when a process dies its
 //! connection closes and PostgreSQL drops its membership and its sack locks at
@@ -26,11 +31,12 @@
 
 use crate::coordination::{CoordResult, Coordinator, LockHandle, SackLock};
 use crate::error::CoordinationError;
+use crate::stats::MemberStats;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -44,6 +50,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Server-side limit on a silent session (see `Inner::open`): well above the
 /// ping interval (at most a few seconds in any sane configuration).
 const IDLE_SESSION_TIMEOUT: &str = "SET idle_session_timeout = '15s'";
+
+/// The members' statistics (see the module documentation).
+const CREATE_STATS: &str = "CREATE UNLOGGED TABLE IF NOT EXISTS gnocchi_processing_stats (\
+     member int8 PRIMARY KEY, stats text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())";
+const PUBLISH_STATS: &str = "INSERT INTO gnocchi_processing_stats (member, stats) VALUES ($1, $2) \
+     ON CONFLICT (member) DO UPDATE SET stats = EXCLUDED.stats, updated_at = now()";
+const FORGET_STATS: &str =
+    "DELETE FROM gnocchi_processing_stats WHERE updated_at < now() - interval '1 minute'";
+const READ_STATS: &str =
+    "SELECT member, stats FROM gnocchi_processing_stats WHERE member = ANY($1)";
+/// PostgreSQL's `undefined_table`: nobody published statistics yet.
+const UNDEFINED_TABLE: &str = "42P01";
 
 /// Tunables; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -87,6 +105,8 @@ struct Inner {
     joined: AtomicBool,
     /// Sacks locked on the current session (released by `leave`).
     held: Mutex<HashSet<u32>>,
+    /// Whether the statistics table is known to exist.
+    stats_table: AtomicBool,
 }
 
 fn pg_err(e: sqlx::Error) -> CoordinationError {
@@ -285,6 +305,7 @@ impl PgCoordinator {
             member_key: AtomicI32::new(random_key()),
             joined: AtomicBool::new(false),
             held: Mutex::new(HashSet::new()),
+            stats_table: AtomicBool::new(false),
         });
         let conn = inner.open().await?;
         *inner.conn.lock().await = Some(conn);
@@ -388,6 +409,79 @@ impl Coordinator for PgCoordinator {
         members.sort_unstable();
         members.dedup();
         Ok(Some(members))
+    }
+
+    async fn publish_stats(&self, stats: &MemberStats) -> CoordResult<()> {
+        let member = self.inner.member_key.load(Ordering::Acquire);
+        let json = serde_json::to_string(stats).map_err(|e| CoordinationError::Stats {
+            member: member.to_string(),
+            source: e,
+        })?;
+        if !self.inner.stats_table.load(Ordering::Acquire) {
+            let created = self
+                .inner
+                .query(|c| Box::pin(sqlx::query(CREATE_STATS).execute(c)))
+                .await;
+            match created {
+                Ok(_) => {}
+                // Two members creating it at once: one loses on the catalog.
+                Err(CoordinationError::Postgres(sqlx::Error::Database(e)))
+                    if matches!(e.code().as_deref(), Some("23505" | "42P07")) => {}
+                Err(e) => return Err(e),
+            }
+            self.inner.stats_table.store(true, Ordering::Release);
+        }
+        self.inner
+            .query(move |c| {
+                Box::pin(async move {
+                    sqlx::query(PUBLISH_STATS)
+                        .bind(i64::from(member))
+                        .bind(json)
+                        .execute(&mut *c)
+                        .await?;
+                    sqlx::query(FORGET_STATS).execute(&mut *c).await
+                })
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn member_stats(&self) -> CoordResult<Option<BTreeMap<String, MemberStats>>> {
+        let Some(members) = self.members().await? else {
+            return Ok(None);
+        };
+        let keys: Vec<i64> = members.iter().filter_map(|m| m.parse().ok()).collect();
+        let rows = self
+            .inner
+            .query(move |c| {
+                Box::pin(
+                    sqlx::query_as::<_, (i64, String)>(READ_STATS)
+                        .bind(keys)
+                        .fetch_all(c),
+                )
+            })
+            .await;
+        let rows = match rows {
+            Ok((rows, _)) => rows,
+            Err(CoordinationError::Postgres(sqlx::Error::Database(e)))
+                if e.code().as_deref() == Some(UNDEFINED_TABLE) =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = BTreeMap::new();
+        for (member, json) in rows {
+            match serde_json::from_str(&json) {
+                Ok(stats) => {
+                    out.insert(member.to_string(), stats);
+                }
+                Err(e) => {
+                    tracing::warn!(member, error = %e, "unreadable processing statistics, ignored")
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
     async fn try_lock_sack(&self, sack: u32) -> CoordResult<Option<SackLock>> {

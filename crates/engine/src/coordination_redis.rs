@@ -9,6 +9,10 @@
 //!   inside the script, not by each process's clock, keeps members on machines
 //!   with skewed clocks comparable. Listing is one `ZRANGE`, without scanning the
 //!   keyspace (which holds one list per metric).
+//! - `P gnocchi-processing:stats:<member>`: string, the member's
+//!   [`MemberStats`] as JSON, written every second by its metricd with a TTL of
+//!   `member_ttl` (at least 3 s): a dead member's vanish with its membership.
+//!   Read for the live members only, with one `MGET`.
 //! - `P gnocchi-sack-lock:<sack>`: string, value = a random token of the holder,
 //!   set with `SET … NX PX lock_ttl`. Released by a compare-and-delete script and
 //!   extended by a compare-and-`PEXPIRE` script, so a holder whose lock expired
@@ -30,10 +34,11 @@
 
 use crate::coordination::{CoordResult, Coordinator, GROUP, LockHandle, SackLock};
 use crate::error::CoordinationError;
+use crate::stats::{MemberStats, PUBLISH_EVERY};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -112,6 +117,8 @@ struct Inner {
     conn: ConnectionManager,
     member: String,
     members_key: String,
+    /// `P gnocchi-processing:stats:`, followed by a member's name.
+    stats_prefix: String,
     lock_prefix: String,
     member_ttl: Duration,
     lock_ttl: Duration,
@@ -261,6 +268,7 @@ impl RedisCoordinator {
             conn,
             member: member.to_string(),
             members_key: format!("{ns}{GROUP}:members"),
+            stats_prefix: format!("{ns}{GROUP}:stats:"),
             lock_prefix: format!("{ns}gnocchi-sack-lock:"),
             member_ttl: options.member_ttl.max(Duration::from_millis(100)),
             lock_ttl: options.lock_ttl.max(Duration::from_millis(100)),
@@ -332,6 +340,57 @@ impl Coordinator for RedisCoordinator {
     async fn members(&self) -> CoordResult<Option<Vec<String>>> {
         let joined = self.inner.joined.load(Ordering::Acquire);
         self.inner.heartbeat(joined).await.map(Some)
+    }
+
+    async fn publish_stats(&self, stats: &MemberStats) -> CoordResult<()> {
+        let inner = &self.inner;
+        let json = serde_json::to_string(stats).map_err(|e| CoordinationError::Stats {
+            member: inner.member.clone(),
+            source: e,
+        })?;
+        let ttl = inner.member_ttl.max(PUBLISH_EVERY * 3).as_millis() as u64;
+        let key = format!("{}{}", inner.stats_prefix, inner.member);
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(json)
+            .arg("PX")
+            .arg(ttl)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn member_stats(&self) -> CoordResult<Option<BTreeMap<String, MemberStats>>> {
+        let Some(members) = self.members().await? else {
+            return Ok(None);
+        };
+        let mut out = BTreeMap::new();
+        if members.is_empty() {
+            return Ok(Some(out));
+        }
+        let inner = &self.inner;
+        let keys: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}{m}", inner.stats_prefix))
+            .collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut inner.conn.clone())
+            .await
+            .map_err(redis_err)?;
+        for (member, json) in members.into_iter().zip(values) {
+            let Some(json) = json else { continue };
+            match serde_json::from_str(&json) {
+                Ok(stats) => {
+                    out.insert(member, stats);
+                }
+                Err(e) => {
+                    tracing::warn!(%member, error = %e, "unreadable processing statistics, ignored")
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
     async fn try_lock_sack(&self, sack: u32) -> CoordResult<Option<SackLock>> {

@@ -59,6 +59,14 @@ pub enum CoordinationError {
     /// Every member key drawn was already held by another member.
     #[error("coordination (postgresql): no free member key after {tries} tries")]
     NoFreeMemberKey { tries: u32 },
+    /// A member's processing statistics could not be encoded; the encoder's
+    /// error is the source.
+    #[error("coordination: cannot encode the statistics of member {member}: {source}")]
+    Stats {
+        member: String,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The operation needs a connection that is currently lost; the
     /// background task is reconnecting.
     #[error("coordination backend unavailable: {0}")]

@@ -30,10 +30,12 @@ pub mod hashring;
 mod metricd;
 mod read;
 mod split_cache;
+pub mod stats;
 
 pub use coordination::{Coordinator, InProcessCoordinator};
 pub use error::{CoordinationError, EngineError, InternalError};
 pub use read::{MeasuresQuery, ReadError, SeriesRef};
+pub use stats::MemberStats;
 
 use gnocchi_index::Indexer;
 use gnocchi_storage::{Aggregates, Incoming};
@@ -111,6 +113,8 @@ pub struct Engine {
     coordinator: Arc<dyn Coordinator>,
     /// The splits written last, per metric (see `split_cache`).
     split_cache: split_cache::SplitCache,
+    /// What `/v1/status` shows of this process's processing.
+    stats: stats::ProcessingStats,
 }
 
 impl Engine {
@@ -149,6 +153,7 @@ impl Engine {
             config,
             sack_locks,
             coordinator,
+            stats: stats::ProcessingStats::default(),
         })
     }
 

@@ -161,7 +161,9 @@ impl Engine {
     /// in the sack and processed again (idempotently) instead.
     async fn finish(&self, taken: SackMeasures, lock: &SackLock) -> Result<()> {
         if lock.held() {
+            let measures = taken.measures.values().map(|m| m.len() as u64).sum();
             self.incoming.commit(taken).await?;
+            self.stats.record(measures);
         } else {
             tracing::warn!(
                 sack = lock.sack(),
@@ -250,6 +252,8 @@ impl Engine {
         let mut last_full_scan = Instant::now();
         let mut skipped: Vec<u32> = Vec::new();
         let mut skipped_since = Instant::now();
+        let publisher =
+            distributed.then(|| tokio::spawn(self.clone().publish_stats(shutdown.clone())));
         loop {
             if *shutdown.borrow() {
                 break;
@@ -271,6 +275,7 @@ impl Engine {
                         now.members.len()
                     );
                     members = now.members;
+                    self.stats.set_mine(&now.mine);
                     mine = Some(now.mine);
                     rebalanced = true;
                 }
@@ -335,6 +340,9 @@ impl Engine {
                 skipped.sort_unstable();
                 skipped.dedup();
             }
+        }
+        if let Some(p) = publisher {
+            p.abort();
         }
         if distributed {
             self.coordinator.leave().await;

@@ -84,6 +84,12 @@ async fn pg_rebalance_covers_every_sack() {
     rebalance_covers_every_sack(&maker(url)).await;
 }
 
+#[tokio::test]
+async fn pg_published_stats_are_seen_by_every_process() {
+    let Some(url) = pg_url() else { return };
+    published_stats_are_seen_by_every_process(&maker(url)).await;
+}
+
 /// A lost session loses its locks (their holder stops trusting them at once),
 /// and the coordinator reconnects and joins the group again.
 #[tokio::test]

@@ -81,6 +81,12 @@ async fn redis_rebalance_covers_every_sack() {
 }
 
 #[tokio::test]
+async fn redis_published_stats_are_seen_by_every_process() {
+    let Some(url) = redis_url() else { return };
+    published_stats_are_seen_by_every_process(&maker(url)).await;
+}
+
+#[tokio::test]
 async fn redis_bad_url_is_refused() {
     let e = RedisCoordinator::connect(
         "redis://:topsecret@h:1/?sentinel=x",

@@ -53,6 +53,29 @@ pub struct Backlog {
     pub per_metric: HashMap<Uuid, u64>,
     /// Total pending measures (points).
     pub measures: u64,
+    /// Per sack with measures pending (taken for processing included), when
+    /// the oldest of them arrived. `None` when the driver cannot tell (see
+    /// each driver's `backlog`); a sack absent from the map has nothing
+    /// pending.
+    pub oldest_pending: Option<HashMap<u32, std::time::SystemTime>>,
+}
+
+impl Backlog {
+    /// When the oldest measure pending in any of `sacks` arrived: `None` when
+    /// the driver cannot tell, `Some(None)` when nothing is pending there.
+    pub fn oldest_in(
+        &self,
+        sacks: impl IntoIterator<Item = u32>,
+    ) -> Option<Option<std::time::SystemTime>> {
+        let known = self.oldest_pending.as_ref()?;
+        Some(
+            sacks
+                .into_iter()
+                .filter_map(|s| known.get(&s))
+                .min()
+                .copied(),
+        )
+    }
 }
 
 /// The sack a metric's measures go to: its id as a big-endian 128-bit integer modulo the sack count.

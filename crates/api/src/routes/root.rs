@@ -7,9 +7,11 @@ use crate::wire::http::{Ctx, ok_json};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use carbonara::Method;
+use gnocchi_engine::MemberStats;
+use gnocchi_storage::Backlog;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The upstream release as a literal, for `concat!`.
 macro_rules! upstream_api_version {
@@ -107,10 +109,98 @@ pub(crate) async fn status(
         storage.insert("measures_to_process".into(), Value::Object(per_metric));
     }
     let processors = processors(&state).await;
+    let stats = member_stats(&state, processors.as_deref()).await;
+    let mut metricd = metricd_report(processors);
+    if let (Value::Object(m), Some(stats)) = (&mut metricd, stats) {
+        let now = SystemTime::now();
+        let members = stats
+            .iter()
+            .map(|(id, s)| member_report(id, s.as_ref(), &backlog, now))
+            .collect();
+        m.insert("members".into(), Value::Array(members));
+    }
     Ok(ok_json(&json!({
         "storage": storage,
-        "metricd": metricd_report(processors),
+        "metricd": metricd,
     })))
+}
+
+/// Each processor with the statistics it published (`None`: none yet), in
+/// the processors' order; `None` when there are no processors to report.
+async fn member_stats(
+    state: &AppState,
+    processors: Option<&[String]>,
+) -> Option<Vec<(String, Option<MemberStats>)>> {
+    let processors = processors?;
+    let coordinator = state.engine.coordinator();
+    if !coordinator.is_distributed() {
+        // The embedded metricd: this process's own engine.
+        let stats = state.engine.stats();
+        return Some(
+            processors
+                .iter()
+                .map(|p| (p.clone(), Some(stats.clone())))
+                .collect(),
+        );
+    }
+    let mut published = match tokio::time::timeout(MEMBERS_TIMEOUT, coordinator.member_stats())
+        .await
+    {
+        Ok(Ok(Some(published))) => published,
+        Ok(Ok(None)) => Default::default(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "status: cannot read the processing statistics");
+            Default::default()
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?MEMBERS_TIMEOUT, "status: the processing statistics did not arrive in time");
+            Default::default()
+        }
+    };
+    Some(
+        processors
+            .iter()
+            .map(|p| (p.clone(), published.remove(p)))
+            .collect(),
+    )
+}
+
+/// One entry of `metricd.members` (an extension of upstream's report):
+/// the member's sacks, its processing rate over the last minute, and the
+/// age of the oldest measure pending in its sacks (0 when none is pending,
+/// `null` when the incoming driver cannot tell or the member published
+/// nothing yet).
+fn member_report(
+    id: &str,
+    stats: Option<&MemberStats>,
+    backlog: &Backlog,
+    now: SystemTime,
+) -> Value {
+    let Some(stats) = stats else {
+        return json!({
+            "id": id,
+            "sacks": null,
+            "measures_processed_last_minute": null,
+            "measures_per_second_last_minute": null,
+            "oldest_pending_measure_age_seconds": null,
+        });
+    };
+    let age = backlog
+        .oldest_in(stats.sacks.iter().copied())
+        .map(|oldest| {
+            oldest.map_or(0.0, |t| {
+                let age = now.duration_since(t).unwrap_or_default().as_secs_f64();
+                (age * 1000.0).round() / 1000.0
+            })
+        });
+    let rate = (stats.measures_per_second() * 1000.0).round() / 1000.0;
+    json!({
+        "id": id,
+        "sacks": stats.sacks,
+        "measures_processed_last_minute": stats.measures_processed_last_minute,
+        "measures_per_second_last_minute": rate,
+        "oldest_pending_measure_age_seconds": age,
+    })
 }
 
 /// How long `/v1/status` waits for the processing group's membership.
@@ -201,6 +291,122 @@ mod tests {
             metricd_report(Some(members)),
             json!({"processors": ["1234", "host.42"],
                    "statistics": {"1234": {}, "host.42": {}}})
+        );
+    }
+
+    #[test]
+    fn a_member_reports_its_sacks_rate_and_the_age_of_its_oldest_pending_measure() {
+        let now = SystemTime::now();
+        let backlog = Backlog {
+            oldest_pending: Some(
+                [
+                    (1, now - Duration::from_millis(2500)),
+                    (3, now - Duration::from_secs(9)),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+            ..Backlog::default()
+        };
+        let stats = MemberStats {
+            sacks: vec![0, 1],
+            measures_processed_last_minute: 90,
+            window_seconds: 60.0,
+        };
+        assert_eq!(
+            member_report("a", Some(&stats), &backlog, now),
+            json!({"id": "a", "sacks": [0, 1], "measures_processed_last_minute": 90,
+                   "measures_per_second_last_minute": 1.5,
+                   "oldest_pending_measure_age_seconds": 2.5})
+        );
+        // Nothing pending in its sacks: 0; a driver that cannot tell: null.
+        let idle = MemberStats {
+            sacks: vec![2],
+            ..stats.clone()
+        };
+        assert_eq!(
+            member_report("a", Some(&idle), &backlog, now)["oldest_pending_measure_age_seconds"],
+            json!(0.0)
+        );
+        assert_eq!(
+            member_report("a", Some(&stats), &Backlog::default(), now)["oldest_pending_measure_age_seconds"],
+            Value::Null
+        );
+        // A member that published nothing yet.
+        assert_eq!(
+            member_report("b", None, &backlog, now)["sacks"],
+            Value::Null
+        );
+    }
+
+    /// The embedded metricd: measures posted and not yet processed show as an
+    /// age that grows; once processed they count in the last minute's rate
+    /// and nothing is pending any more.
+    #[tokio::test]
+    async fn embedded_status_shows_the_backlog_age_then_the_processing_rate() {
+        let api = TestApi::start_with(crate::ApiConfig {
+            processors: vec!["me.1".into()],
+            ..Default::default()
+        })
+        .await;
+        api.policy_60s("p", &["mean"]).await;
+        let m = api
+            .expect(
+                StatusCode::CREATED,
+                "POST",
+                "/v1/metric",
+                Some(json!({"archive_policy_name": "p"})),
+            )
+            .await;
+        let id = m["id"].as_str().expect("id").to_string();
+        let points: Vec<Value> = (0..5)
+            .map(|i| json!({"timestamp": format!("2026-01-01T00:0{i}:00"), "value": i}))
+            .collect();
+        api.expect(
+            StatusCode::ACCEPTED,
+            "POST",
+            &format!("/v1/metric/{id}/measures"),
+            Some(json!(points)),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let member = |doc: &Value| doc["metricd"]["members"][0].clone();
+        let first = member(&api.get(StatusCode::OK, "/v1/status").await);
+        assert_eq!(first["id"], json!("me.1"));
+        assert_eq!(first["sacks"], json!((0..8).collect::<Vec<u32>>()));
+        assert_eq!(first["measures_processed_last_minute"], json!(0));
+        let age1 = first["oldest_pending_measure_age_seconds"]
+            .as_f64()
+            .expect("age");
+        assert!(age1 > 0.0, "{first}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = member(&api.get(StatusCode::OK, "/v1/status").await);
+        let age2 = second["oldest_pending_measure_age_seconds"]
+            .as_f64()
+            .expect("age");
+        assert!(age2 >= age1 + 0.25, "{first} then {second}");
+
+        api.get(
+            StatusCode::OK,
+            &format!("/v1/metric/{id}/measures?refresh=true"),
+        )
+        .await;
+        let doc = api.get(StatusCode::OK, "/v1/status").await;
+        let after = member(&doc);
+        assert_eq!(after["measures_processed_last_minute"], json!(5), "{doc}");
+        assert!(
+            after["measures_per_second_last_minute"]
+                .as_f64()
+                .expect("rate")
+                > 0.0
+        );
+        assert_eq!(after["oldest_pending_measure_age_seconds"], json!(0.0));
+        // Upstream's fields are untouched.
+        assert_eq!(doc["metricd"]["processors"], json!(["me.1"]));
+        assert_eq!(doc["metricd"]["statistics"], json!({"me.1": {}}));
+        assert_eq!(
+            doc["storage"]["summary"],
+            json!({"metrics": 0, "measures": 0})
         );
     }
 

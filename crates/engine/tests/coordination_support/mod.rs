@@ -211,3 +211,42 @@ pub async fn rebalance_covers_every_sack(make: &Make) {
         c.leave().await;
     }
 }
+
+/// What a member publishes is read by any process (an API process too),
+/// for live members only: a member that leaves takes its statistics along.
+pub async fn published_stats_are_seen_by_every_process(make: &Make) {
+    use gnocchi_engine::MemberStats;
+    let a = make().await;
+    let b = make().await;
+    let api = make().await;
+    a.join().await.unwrap();
+    b.join().await.unwrap();
+    let stats_a = MemberStats {
+        sacks: vec![0, 2],
+        measures_processed_last_minute: 120,
+        window_seconds: 60.0,
+    };
+    let stats_b = MemberStats {
+        sacks: vec![1, 3],
+        measures_processed_last_minute: 0,
+        window_seconds: 12.5,
+    };
+    a.publish_stats(&stats_a).await.unwrap();
+    b.publish_stats(&stats_b).await.unwrap();
+    let seen = api.member_stats().await.unwrap().expect("distributed");
+    assert_eq!(seen.get(&a.member_id()), Some(&stats_a), "{seen:?}");
+    assert_eq!(seen.get(&b.member_id()), Some(&stats_b), "{seen:?}");
+    // Publishing again replaces the figures.
+    let newer = MemberStats {
+        measures_processed_last_minute: 7,
+        ..stats_a.clone()
+    };
+    a.publish_stats(&newer).await.unwrap();
+    let seen = b.member_stats().await.unwrap().expect("distributed");
+    assert_eq!(seen.get(&a.member_id()), Some(&newer));
+    b.leave().await;
+    let seen = api.member_stats().await.unwrap().expect("distributed");
+    assert!(!seen.contains_key(&b.member_id()), "{seen:?}");
+    assert!(seen.contains_key(&a.member_id()));
+    a.leave().await;
+}

@@ -11,7 +11,8 @@
 //!   per read as upstream pages them); the keys read are the lease.
 //! - `commit`: one compound write removing exactly the keys read (measures
 //!   added meanwhile stay); `release`: nothing to do in RADOS.
-//! - `backlog`: one omap read per sack, all at once.
+//! - `backlog`: one omap read per sack, all at once; a sack's oldest pending
+//!   measure arrived when its oldest key says (to the second).
 //! - `wait_for_new`: measures added by this process wake its waiters at once;
 //!   others are found by probing every sack (one omap read of at most one
 //!   entry each, all at once) every [`POLL`]. Upstream's metricd has no
@@ -33,8 +34,8 @@
 //! metricd's sack locks make sure one worker processes a sack at a time.
 
 use super::names::{
-    CONFIG_OBJECT, MEASURE_PREFIX, decode_measures, encode_measures, measure_key, metric_of_key,
-    sack_object,
+    CONFIG_OBJECT, MEASURE_PREFIX, arrival_of_key, decode_measures, encode_measures, measure_key,
+    metric_of_key, sack_object,
 };
 use super::rados_ffi::{BALANCE_READS, Omap, Pool, ReadOp, SKIPRWLOCKS, WriteOp};
 use super::{CephOptions, blocking, ceph_error, open_pool};
@@ -481,12 +482,19 @@ impl Incoming for CephIncoming {
             .collect();
         let sacks = blocking(move || read_sacks(&pool, &objects, None)).await?;
         let mut backlog = Backlog::default();
-        for (key, value) in sacks.iter().flatten() {
-            backlog.measures += (value.len() / 16) as u64;
-            if let Some(m) = metric_of_key(key) {
-                *backlog.per_metric.entry(m).or_insert(0) += 1;
+        let mut oldest = HashMap::new();
+        for (sack, entries) in sacks.iter().enumerate() {
+            for (key, value) in entries {
+                backlog.measures += (value.len() / 16) as u64;
+                if let Some(m) = metric_of_key(key) {
+                    *backlog.per_metric.entry(m).or_insert(0) += 1;
+                }
+            }
+            if let Some(first) = entries.iter().filter_map(|(k, _)| arrival_of_key(k)).min() {
+                oldest.insert(sack as u32, first);
             }
         }
+        backlog.oldest_pending = Some(oldest);
         Ok(backlog)
     }
 

@@ -25,6 +25,18 @@ pub(super) fn measure_key(metric: Uuid, batch: Uuid, now_ns: i64) -> String {
     format!("{MEASURE_PREFIX}{metric}_{batch}_{date}_{time}")
 }
 
+/// When a measure key's batch arrived, from its `YYYYmmdd_HH:MM:SS` suffix
+/// (to the second; upstream's keys carry it too).
+pub(super) fn arrival_of_key(key: &str) -> Option<std::time::SystemTime> {
+    let mut fields = key.rsplitn(3, '_');
+    let (time, date) = (fields.next()?, fields.next()?);
+    let (y, md) = (date.get(..4)?, date.get(4..)?);
+    let (m, d) = (md.get(..2)?, md.get(2..)?);
+    let ns = carbonara::time::parse_timestamp(&format!("{y}-{m}-{d}T{time}"), 0).ok()?;
+    let secs = u64::try_from(ns / carbonara::time::NS_PER_SEC).ok()?;
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+}
+
 /// The metric of a measure key (its second `_`-separated field).
 pub(super) fn metric_of_key(key: &str) -> Option<Uuid> {
     key.split('_').nth(1).and_then(|s| Uuid::parse_str(s).ok())
@@ -168,6 +180,10 @@ mod tests {
     fn measure_keys_are_upstreams() {
         let m = Uuid::parse_str("5b1e5f07-fd8e-4e0c-a1b3-3e6a1f0d2c11").unwrap();
         let key = measure_key(m, Uuid::new_v4(), 1_425_600_061_000_000_000);
+        assert_eq!(
+            arrival_of_key(&key),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_425_600_061))
+        );
         assert!(key.starts_with("measure_5b1e5f07-fd8e-4e0c-a1b3-3e6a1f0d2c11_"));
         assert!(key.ends_with("_20150306_00:01:01"), "{key}");
         assert_eq!(metric_of_key(&key), Some(m));

@@ -189,6 +189,7 @@ impl Incoming for LocalIncoming {
             count: std::mem::take(&mut s.count),
             segs: std::mem::take(&mut s.segs),
             pos: s.last_pos,
+            oldest: s.oldest.take(),
         };
         s.taken = Some(taken);
         Ok(SackMeasures {
@@ -236,8 +237,13 @@ impl Incoming for LocalIncoming {
 
     async fn backlog(&self) -> Result<Backlog> {
         let mut backlog = Backlog::default();
-        for slot in &self.shared.sacks {
+        let mut oldest = HashMap::new();
+        for (sack, slot) in self.shared.sacks.iter().enumerate() {
             let s = slot.lock();
+            let taken = s.taken.as_ref().and_then(|t| t.oldest);
+            if let Some(first) = s.oldest.into_iter().chain(taken).min() {
+                oldest.insert(sack as u32, first);
+            }
             backlog.measures += s.count;
             for (m, b) in &s.batches {
                 *backlog.per_metric.entry(*m).or_insert(0) += b;
@@ -249,6 +255,7 @@ impl Incoming for LocalIncoming {
                 }
             }
         }
+        backlog.oldest_pending = Some(oldest);
         Ok(backlog)
     }
 

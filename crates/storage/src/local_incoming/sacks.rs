@@ -13,6 +13,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -36,6 +37,9 @@ pub(super) struct Sack {
     pub(super) segs: Vec<u64>,
     /// Position of the last record that added data to this sack.
     pub(super) last_pos: Pos,
+    /// When the oldest pending measure was applied (after a restart, when the
+    /// log was replayed: the age counts from the restart).
+    pub(super) oldest: Option<SystemTime>,
     pub(super) taken: Option<Taken>,
 }
 
@@ -45,6 +49,8 @@ pub(super) struct Taken {
     pub(super) count: u64,
     pub(super) segs: Vec<u64>,
     pub(super) pos: Pos,
+    /// When the oldest taken measure was applied.
+    pub(super) oldest: Option<SystemTime>,
 }
 
 pub(super) struct Segments {
@@ -119,6 +125,7 @@ impl Shared {
 
     /// Add durable measures to their sacks (writer thread and replay).
     pub(super) fn apply(&self, batch: MeasureBatch, pos: Pos, touched: &mut Touched) {
+        let now = SystemTime::now();
         for (metric, points) in batch {
             if points.is_empty() {
                 continue;
@@ -126,6 +133,7 @@ impl Shared {
             let s = sack_of(metric, self.nsacks);
             let mut sack = self.sacks[s as usize].lock();
             sack.count += points.len() as u64;
+            sack.oldest.get_or_insert(now);
             *sack.batches.entry(metric).or_insert(0) += 1;
             match sack.measures.entry(metric) {
                 Entry::Occupied(mut e) => e.get_mut().extend_from_slice(&points),
@@ -223,6 +231,12 @@ impl LocalIncoming {
             }
         }
         sack.count += count;
+        if count > 0 {
+            sack.oldest = match (sack.oldest, t.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         // Merge the lease's segment references into the pending ones: a segment
         // referenced by both keeps one reference.
         let pending = std::mem::take(&mut sack.segs);
@@ -248,6 +262,7 @@ impl LocalIncoming {
         }
         sack.segs = segs;
         if sack.count == 0 {
+            sack.oldest = None;
             // Everything was removed by the caller: the data is no longer needed.
             let segs = std::mem::take(&mut sack.segs);
             drop(sack);

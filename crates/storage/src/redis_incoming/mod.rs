@@ -11,6 +11,12 @@
 //!   `(i64 ns timestamp, f64 value)`, little-endian.
 //! - `P incoming<N>-<s>`: hash, the **sack index**: field = metric uuid of every
 //!   list of the sack with pending data, value = its number of pending measures.
+//! - `P gnocchi-sack-arrival<N>`: hash, when (Redis's clock, ms) the oldest
+//!   pending measure of each sack arrived: field `P incoming<N>-<s>` is set by
+//!   the first `add_measures` into an empty sack, `take` moves it to field
+//!   `P incoming<N>-<s>:taken` and `commit` deletes that one. It feeds the
+//!   backlog's [`Backlog::oldest_pending`] (upstream's metricd, which does not
+//!   know this hash, leaves it stale if it processes these sacks).
 //!
 //! Upstream finds a sack's lists with `KEYS incoming<N>-<s>:*`, which walks the
 //! whole keyspace and blocks Redis meanwhile (SCAN would not block but costs a
@@ -81,7 +87,7 @@ use redis::Value;
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -96,6 +102,8 @@ pub struct RedisIncoming {
     config_key: String,
     /// `P incoming<N>-`: sack `s` is named `{sack_prefix}{s}`.
     sack_prefix: String,
+    /// `P gnocchi-sack-arrival<N>`: the sacks' oldest arrival times.
+    arrival_key: String,
     /// Per sack leased: per metric id as stored, list elements and measures read.
     leases: Leases<Vec<(String, u64, u64)>>,
     wake: Arc<Wake>,
@@ -160,6 +168,7 @@ impl RedisIncoming {
             nsacks,
             config_key: config,
             sack_prefix: format!("{prefix}incoming{nsacks}-"),
+            arrival_key: format!("{prefix}gnocchi-sack-arrival{nsacks}"),
             leases: Leases::new(),
             wake: Arc::new(Wake {
                 dirty: Mutex::new(Dirty {
@@ -188,6 +197,27 @@ impl RedisIncoming {
             Err(bad_sack(sack))
         }
     }
+}
+
+/// The sacks' arrival times of the backlog reply, `{sack, ms, ...}` on
+/// Redis's clock (`now`), as times on this machine's clock: a clock skew
+/// between Redis and this process does not change the ages.
+fn arrival_times(now: &Value, flat: Vec<Value>) -> Result<HashMap<u32, SystemTime>> {
+    let now = int_of(now, "backlog")?;
+    let here = SystemTime::now();
+    let mut out = HashMap::new();
+    for pair in flat.chunks(2) {
+        let [sack, at] = pair else {
+            return Err(StorageError::Backend(
+                "redis: truncated backlog reply".into(),
+            ));
+        };
+        let sack =
+            u32::try_from(int_of(sack, "backlog")?).map_err(|_| unexpected("backlog", sack))?;
+        let age = Duration::from_millis(now.saturating_sub(int_of(at, "backlog")?).max(0) as u64);
+        out.insert(sack, here.checked_sub(age).unwrap_or(here));
+    }
+    Ok(out)
 }
 
 fn check_count(sacks: u32) -> Result<()> {
@@ -224,6 +254,7 @@ impl Incoming for RedisIncoming {
             return Ok(());
         }
         let mut inv = self.add_script.key(&self.config_key);
+        inv.key(&self.arrival_key);
         inv.arg(self.nsacks).arg(metrics);
         let mut touched = vec![false; self.nsacks as usize];
         let mut buf = Vec::new();
@@ -267,7 +298,9 @@ impl Incoming for RedisIncoming {
         let reply: Result<Value> = self
             .take_script
             .key(&name)
+            .key(&self.arrival_key)
             .arg(format!("{name}:"))
+            .arg(&name)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend);
@@ -290,7 +323,7 @@ impl Incoming for RedisIncoming {
         let (read, _lease) = self.leases.start_commit(&taken)?;
         let name = self.sack_name(taken.sack);
         let mut inv = self.commit_script.key(&name);
-        inv.arg(format!("{name}:"));
+        inv.key(&self.arrival_key).arg(format!("{name}:"));
         for (id, elements, measures) in &read {
             inv.arg(id).arg(*elements).arg(*measures);
         }
@@ -310,13 +343,24 @@ impl Incoming for RedisIncoming {
     async fn backlog(&self) -> Result<Backlog> {
         let v: Value = self
             .backlog_script
+            .key(&self.arrival_key)
             .arg(&self.sack_prefix)
             .arg(self.nsacks)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend)?;
-        let flat = array_of(v, "backlog")?;
-        let mut backlog = Backlog::default();
+        let mut parts = array_of(v, "backlog")?.into_iter();
+        let (Some(now), Some(flat), Some(arrivals)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(StorageError::Backend(
+                "redis: malformed backlog reply".into(),
+            ));
+        };
+        let flat = array_of(flat, "backlog")?;
+        let mut backlog = Backlog {
+            oldest_pending: Some(arrival_times(&now, array_of(arrivals, "backlog")?)?),
+            ..Backlog::default()
+        };
         for triple in flat.chunks(3) {
             let [id, batches, measures] = triple else {
                 return Err(StorageError::Backend(

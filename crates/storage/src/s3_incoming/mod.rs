@@ -27,7 +27,9 @@
 //!   objects written meanwhile stay.
 //! - `release`: no request: nothing was removed.
 //! - `backlog`: a `LIST` of the whole bucket (one request per 1000 pending
-//!   objects), as upstream's report; an object's size gives its measure count.
+//!   objects), as upstream's report; an object's size gives its measure count
+//!   and its last-modified time its arrival (the age of a sack's oldest
+//!   pending measure, for objects written by upstream's processes too).
 //! - `wait_for_new`: see `wake` (one delimited `LIST` per second at most).
 //!
 //! # Leases and several processes
@@ -265,12 +267,20 @@ impl Incoming for S3Incoming {
 
     async fn backlog(&self) -> Result<Backlog> {
         let mut backlog = Backlog::default();
+        let mut oldest: HashMap<u32, std::time::SystemTime> = HashMap::new();
         for meta in self.list(None).await? {
+            let written = std::time::SystemTime::from(meta.last_modified);
             if let Some(o) = MeasureObject::parse(meta.location, meta.size) {
                 *backlog.per_metric.entry(o.metric).or_insert(0) += 1;
                 backlog.measures += o.size / RECORD as u64;
+                let sack = sack_of(o.metric, self.nsacks);
+                oldest
+                    .entry(sack)
+                    .and_modify(|t| *t = (*t).min(written))
+                    .or_insert(written);
             }
         }
+        backlog.oldest_pending = Some(oldest);
         Ok(backlog)
     }
 
