@@ -130,11 +130,15 @@ impl Deployment {
             return (Requests::PerCall, Requests::PerCall);
         };
         let incoming = match f.cfg.incoming {
-            IncomingDriver::S3(_) | IncomingDriver::Ceph(_) => Requests::PerObject,
+            IncomingDriver::S3(_) | IncomingDriver::Ceph(_) | IncomingDriver::Swift(_) => {
+                Requests::PerObject
+            }
             IncomingDriver::File | IncomingDriver::Redis { .. } => Requests::PerCall,
         };
         let storage = match f.cfg.storage {
-            StorageDriver::S3(_) | StorageDriver::Ceph(_) => Requests::PerObject,
+            StorageDriver::S3(_) | StorageDriver::Ceph(_) | StorageDriver::Swift(_) => {
+                Requests::PerObject
+            }
             StorageDriver::File | StorageDriver::Redis { .. } => Requests::PerCall,
         };
         (incoming, storage)
@@ -161,6 +165,10 @@ impl Deployment {
                     .replace("-aggregates", "-measure")
             ),
             IncomingDriver::Ceph(o) => format!("ceph pool {} (shared by the phases)", o.pool),
+            IncomingDriver::Swift(o) => format!(
+                "swift {} containers {}-{}-<phase>.incoming*",
+                o.authurl, o.container_prefix, f.nonce
+            ),
         };
         let storage = match &f.cfg.storage {
             StorageDriver::File => "redb".to_string(),
@@ -171,6 +179,10 @@ impl Deployment {
                 bucket_name(&s3.bucket_prefix, &f.nonce, "<phase>")
             ),
             StorageDriver::Ceph(o) => format!("ceph pool {} (shared by the phases)", o.pool),
+            StorageDriver::Swift(o) => format!(
+                "swift {} containers {}-{}-<phase>.<metric>",
+                o.authurl, o.container_prefix, f.nonce
+            ),
         };
         format!(
             "{} from {}: index {index}; incoming {incoming}; aggregates {storage}",
@@ -204,6 +216,20 @@ impl Deployment {
             ini.with_section(Some("incoming"))
                 .set("s3_bucket_prefix", prefix);
         }
+        // Swift: containers of a prefix of the phase's own, the sacks' too.
+        for (section, prefix) in [
+            ("storage", swift_prefix_of_storage(&f.cfg.storage)),
+            ("incoming", swift_prefix_of_incoming(&f.cfg.incoming)),
+        ] {
+            if let Some(prefix) = prefix {
+                ini.with_section(Some(section))
+                    .set(
+                        "swift_container_prefix",
+                        format!("{prefix}-{}-{phase}", f.nonce),
+                    )
+                    .set("swift_container_prefix_all", "true");
+            }
+        }
         // The copy lives elsewhere: a relative policy file stays the original's.
         if let Some(policy) = f.ini.get_from(Some("oslo_policy"), "policy_file")
             && Path::new(policy.trim()).is_relative()
@@ -232,6 +258,20 @@ impl Deployment {
         };
         let cfg = Config::load_without_environment(Some(&path), &overrides)?;
         backends::upgrade(&cfg, false).await
+    }
+}
+
+fn swift_prefix_of_storage(d: &StorageDriver) -> Option<&str> {
+    match d {
+        StorageDriver::Swift(o) => Some(&o.container_prefix),
+        _ => None,
+    }
+}
+
+fn swift_prefix_of_incoming(d: &IncomingDriver) -> Option<&str> {
+    match d {
+        IncomingDriver::Swift(o) => Some(&o.container_prefix),
+        _ => None,
     }
 }
 

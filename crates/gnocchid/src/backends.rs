@@ -43,7 +43,9 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
         IncomingDriver::Redis { url } => Arc::new(RedisIncoming::connect(url, cfg.sacks).await?),
         IncomingDriver::S3(s3) => Arc::new(S3Incoming::connect(s3, cfg.sacks).await?),
         IncomingDriver::Ceph(o) => ceph::incoming(o, cfg.sacks).await?,
-        IncomingDriver::Swift(o) => Arc::new(SwiftIncoming::connect(o.clone(), cfg.sacks).await?),
+        IncomingDriver::Swift(o) => {
+            Arc::new(SwiftIncoming::connect((**o).clone(), cfg.sacks).await?)
+        }
     };
     let aggregates: Arc<dyn Aggregates> = match &cfg.storage {
         StorageDriver::File => Arc::new(LocalAggregates::open(
@@ -52,7 +54,7 @@ pub async fn upgrade(cfg: &Config, create_policies: bool) -> Result<Backends, Bo
         StorageDriver::Redis { url } => Arc::new(RedisAggregates::connect(url).await?),
         StorageDriver::S3(s3) => Arc::new(S3Aggregates::connect(s3.clone()).await?),
         StorageDriver::Ceph(o) => ceph::aggregates(o).await?,
-        StorageDriver::Swift(o) => Arc::new(SwiftAggregates::connect(o.clone()).await?),
+        StorageDriver::Swift(o) => Arc::new(SwiftAggregates::connect((**o).clone()).await?),
     };
     if create_policies {
         create_default_policies(indexer.as_ref(), &cfg.api.default_aggregation_methods).await?;
@@ -73,7 +75,7 @@ pub async fn change_sack_size(cfg: &Config, sacks: u32) -> Result<(), BoxError> 
         IncomingDriver::Redis { url } => RedisIncoming::change_sacks(url, sacks).await,
         IncomingDriver::S3(s3) => S3Incoming::change_sacks(s3, sacks).await,
         IncomingDriver::Ceph(o) => ceph::change_sacks(o, sacks).await?,
-        IncomingDriver::Swift(o) => SwiftIncoming::change_sacks(o.clone(), sacks).await,
+        IncomingDriver::Swift(o) => SwiftIncoming::change_sacks((**o).clone(), sacks).await,
     }
     .map_err(|e| format!("Cannot change sack size: {e}"))?;
     tracing::info!(from = old, to = sacks, "changed the number of sacks");

@@ -13,7 +13,7 @@ pub enum IncomingDriver {
     Redis { url: String },
     S3(S3Config),
     Ceph(gnocchi_storage::ceph::CephOptions),
-    Swift(SwiftOptions),
+    Swift(Box<SwiftOptions>),
 }
 
 /// `[storage] driver`: `file` (the embedded redb store), `redis`, `s3`, `ceph` or `swift`.
@@ -23,7 +23,7 @@ pub enum StorageDriver {
     Redis { url: String },
     S3(S3Config),
     Ceph(gnocchi_storage::ceph::CephOptions),
-    Swift(SwiftOptions),
+    Swift(Box<SwiftOptions>),
 }
 
 /// Upstream's `s3_*` options of `section`; under `[incoming]` each defaults
@@ -166,7 +166,7 @@ pub(super) fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), C
         },
         "s3" => StorageDriver::S3(s3_options(src, "storage")?),
         "ceph" => StorageDriver::Ceph(storage_ceph.clone()),
-        "swift" => StorageDriver::Swift(swift_options(src, "storage")?),
+        "swift" => StorageDriver::Swift(Box::new(swift_options(src, "storage")?)),
         other => {
             return Err(ConfigError::Invalid {
                 section: "storage".into(),
@@ -185,7 +185,7 @@ pub(super) fn drivers(src: &Source) -> Result<(StorageDriver, IncomingDriver), C
         },
         "s3" => IncomingDriver::S3(s3_options(src, "incoming")?),
         "ceph" => IncomingDriver::Ceph(ceph_options(src, "incoming", storage_ceph)),
-        "swift" => IncomingDriver::Swift(swift_options(src, "incoming")?),
+        "swift" => IncomingDriver::Swift(Box::new(swift_options(src, "incoming")?)),
         other => {
             return Err(ConfigError::Invalid {
                 section: "incoming".into(),
