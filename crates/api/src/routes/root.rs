@@ -110,19 +110,22 @@ pub(crate) async fn status(
     }
     let processors = processors(&state).await;
     let stats = member_stats(&state, processors.as_deref()).await;
-    let mut metricd = metricd_report(processors);
-    if let (Value::Object(m), Some(stats)) = (&mut metricd, stats) {
+    let metricd = metricd_report(processors);
+    let mut report = json!({
+        "storage": storage,
+        "metricd": metricd,
+    });
+    // Beside upstream's `metricd`, never inside it: clients (and upstream's
+    // own tests) expect `metricd` to hold exactly `processors` and `statistics`.
+    if let (Value::Object(r), Some(stats)) = (&mut report, stats) {
         let now = SystemTime::now();
-        let members = stats
+        let members: Vec<Value> = stats
             .iter()
             .map(|(id, s)| member_report(id, s.as_ref(), &backlog, now))
             .collect();
-        m.insert("members".into(), Value::Array(members));
+        r.insert("processing".into(), json!({"members": members}));
     }
-    Ok(ok_json(&json!({
-        "storage": storage,
-        "metricd": metricd,
-    })))
+    Ok(ok_json(&report))
 }
 
 /// Each processor with the statistics it published (`None`: none yet), in
@@ -165,7 +168,7 @@ async fn member_stats(
     )
 }
 
-/// One entry of `metricd.members` (an extension of upstream's report):
+/// One entry of `processing.members` (an extension of upstream's report):
 /// the member's sacks, its processing rate over the last minute, and the
 /// age of the oldest measure pending in its sacks (0 when none is pending,
 /// `null` when the incoming driver cannot tell or the member published
@@ -370,7 +373,7 @@ mod tests {
         )
         .await;
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let member = |doc: &Value| doc["metricd"]["members"][0].clone();
+        let member = |doc: &Value| doc["processing"]["members"][0].clone();
         let first = member(&api.get(StatusCode::OK, "/v1/status").await);
         assert_eq!(first["id"], json!("me.1"));
         assert_eq!(first["sacks"], json!((0..8).collect::<Vec<u32>>()));
