@@ -39,7 +39,7 @@ root=$PWD
 index=postgresql
 rtt=
 redis_db=10
-only=ingest,processing
+only=ingest,processing,metricd
 embedded=1
 extra=()
 while [ $# -gt 0 ]; do

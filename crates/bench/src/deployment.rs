@@ -195,6 +195,17 @@ impl Deployment {
     /// new bucket) and write the config file for it into `dir`; `None` for the
     /// embedded backends (no file needed).
     pub async fn fresh_config(&self, phase: &str, dir: &Path) -> Result<Option<PathBuf>, BoxError> {
+        self.fresh_config_with(phase, dir, "DEFAULT", &[]).await
+    }
+
+    /// [`Self::fresh_config`], with `options` set in `section` of the copy.
+    pub async fn fresh_config_with(
+        &self,
+        phase: &str,
+        dir: &Path,
+        section: &str,
+        options: &[(&str, String)],
+    ) -> Result<Option<PathBuf>, BoxError> {
         let Some(f) = &self.file else {
             return Ok(None);
         };
@@ -239,6 +250,9 @@ impl Deployment {
             ini.with_section(Some("oslo_policy"))
                 .set("policy_file", absolute);
         }
+        for (key, value) in options {
+            ini.with_section(Some(section)).set(*key, value.as_str());
+        }
         let path = dir.join(format!("gnocchi-{phase}.conf"));
         ini.write_to_file(&path)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -252,12 +266,34 @@ impl Deployment {
         let Some(path) = self.fresh_config(phase, dir).await? else {
             return open_embedded(&data_dir, false).await;
         };
+        self.open_path(&path, dir).await
+    }
+
+    /// Open the backends of a config file written by [`Self::fresh_config`].
+    pub async fn open_path(&self, path: &Path, dir: &Path) -> Result<Backends, BoxError> {
         let overrides = Overrides {
-            data_dir: Some(data_dir),
+            data_dir: Some(dir.join("data")),
             ..Overrides::default()
         };
-        let cfg = Config::load_without_environment(Some(&path), &overrides)?;
+        let cfg = Config::load_without_environment(Some(path), &overrides)?;
         backends::upgrade(&cfg, false).await
+    }
+
+    /// Why several processes cannot share these backends, if they cannot: the
+    /// embedded index and stores belong to one process.
+    pub fn not_shareable(&self) -> Option<&'static str> {
+        let Some(f) = &self.file else {
+            return Some("the embedded backends belong to one process (give --config-file)");
+        };
+        if f.cfg.indexer_url.is_empty() {
+            return Some("the configuration has no shared index ([indexer] url)");
+        }
+        if matches!(f.cfg.incoming, IncomingDriver::File)
+            || matches!(f.cfg.storage, StorageDriver::File)
+        {
+            return Some("the local incoming log and redb aggregates belong to one process");
+        }
+        None
     }
 }
 

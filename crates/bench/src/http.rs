@@ -304,6 +304,16 @@ fn configures_gnocchid(name: &OsString) -> bool {
     ) || (name.starts_with("OS_") && name.contains("__"))
 }
 
+/// Keep the bench's environment's gnocchid configuration away from a child
+/// `gnocchid`: only the file the bench gives it counts.
+pub fn clear_gnocchid_environment(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if configures_gnocchid(&name) {
+            cmd.env_remove(name);
+        }
+    }
+}
+
 /// The `gnocchid` binary under test, running as a child process.
 pub struct Server {
     child: Child,
@@ -327,11 +337,7 @@ impl Server {
         let data_dir: PathBuf = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("gnocchid.log"))?;
         let mut cmd = Command::new(bin);
-        for (name, _) in std::env::vars_os() {
-            if configures_gnocchid(&name) {
-                cmd.env_remove(name);
-            }
-        }
+        clear_gnocchid_environment(&mut cmd);
         if let Some(path) = config {
             cmd.arg("--config-file").arg(path);
         }
@@ -492,6 +498,39 @@ impl CpuMeter {
             (Some(before), Some(now)) => format!("CPU {:.2} cores", (now - before) / wall),
             _ => String::new(),
         }
+    }
+}
+
+/// CPU used by a group of processes (several metricd) over a phase.
+pub struct ProcessCpu {
+    pids: Vec<(u32, f64)>,
+    start: Instant,
+}
+
+impl ProcessCpu {
+    pub fn start(pids: &[u32]) -> ProcessCpu {
+        ProcessCpu {
+            pids: pids
+                .iter()
+                .filter_map(|p| Some((*p, cpu_seconds(&p.to_string())?)))
+                .collect(),
+            start: Instant::now(),
+        }
+    }
+
+    /// `metricd CPU 1.62 cores (0.81 per process)`.
+    pub fn note(&self) -> String {
+        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
+        let used: f64 = self
+            .pids
+            .iter()
+            .filter_map(|(p, before)| Some(cpu_seconds(&p.to_string())? - before))
+            .sum();
+        format!(
+            "metricd CPU {:.2} cores ({:.2} per process)",
+            used / wall,
+            used / wall / self.pids.len().max(1) as f64
+        )
     }
 }
 

@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | ingest, batches of 1 / 100 / 5000 | [`ingest`] | HTTP, 64 connections |
 //! | processing, 5000 metrics × 60 points | [`processing`] | in-process metricd |
+//! | the same by 1, 2, 4 metricd processes | [`metricd_processes`] | `gnocchid metricd` children, `--config-file` only |
 //! | read, 43,200 points of one metric | [`read`] | HTTP |
 //! | metric create / show / delete | [`crud`] | HTTP, 64 connections |
 //! | bytes per stored point | [`size`] | in-process, realistic mix |
@@ -46,6 +47,7 @@ mod deployment;
 mod http;
 mod ingest;
 mod ingest_paths;
+mod metricd_processes;
 mod parallel;
 mod processing;
 mod read;
@@ -66,6 +68,8 @@ use std::time::Duration;
 pub enum Workload {
     Ingest,
     Processing,
+    /// Processing by 1, 2, 4... `gnocchid metricd` processes (`--config-file` only).
+    Metricd,
     Read,
     Crud,
     Size,
@@ -137,6 +141,11 @@ pub struct BenchArgs {
     /// (`[metricd] split_cache_size`; 0: off) [the configuration's: 64 MiB].
     #[arg(long)]
     split_cache_size: Option<usize>,
+    /// `gnocchid metricd` process counts of the metricd workload, comma-separated
+    /// [1,2,4]; each drains the processing workload's backlog on the shared
+    /// backends of --config-file.
+    #[arg(long, value_delimiter = ',')]
+    metricd_processes: Vec<usize>,
     /// Points of the read metric [43200].
     #[arg(long)]
     read_points: Option<usize>,
@@ -168,6 +177,7 @@ pub struct BenchArgs {
 struct Settings {
     ingest: ingest::Settings,
     processing: processing::Settings,
+    metricd: metricd_processes::Settings,
     read: read::Settings,
     crud: crud::Settings,
     size: size::Settings,
@@ -202,6 +212,18 @@ impl Settings {
                 metrics: pick(a.processing_metrics, 5000, 500),
                 points: pick(a.processing_points, 60, 60),
                 workers,
+                concurrency: a.concurrency,
+                split_cache_size: a.split_cache_size,
+            },
+            metricd: metricd_processes::Settings {
+                processes: if a.metricd_processes.is_empty() {
+                    vec![1, 2, 4]
+                } else {
+                    a.metricd_processes.clone()
+                },
+                metrics: pick(a.processing_metrics, 5000, 500),
+                points: pick(a.processing_points, 60, 60),
+                workers: a.workers,
                 concurrency: a.concurrency,
                 split_cache_size: a.split_cache_size,
             },
@@ -353,6 +375,10 @@ async fn run(args: BenchArgs) -> Result<(), BoxError> {
 
     if wants(Workload::Processing) {
         processing::run(&s.processing, &deployment, &mut report).await?;
+    }
+    if wants(Workload::Metricd) {
+        let bin = http::server_binary(args.server_bin.as_deref())?;
+        metricd_processes::run(&s.metricd, &deployment, &bin, &mut report).await?;
     }
     if !deployment.is_embedded() {
         // These two always run in-process on their own embedded backends.

@@ -60,7 +60,7 @@ pub struct Settings {
     pub split_cache_size: Option<usize>,
 }
 
-const MINUTE: i64 = 60 * NS_PER_SEC;
+pub const MINUTE: i64 = 60 * NS_PER_SEC;
 const DAY: i64 = 24 * 60 * MINUTE;
 
 /// Upstream's `low` policy under another name: 5 min × 8,640 points (30 days).
@@ -138,7 +138,7 @@ pub async fn process_all_sacks(engine: &Arc<Engine>, workers: usize) -> Result<u
 }
 
 /// Queue `points` per-minute measures for every metric, starting at `t0` (ns).
-async fn add_measures(b: &Backends, ids: &[Uuid], t0: i64, points: usize) -> Result<(), BoxError> {
+pub async fn add_measures(b: &Backends, ids: &[Uuid], t0: i64, points: usize) -> Result<(), BoxError> {
     // One durable append per 250 metrics, as a busy API would group them.
     for chunk in ids.chunks(250) {
         let batch = chunk

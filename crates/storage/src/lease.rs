@@ -86,33 +86,44 @@ impl<R: Default> Leases<R> {
     }
 
     /// Start the commit of `taken`: hands over what its take read. The lease
-    /// ends when the returned guard drops, however the commit ends.
-    pub(crate) fn start_commit(&self, taken: &SackMeasures) -> Result<(R, EndLease<'_, R>)> {
+    /// ends when the returned guard drops, however the commit ends. `None`
+    /// for an empty take (token 0, see [`empty`]): there is nothing to remove.
+    pub(crate) fn start_commit(
+        &self,
+        taken: &SackMeasures,
+    ) -> Result<Option<(R, EndLease<'_, R>)>> {
+        if taken.token == 0 {
+            return Ok(None);
+        }
         let mut map = self.map.lock();
         match map.get_mut(&taken.sack) {
             Some(l) if l.token == taken.token && !l.committing => {
                 l.committing = true;
                 let read = std::mem::take(&mut l.read);
-                Ok((
+                Ok(Some((
                     read,
                     EndLease {
                         leases: self,
                         sack: taken.sack,
                         token: taken.token,
                     },
-                ))
+                )))
             }
             _ => Err(bad_token(taken)),
         }
     }
 
     /// End the lease of `taken` without a commit: what it read stays.
-    pub(crate) fn release(&self, taken: &SackMeasures) -> Result<()> {
+    /// `false` for an empty take (token 0), which held no lease.
+    pub(crate) fn release(&self, taken: &SackMeasures) -> Result<bool> {
+        if taken.token == 0 {
+            return Ok(false);
+        }
         let mut map = self.map.lock();
         match map.get(&taken.sack) {
             Some(l) if l.token == taken.token && !l.committing => {
                 map.remove(&taken.sack);
-                Ok(())
+                Ok(true)
             }
             _ => Err(bad_token(taken)),
         }
@@ -208,7 +219,10 @@ mod tests {
             .begin(0)
             .expect("free")
             .finish(vec![7], HashMap::new());
-        let (read, guard) = leases.start_commit(&t).expect("first commit");
+        let (read, guard) = leases
+            .start_commit(&t)
+            .expect("first commit")
+            .expect("a lease");
         assert_eq!(read, vec![7]);
         assert!(leases.start_commit(&t).is_err());
         assert!(leases.release(&t).is_err());
@@ -227,6 +241,16 @@ mod tests {
             .finish(vec![], HashMap::new());
         assert!(leases.start_commit(&taken(2, t.token + 1)).is_err());
         assert!(leases.release(&taken(2, t.token + 1)).is_err());
-        assert!(leases.release(&t).is_ok());
+        assert!(leases.release(&t).expect("released"));
+    }
+
+    #[test]
+    fn an_empty_take_commits_and_releases_as_a_no_op() {
+        let leases: Leases<Vec<u8>> = Leases::new();
+        let _held = leases.begin(4).expect("free");
+        let none = empty(4);
+        assert!(leases.start_commit(&none).expect("no error").is_none());
+        assert!(!leases.release(&none).expect("no error"));
+        assert!(leases.is_leased(4), "the holder's lease is untouched");
     }
 }

@@ -78,6 +78,32 @@ impl Backlog {
     }
 }
 
+/// The most sacks an incoming store may have (as upstream's drivers allow).
+pub const MAX_SACKS: u32 = 65535;
+
+/// `Ok` when `sacks` is a valid number of sacks (1..=[`MAX_SACKS`]), else an
+/// error naming the range: every driver checks a requested count this way.
+pub fn check_sack_count(sacks: u32) -> Result<()> {
+    if (1..=MAX_SACKS).contains(&sacks) {
+        Ok(())
+    } else {
+        Err(StorageError::Backend(format!(
+            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
+        )))
+    }
+}
+
+/// The sack count of a stored `gnocchi-config` document (`{"sacks": N}`, as
+/// the object-store drivers and the local log keep it); `None` when absent or
+/// out of range.
+pub(crate) fn stored_sack_count(config: &serde_json::Value) -> Option<u32> {
+    config
+        .get("sacks")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=MAX_SACKS).contains(n))
+}
+
 /// The sack a metric's measures go to: its id as a big-endian 128-bit integer modulo the sack count.
 pub fn sack_of(metric: Uuid, sacks: u32) -> u32 {
     (metric.as_u128() % u128::from(sacks)) as u32

@@ -53,7 +53,6 @@ use uuid::Uuid;
 /// How often `wait_for_new` probes the sacks for measures of other processes.
 pub(super) const POLL: Duration = Duration::from_secs(1);
 const OMAP_PAGE: u64 = 1000;
-const MAX_SACKS: u32 = 65535;
 /// Upstream's flags: reads may go to any replica, omap writes skip the rw locks.
 const READ_FLAGS: i32 = BALANCE_READS | SKIPRWLOCKS;
 const WRITE_FLAGS: i32 = SKIPRWLOCKS;
@@ -80,16 +79,6 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-fn check_count(sacks: u32) -> Result<()> {
-    if (1..=MAX_SACKS).contains(&sacks) {
-        Ok(())
-    } else {
-        Err(StorageError::Backend(format!(
-            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
-        )))
-    }
-}
-
 /// The number of sacks stored in `gnocchi-config` (`None`: not stored yet).
 fn stored_sacks(pool: &Pool) -> Result<Option<u32>> {
     let op = ReadOp {
@@ -103,10 +92,7 @@ fn stored_sacks(pool: &Pool) -> Result<Option<u32>> {
                     path: CONFIG_OBJECT.into(),
                     source,
                 })?;
-            v.get("sacks")
-                .and_then(serde_json::Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|n| (1..=MAX_SACKS).contains(n))
+            crate::stored_sack_count(&v)
                 .map(Some)
                 .ok_or_else(|| StorageError::Corrupt(format!("{CONFIG_OBJECT}: {v}")))
         }
@@ -183,7 +169,7 @@ impl CephIncoming {
         sacks: u32,
         namespace: String,
     ) -> Result<Self> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         let (pool, nsacks) = blocking(move || {
             let pool = open_pool(&options, &namespace)?;
             let nsacks = match stored_sacks(&pool)? {
@@ -229,7 +215,7 @@ impl CephIncoming {
         sacks: u32,
         namespace: String,
     ) -> Result<u32> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         blocking(move || {
             let pool = open_pool(&options, &namespace)?;
             let Some(old) = stored_sacks(&pool)? else {
@@ -445,13 +431,12 @@ impl Incoming for CephIncoming {
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
-        }
         // The sack stays leased until the keys are removed, so that no `take`
         // of this process reads what is being removed; the guard ends the
         // lease however the commit ends.
-        let (keys, _lease) = self.leases.start_commit(&taken)?;
+        let Some((keys, _lease)) = self.leases.start_commit(&taken)? else {
+            return Ok(());
+        };
         let op = WriteOp {
             omap_rm: keys,
             flags: WRITE_FLAGS,
@@ -469,10 +454,7 @@ impl Incoming for CephIncoming {
     }
 
     async fn release(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
-        }
-        self.leases.release(&taken)
+        self.leases.release(&taken).map(drop)
     }
 
     async fn backlog(&self) -> Result<Backlog> {

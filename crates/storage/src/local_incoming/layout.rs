@@ -10,7 +10,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-pub(super) const MAX_SACKS: u32 = 65535;
 
 pub(super) fn segment_name(seq: u64) -> String {
     format!("wal-{seq:020}.log")
@@ -51,14 +50,9 @@ pub(super) fn load_or_store_sacks(dir: &Path, sacks: u32) -> Result<u32> {
                     path: path.display().to_string(),
                     source,
                 })?;
-            let n = v
-                .get("sacks")
-                .and_then(|n| n.as_u64())
-                .filter(|&n| (1..=u64::from(MAX_SACKS)).contains(&n))
-                .ok_or_else(|| {
-                    StorageError::Corrupt(format!("{}: no valid \"sacks\"", path.display()))
-                })?;
-            let n = n as u32;
+            let n = crate::stored_sack_count(&v).ok_or_else(|| {
+                StorageError::Corrupt(format!("{}: no valid \"sacks\"", path.display()))
+            })?;
             if n != sacks {
                 tracing::info!(
                     stored = n,
@@ -69,11 +63,7 @@ pub(super) fn load_or_store_sacks(dir: &Path, sacks: u32) -> Result<u32> {
             Ok(n)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if !(1..=MAX_SACKS).contains(&sacks) {
-                return Err(StorageError::Backend(format!(
-                    "number of sacks must be 1..={MAX_SACKS}, not {sacks}"
-                )));
-            }
+            crate::check_sack_count(sacks)?;
             store_sacks(dir, sacks)?;
             Ok(sacks)
         }

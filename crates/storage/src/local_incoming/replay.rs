@@ -5,7 +5,7 @@
 //! number of sacks, which needs the same replay to know nothing is pending.
 
 use super::layout::{
-    MAX_SACKS, create_segment, list_segments, load_or_store_sacks, lock_dir, segment_name,
+    create_segment, list_segments, load_or_store_sacks, lock_dir, segment_name,
     store_sacks, sync_dir,
 };
 use super::record::{
@@ -90,11 +90,7 @@ impl LocalIncoming {
     /// `gnocchi-change-sack-size` does: refused while measures are pending, since
     /// they would land in other sacks. Returns the previous number.
     pub fn change_sacks(dir: &Path, sacks: u32) -> Result<u32> {
-        if !(1..=MAX_SACKS).contains(&sacks) {
-            return Err(StorageError::Backend(format!(
-                "number of sacks must be 1..={MAX_SACKS}, not {sacks}"
-            )));
-        }
+        crate::check_sack_count(sacks)?;
         std::fs::create_dir_all(dir)?;
         let _lock = lock_dir(dir)?;
         let old = load_or_store_sacks(dir, sacks)?;

@@ -3,7 +3,7 @@
 
 use super::codec::{array_of, bytes_of, int_of, unexpected};
 use super::scripts::CHANGE_LUA;
-use super::{RedisIncoming, check_count};
+use super::RedisIncoming;
 use crate::redis_url::{backend, client, manager};
 use crate::{Result, StorageError};
 use redis::Value;
@@ -37,7 +37,7 @@ impl RedisIncoming {
     /// As [`RedisIncoming::change_sacks`], for a store opened with
     /// [`RedisIncoming::connect_with_prefix`].
     pub async fn change_sacks_with_prefix(url: &str, sacks: u32, prefix: &str) -> Result<u32> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         let client = client(url)?;
         let mut conn = manager(&client).await?;
         let config = format!("{prefix}gnocchi-config");

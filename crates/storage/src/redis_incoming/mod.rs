@@ -91,8 +91,6 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-const MAX_SACKS: u32 = 65535;
-
 /// The incoming store of scale-out deployments: sacks in Redis.
 pub struct RedisIncoming {
     client: redis::Client,
@@ -125,7 +123,7 @@ impl RedisIncoming {
     /// As [`RedisIncoming::connect`], with every key and channel name prefixed by
     /// `prefix` (several independent stores in one Redis database, e.g. tests).
     pub async fn connect_with_prefix(url: &str, sacks: u32, prefix: &str) -> Result<Self> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         let client = client(url)?;
         let mut conn = manager(&client).await?;
         let config = format!("{prefix}gnocchi-config");
@@ -139,7 +137,7 @@ impl RedisIncoming {
         let nsacks = stored
             .parse::<u32>()
             .ok()
-            .filter(|n| (1..=MAX_SACKS).contains(n))
+            .filter(|n| (1..=crate::MAX_SACKS).contains(n))
             .ok_or_else(|| StorageError::Corrupt(format!("{config} field sacks is {stored:?}")))?;
         // Best effort (CONFIG may be disabled): say when Redis itself would
         // lose acknowledged measures on a restart.
@@ -218,16 +216,6 @@ fn arrival_times(now: &Value, flat: Vec<Value>) -> Result<HashMap<u32, SystemTim
         out.insert(sack, here.checked_sub(age).unwrap_or(here));
     }
     Ok(out)
-}
-
-fn check_count(sacks: u32) -> Result<()> {
-    if (1..=MAX_SACKS).contains(&sacks) {
-        Ok(())
-    } else {
-        Err(StorageError::Backend(format!(
-            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
-        )))
-    }
 }
 
 fn bad_sack(sack: u32) -> StorageError {
@@ -313,14 +301,13 @@ impl Incoming for RedisIncoming {
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
-        }
         // The sack stays leased until the trim is done, so that no `take` of
         // this process reads what is being trimmed; the guard ends the lease
         // however the commit ends. On failure the measures are still in Redis
         // (or trimmed, if only the reply was lost): the next take reads what remains.
-        let (read, _lease) = self.leases.start_commit(&taken)?;
+        let Some((read, _lease)) = self.leases.start_commit(&taken)? else {
+            return Ok(());
+        };
         let name = self.sack_name(taken.sack);
         let mut inv = self.commit_script.key(&name);
         inv.key(&self.arrival_key).arg(format!("{name}:"));
@@ -334,10 +321,7 @@ impl Incoming for RedisIncoming {
     }
 
     async fn release(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
-        }
-        self.leases.release(&taken)
+        self.leases.release(&taken).map(drop)
     }
 
     async fn backlog(&self) -> Result<Backlog> {

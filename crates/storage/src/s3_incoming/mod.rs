@@ -66,8 +66,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const MAX_SACKS: u32 = 65535;
-
 /// How often a process reads `gnocchi-config` again to notice a
 /// `change-sack-size` it was not restarted after.
 const CONFIG_CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -86,21 +84,11 @@ pub struct S3Incoming {
     config_checked: Mutex<Instant>,
 }
 
-fn check_count(sacks: u32) -> Result<()> {
-    if (1..=MAX_SACKS).contains(&sacks) {
-        Ok(())
-    } else {
-        Err(StorageError::Backend(format!(
-            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
-        )))
-    }
-}
-
 impl S3Incoming {
     /// Connect to the bucket `<s3_bucket_prefix>-measure` (created if
     /// missing), with `sacks` sacks unless the bucket already stores a count.
     pub async fn connect(config: &S3Config, sacks: u32) -> Result<Self> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         let bucket = S3Bucket::connect(config, &config.measure_bucket_name()).await?;
         let nsacks = sacks::stored_or_set(&bucket, sacks).await?;
         if nsacks != sacks {
@@ -243,25 +231,22 @@ impl Incoming for S3Incoming {
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
-        }
         // The sack stays leased until the delete is done, so that no `take`
         // of this process reads what is being deleted; the guard ends the
         // lease however the commit ends. On failure the objects not deleted
         // are read again by the next take.
-        let (read, _lease) = self.leases.start_commit(&taken)?;
+        let Some((read, _lease)) = self.leases.start_commit(&taken)? else {
+            return Ok(());
+        };
         let deleted = self.bucket.delete_all(read).await;
         self.wake.processed(taken.sack);
         deleted
     }
 
     async fn release(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
+        if self.leases.release(&taken)? {
+            self.wake.processed(taken.sack);
         }
-        self.leases.release(&taken)?;
-        self.wake.processed(taken.sack);
         Ok(())
     }
 

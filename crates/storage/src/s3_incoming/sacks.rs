@@ -3,7 +3,7 @@
 //! change-sack-size` on S3.
 
 use super::layout::{CONFIG_OBJECT, MeasureObject};
-use super::{MAX_SACKS, S3Incoming, check_count};
+use super::S3Incoming;
 use crate::s3_client::{S3Bucket, S3Config, backend};
 use crate::{Result, StorageError};
 use futures::TryStreamExt;
@@ -30,9 +30,7 @@ pub(super) async fn stored(bucket: &S3Bucket) -> Result<Option<u32>> {
             path: CONFIG_OBJECT.to_string(),
             source,
         })?;
-    let n = value.get("sacks").and_then(serde_json::Value::as_u64);
-    n.and_then(|n| u32::try_from(n).ok())
-        .filter(|n| (1..=MAX_SACKS).contains(n))
+    crate::stored_sack_count(&value)
         .map(Some)
         .ok_or_else(corrupt)
 }
@@ -86,7 +84,7 @@ impl S3Incoming {
     /// process must be restarted afterwards; one that is not notices within
     /// seconds and refuses writes (see [`S3Incoming::connect`]).
     pub async fn change_sacks(config: &S3Config, sacks: u32) -> Result<u32> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         let bucket = S3Bucket::connect(config, &config.measure_bucket_name()).await?;
         let old = stored(&bucket).await?;
         if old == Some(sacks) {

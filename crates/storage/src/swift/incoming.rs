@@ -49,8 +49,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const MAX_SACKS: u32 = 65535;
-
 /// How often a process reads `gnocchi-config` again to notice a
 /// `change-sack-size` it was not restarted after.
 const CONFIG_CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -70,16 +68,6 @@ pub struct SwiftIncoming {
     config_checked: Mutex<Instant>,
 }
 
-fn check_count(sacks: u32) -> Result<()> {
-    if (1..=MAX_SACKS).contains(&sacks) {
-        Ok(())
-    } else {
-        Err(StorageError::Backend(format!(
-            "the number of sacks must be between 1 and {MAX_SACKS}, not {sacks}"
-        )))
-    }
-}
-
 fn containers(options: &SwiftOptions) -> Containers {
     Containers {
         prefix: options.container_prefix.clone(),
@@ -97,11 +85,7 @@ async fn stored(client: &SwiftClient, containers: &Containers) -> Result<Option<
             path: format!("{}/{CONFIG}", containers.config()),
             source,
         })?;
-    value
-        .get("sacks")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|n| (1..=MAX_SACKS).contains(n))
+    crate::stored_sack_count(&value)
         .map(Some)
         .ok_or_else(|| {
             StorageError::Corrupt(format!(
@@ -129,7 +113,7 @@ impl SwiftIncoming {
     /// Log in, and use the stored number of sacks, storing `sacks` (and
     /// creating the sack containers) if none is stored yet.
     pub async fn connect(options: SwiftOptions, sacks: u32) -> Result<Self> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         let containers = containers(&options);
         let client = SwiftClient::connect(options).await?;
         let nsacks = match stored(&client, &containers).await? {
@@ -209,7 +193,7 @@ impl SwiftIncoming {
     /// Stop the API processes first; restart every process afterwards (one
     /// that is not notices within seconds and refuses writes).
     pub async fn change_sacks(options: SwiftOptions, sacks: u32) -> Result<u32> {
-        check_count(sacks)?;
+        crate::check_sack_count(sacks)?;
         let containers = containers(&options);
         let client = SwiftClient::connect(options).await?;
         let old = stored(&client, &containers).await?;
@@ -349,12 +333,11 @@ impl Incoming for SwiftIncoming {
     }
 
     async fn commit(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
-        }
         // The sack stays leased until the delete is done; the guard ends the
         // lease however the commit ends. Objects not deleted are read again.
-        let (read, _lease) = self.leases.start_commit(&taken)?;
+        let Some((read, _lease)) = self.leases.start_commit(&taken)? else {
+            return Ok(());
+        };
         let container = self.sack(taken.sack);
         self.client
             .bulk_delete(read.into_iter().map(|o| (container.clone(), o)).collect())
@@ -362,10 +345,7 @@ impl Incoming for SwiftIncoming {
     }
 
     async fn release(&self, taken: SackMeasures) -> Result<()> {
-        if taken.token == 0 {
-            return Ok(());
-        }
-        self.leases.release(&taken)
+        self.leases.release(&taken).map(drop)
     }
 
     async fn backlog(&self) -> Result<Backlog> {

@@ -1,0 +1,277 @@
+//! Processing by several `gnocchid metricd` processes: does throughput add up?
+//!
+//! What it measures: the processing workload of [`super::processing`] (N
+//! metrics × 60 points, upstream's `low` policy), drained not by an
+//! in-process engine but by 1, 2, 4... real `gnocchid metricd` processes on
+//! the configuration's shared backends, as a scaled-out deployment runs them.
+//! For each process count, on a fresh namespace (a wiped Redis database, a
+//! fresh bucket):
+//!
+//! 1. the metrics are created and their first hour queued, then the processes
+//!    are started and timed until the backlog is empty (new metrics; the
+//!    processes' start-up, a few milliseconds, is inside the figure);
+//! 2. the next hour is queued while they run, timed from the first queued
+//!    batch until the backlog is empty again (existing splits merged).
+//!
+//! Each process is the configuration's metricd (its `workers`, `concurrency`,
+//! `processing_replicas`, the coordination it derives), with two changes for
+//! throughput: `notification_delay = 0` (as the in-process loop figure), and
+//! the bench's `--workers`, `--concurrency` and `--split-cache-size` when
+//! given. The figure's note gives the speed-up over one process.
+//!
+//! Why real processes: the question is whether metricd scales out — sack
+//! ownership through the coordinator, locks, every process with its own
+//! connections and split cache — which an in-process engine does not show.
+//! On one 2-core machine, processes only add up while metricd waits on the
+//! network more than it computes: with backends behind an emulated round trip
+//! (`scripts/bench-scaleout.sh --rtt 5`), not on loopback.
+//!
+//! Needs `--config-file` with a shared index (`[indexer] url`) and network
+//! incoming and aggregate stores (the embedded ones lock their directory to
+//! one process); skipped otherwise, saying why.
+
+use super::deployment::Deployment;
+use super::http::{self, ProcessCpu};
+use super::processing::{self, MINUTE};
+use super::report::{Figure, Report};
+use crate::BoxError;
+use carbonara::NS_PER_SEC;
+use gnocchi_index::IndexError;
+use gnocchid::backends::Backends;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Process counts, one run each, e.g. `[1, 2, 4]`.
+    pub processes: Vec<usize>,
+    pub metrics: usize,
+    pub points: usize,
+    /// `[metricd]` options written into the processes' configuration.
+    pub workers: Option<usize>,
+    pub concurrency: Option<usize>,
+    pub split_cache_size: Option<usize>,
+}
+
+/// Longest a drain may take before the run is declared stuck.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How often the backlog is polled (each poll walks every sack).
+const POLL: Duration = Duration::from_millis(100);
+
+pub async fn run(
+    s: &Settings,
+    deployment: &Deployment,
+    server_bin: &Path,
+    report: &mut Report,
+) -> Result<(), BoxError> {
+    if let Some(why) = deployment.not_shareable() {
+        report.context("metricd processes", format!("skipped: {why}"));
+        return Ok(());
+    }
+    let mut one = None;
+    for &n in s.processes.iter().filter(|n| **n > 0) {
+        let (new, existing) = run_one(s, n, deployment, server_bin, report).await?;
+        let base = *one.get_or_insert((new.rate, existing.rate));
+        for (key, what, drain, base) in [
+            ("new", "new metrics", &new, base.0),
+            ("existing", "existing splits", &existing, base.1),
+        ] {
+            report.push(
+                Figure::new(
+                    format!("metricd_processes_{n}_{key}"),
+                    format!("processing, {n} metricd process(es), {what}"),
+                    drain.rate,
+                    "measures/s",
+                )
+                .note(format!(
+                    "{} measures in {:.2} s, {:.2}x one process; {}",
+                    drain.measures,
+                    drain.took.as_secs_f64(),
+                    drain.rate / base.max(1e-9),
+                    drain.cpu
+                )),
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Drain {
+    measures: usize,
+    took: Duration,
+    rate: f64,
+    cpu: String,
+}
+
+/// One process count: fresh namespace, both phases, processes stopped.
+async fn run_one(
+    s: &Settings,
+    n: usize,
+    deployment: &Deployment,
+    server_bin: &Path,
+    report: &mut Report,
+) -> Result<(Drain, Drain), BoxError> {
+    let dir = tempfile::Builder::new()
+        .prefix("gnocchi-bench-metricd-")
+        .tempdir()?;
+    let mut metricd = vec![("notification_delay", "0".to_string())];
+    if let Some(w) = s.workers {
+        metricd.push(("workers", w.to_string()));
+    }
+    if let Some(c) = s.concurrency {
+        metricd.push(("concurrency", c.to_string()));
+    }
+    if let Some(c) = s.split_cache_size {
+        metricd.push(("split_cache_size", c.to_string()));
+    }
+    let phase = format!("metricd{n}");
+    let conf = deployment
+        .fresh_config_with(&phase, dir.path(), "metricd", &metricd)
+        .await?
+        .ok_or("the metricd processes need a configuration file")?;
+    let b = deployment.open_path(&conf, dir.path()).await?;
+    if n == s.processes.iter().copied().find(|n| *n > 0).unwrap_or(n) {
+        report.context(
+            "metricd processes",
+            format!(
+                "{:?} processes, each `gnocchid metricd` with [metricd] {}",
+                s.processes,
+                metricd
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    let policy = processing::low_policy("bench-low");
+    match b.indexer.create_archive_policy(&policy).await {
+        Ok(_) | Err(IndexError::ArchivePolicyAlreadyExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let metrics = s.metrics.max(1);
+    let points = s.points.max(1);
+    eprintln!(
+        "metricd x{n} ({}): creating {metrics} metrics, queueing {points} measures each...",
+        deployment.name
+    );
+    let ids = processing::create_metrics(&b, &policy.name, metrics).await?;
+    let t0 = super::ingest::EPOCH_2024 * NS_PER_SEC;
+    processing::add_measures(&b, &ids, t0, points).await?;
+    let total = metrics * points;
+
+    let mut procs = Processes::default();
+    let start = Instant::now();
+    for k in 0..n {
+        procs.spawn(server_bin, &conf, dir.path(), k)?;
+    }
+    let cpu = ProcessCpu::start(&procs.pids());
+    wait_drained(&b, &mut procs, start).await?;
+    let new = Drain::of(total, start.elapsed(), cpu.note());
+
+    let start = Instant::now();
+    let cpu = ProcessCpu::start(&procs.pids());
+    processing::add_measures(&b, &ids, t0 + points as i64 * MINUTE, points).await?;
+    wait_drained(&b, &mut procs, start).await?;
+    let existing = Drain::of(total, start.elapsed(), cpu.note());
+    drop(procs);
+    Ok((new, existing))
+}
+
+impl Drain {
+    fn of(measures: usize, took: Duration, cpu: String) -> Drain {
+        Drain {
+            measures,
+            took,
+            rate: measures as f64 / took.as_secs_f64().max(1e-9),
+            cpu,
+        }
+    }
+}
+
+/// Poll the backlog until it is empty; a process that exits is an error
+/// naming its log.
+async fn wait_drained(
+    b: &Backends,
+    procs: &mut Processes,
+    start: Instant,
+) -> Result<(), BoxError> {
+    loop {
+        if b.incoming.backlog().await?.measures == 0 {
+            return Ok(());
+        }
+        procs.check_alive()?;
+        if start.elapsed() > DRAIN_TIMEOUT {
+            return Err(format!(
+                "metricd processes did not drain the backlog in {DRAIN_TIMEOUT:?}; \
+                 first process's log:\n{}",
+                procs.log(0)
+            )
+            .into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The `gnocchid metricd` children, killed on drop.
+#[derive(Default)]
+struct Processes {
+    children: Vec<(Child, PathBuf)>,
+}
+
+impl Processes {
+    fn spawn(&mut self, bin: &Path, conf: &Path, dir: &Path, k: usize) -> Result<(), BoxError> {
+        let data_dir = dir.join(format!("metricd-{k}"));
+        let log = dir.join(format!("metricd-{k}.log"));
+        let mut cmd = Command::new(bin);
+        http::clear_gnocchid_environment(&mut cmd);
+        let child = cmd
+            .arg("--config-file")
+            .arg(conf)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("metricd")
+            .env("GNOCCHI_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .map_err(|e| format!("cannot start {} metricd: {e}", bin.display()))?;
+        self.children.push((child, log));
+        Ok(())
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|(c, _)| c.id()).collect()
+    }
+
+    fn log(&self, k: usize) -> String {
+        self.children
+            .get(k)
+            .and_then(|(_, log)| std::fs::read_to_string(log).ok())
+            .unwrap_or_default()
+    }
+
+    fn check_alive(&mut self) -> Result<(), BoxError> {
+        for k in 0..self.children.len() {
+            if let Some(status) = self.children[k].0.try_wait()? {
+                return Err(format!(
+                    "metricd process {k} exited ({status}); its log:\n{}",
+                    self.log(k)
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
