@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # gnocchi-bench on the scale-out configuration next to the embedded default.
 #
-#   scripts/bench-scaleout.sh [--index postgresql|sqlite] [--rtt MS] [--redis-db N]
-#                             [--only WORKLOADS] [--no-embedded] [-- extra bench flags]
+#   scripts/bench-scaleout.sh [--index postgresql|sqlite] [--aggregates s3|redis]
+#                             [--rtt MS] [--redis-db N]
+#                             [--only WORKLOADS] [--no-embedded] [--s3-disk]
+#                             [-- extra bench flags]
 #
-# Starts s3s-fs on a free port in a temporary directory, creates a fresh
+# Starts s3s-fs on a free port in a temporary directory (on tmpfs,
+# /dev/shm, unless --s3-disk: see below), creates a fresh
 # PostgreSQL database (dropped at the end), writes a gnocchi.conf with
 #   [indexer] url = postgresql://postgres@127.0.0.1:5432/<fresh db>
 #   [incoming] driver = redis, redis_url = <redis>/10   (WIPED by the bench)
 #   [storage]  driver = s3 on s3s-fs
-# then runs `gnocchi-bench --only ingest,processing` with that file and again
+# then runs `gnocchi-bench --only ingest,processing,metricd` with that file and again
 # without it (the embedded default), prints both tables, and the two side by
 # side. --index sqlite keeps the index embedded (SQLite in the bench's data
-# directories): Redis + S3 only.
+# directories): Redis + S3 only. --aggregates redis keeps the aggregates in
+# the same (wiped) Redis database instead of S3.
 #
 # --rtt MS puts the backends MS milliseconds of round trip away: a
 # gnocchi-delay-proxy (half the RTT each way) in front of s3s-fs, of a
@@ -21,7 +25,10 @@
 # reconfigured). The kernel's netem would do the same, but needs sch_netem,
 # which this machine's kernel lacks. --redis-db picks the database wiped on
 # the shared Redis (default 10; unused with --rtt). --only is the bench's
-# (default ingest,processing); --no-embedded skips the embedded run.
+# (default ingest,processing,metricd: metricd is 1, 2 and 4 `gnocchid
+# metricd` processes, on the scale-out run only); --no-embedded skips the
+# embedded run. After the scale-out run the script prints the CPU the peers
+# (s3s-fs, Redis, PostgreSQL, the proxies) used meanwhile.
 #
 # Needs: $CARGO_TARGET_DIR/release (default target/release) gnocchid,
 # gnocchi-bench and gnocchi-delay-proxy
@@ -37,24 +44,33 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 index=postgresql
+aggregates=s3
 rtt=
 redis_db=10
 only=ingest,processing,metricd
 embedded=1
+s3_disk=
+s3dir=
 extra=()
 while [ $# -gt 0 ]; do
   case $1 in
     --index) index=${2:?--index needs postgresql or sqlite}; shift 2 ;;
     --index=*) index=${1#--index=}; shift ;;
+    --aggregates) aggregates=${2:?--aggregates needs s3 or redis}; shift 2 ;;
     --rtt) rtt=${2:?--rtt needs milliseconds}; shift 2 ;;
     --redis-db) redis_db=${2:?--redis-db needs a number}; shift 2 ;;
     --only) only=${2:?--only needs workloads}; shift 2 ;;
     --no-embedded) embedded=; shift ;;
+    --s3-disk) s3_disk=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case $aggregates in
+  s3|redis) ;;
+  *) echo "--aggregates must be s3 or redis" >&2; exit 2 ;;
+esac
 case $index in
   postgresql|sqlite) ;;
   *) echo "--index must be postgresql or sqlite" >&2; exit 2 ;;
@@ -84,7 +100,7 @@ cleanup() {
   if [ -n "$db" ]; then
     psql -h "$pg_host" -U "$pg_user" -d test -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
   fi
-  rm -rf "$work"
+  rm -rf "$work" "$s3dir"
 }
 trap cleanup EXIT
 
@@ -93,8 +109,18 @@ free_port() {
 }
 
 s3port=$(free_port)
-mkdir -p "$work/s3"
-s3s-fs --host 127.0.0.1 --port "$s3port" --access-key AKBENCH --secret-key SKBENCH "$work/s3" > "$work/s3s-fs.log" 2>&1 &
+# s3s-fs writes three files per object (data, attributes, ETag) through a
+# blocking pool of hundreds of threads: on this machine's disk that, not the
+# S3 protocol, was the limit (load average above 200). Its directory goes on
+# tmpfs when there is one (--s3-disk keeps it on disk): a real S3 service's
+# storage is not on the metricd host.
+if [ -z "$s3_disk" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  s3dir=$(mktemp -d /dev/shm/gnocchid-bench-s3-XXXXXX)
+else
+  s3dir=$work/s3
+  mkdir -p "$s3dir"
+fi
+s3s-fs --host 127.0.0.1 --port "$s3port" --access-key AKBENCH --secret-key SKBENCH "$s3dir" > "$work/s3s-fs.log" 2>&1 &
 s3pid=$!
 wait_port() {
   for _ in $(seq 100); do
@@ -143,26 +169,61 @@ if [ "$index" = postgresql ]; then
 fi
 
 conf=$work/gnocchi.conf
+if [ "$aggregates" = s3 ]; then
+  storage="driver = s3
+s3_endpoint_url = http://$s3_endpoint
+s3_access_key_id = AKBENCH
+s3_secret_access_key = SKBENCH
+s3_bucket_prefix = gnocchi"
+else
+  storage="driver = redis
+redis_url = $redis_url"
+fi
 cat > "$conf" <<CONF
 [indexer]
 $indexer
 
 [storage]
-driver = s3
-s3_endpoint_url = http://$s3_endpoint
-s3_access_key_id = AKBENCH
-s3_secret_access_key = SKBENCH
-s3_bucket_prefix = gnocchi
+$storage
 
 [incoming]
 driver = redis
 redis_url = $redis_url
 CONF
 
+# CPU seconds (user + system) of processes, from /proc/PID/stat: the peers
+# share the machine's cores with metricd, and are often what limits it.
+cpu_seconds() {
+  local total=0 pid t
+  for pid in "$@"; do
+    t=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null) || continue
+    total=$((total + t))
+  done
+  echo "$total"
+}
+# PostgreSQL's connections come and go: those that ended before the second
+# reading are not counted.
+peer_cpu() { # s3s-fs redis postgres proxies, in clock ticks
+  echo "$(cpu_seconds $s3pid) $(cpu_seconds $(pgrep -x redis-server)) $(cpu_seconds $(pgrep -x postgres))" \
+    "$(cpu_seconds "${pids[@]}")"
+}
+
 echo "== load: $(uptime)"
-echo "== scale-out: index $index, incoming $redis_url (wiped), aggregates s3s-fs on $s3_endpoint${rtt:+, $rtt ms RTT through delay proxies}"
+echo "== scale-out: index $index, incoming $redis_url (wiped), aggregates s3s-fs on $s3_endpoint (data in $s3dir)${rtt:+, $rtt ms RTT through delay proxies}"
+cpu_before=$(peer_cpu)
+start=$(date +%s.%N)
 GNOCCHI_LOG=${GNOCCHI_LOG:-warn} "$bench" --only "$only" --config-file "$conf" \
   --json "$work/scaleout.json" "${extra[@]}" | tee "$work/scaleout.txt"
+python3 - "$start" "$(date +%s.%N)" $cpu_before $(peer_cpu) "$(getconf CLK_TCK)" <<'PY'
+import sys
+start, end = float(sys.argv[1]), float(sys.argv[2])
+before, after = sys.argv[3:7], sys.argv[7:11]
+hz, wall = float(sys.argv[11]), float(sys.argv[2]) - float(sys.argv[1])
+names = ["s3s-fs", "redis-server (all)", "postgres (all)", "delay proxies + own redis"]
+parts = [f"{n} {(int(a) - int(b)) / hz:.1f} s ({(int(a) - int(b)) / hz / wall:.2f} cores)"
+         for n, b, a in zip(names, before, after)]
+print(f"== peers' CPU over the scale-out run ({wall:.0f} s, bench included): " + ", ".join(parts))
+PY
 if [ -z "$embedded" ]; then
   echo "== load: $(uptime)"
   exit 0

@@ -146,6 +146,10 @@ pub struct BenchArgs {
     /// backends of --config-file.
     #[arg(long, value_delimiter = ',')]
     metricd_processes: Vec<usize>,
+    /// Metrics of the metricd workload [20000; quick 500]: enough round
+    /// trips that the drain, not the processes' start, is measured.
+    #[arg(long)]
+    metricd_metrics: Option<usize>,
     /// Points of the read metric [43200].
     #[arg(long)]
     read_points: Option<usize>,
@@ -221,7 +225,7 @@ impl Settings {
                 } else {
                     a.metricd_processes.clone()
                 },
-                metrics: pick(a.processing_metrics, 5000, 500),
+                metrics: pick(a.metricd_metrics, 20_000, 500),
                 points: pick(a.processing_points, 60, 60),
                 workers: a.workers,
                 concurrency: a.concurrency,

@@ -1,11 +1,13 @@
 //! Processing by several `gnocchid metricd` processes: does throughput add up?
 //!
 //! What it measures: the processing workload of [`super::processing`] (N
-//! metrics × 60 points, upstream's `low` policy), drained not by an
+//! metrics × 60 points, upstream's `low` policy; N is 20,000 by default so
+//! that the drain takes seconds, not the processes' start), drained not by an
 //! in-process engine but by 1, 2, 4... real `gnocchid metricd` processes on
 //! the configuration's shared backends, as a scaled-out deployment runs them.
-//! For each process count, on a fresh namespace (a wiped Redis database, a
-//! fresh bucket):
+//! The metrics are created once in the shared index; each process count gets
+//! fresh incoming and aggregate stores (a wiped Redis database, a fresh
+//! bucket), where they are new metrics again:
 //!
 //! 1. the metrics are created and their first hour queued, then the processes
 //!    are started and timed until the backlog is empty (new metrics; the
@@ -69,9 +71,28 @@ pub async fn run(
         report.context("metricd processes", format!("skipped: {why}"));
         return Ok(());
     }
+    // The metrics are created once: each process count gets fresh incoming
+    // and aggregate stores (a wiped Redis database, a fresh bucket), so they
+    // are new metrics again; only the index is shared.
+    let dir = tempfile::Builder::new()
+        .prefix("gnocchi-bench-metricd-")
+        .tempdir()?;
+    let b = deployment.open("metricd", dir.path()).await?;
+    let policy = processing::low_policy("bench-low");
+    match b.indexer.create_archive_policy(&policy).await {
+        Ok(_) | Err(IndexError::ArchivePolicyAlreadyExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let metrics = s.metrics.max(1);
+    eprintln!(
+        "metricd processes ({}): creating {metrics} metrics...",
+        deployment.name
+    );
+    let ids = processing::create_metrics(&b, &policy.name, metrics, 32).await?;
+    drop(b);
     let mut one = None;
     for &n in s.processes.iter().filter(|n| **n > 0) {
-        let (new, existing) = run_one(s, n, deployment, server_bin, report).await?;
+        let (new, existing) = run_one(s, n, &ids, deployment, server_bin, report).await?;
         let base = *one.get_or_insert((new.rate, existing.rate));
         for (key, what, drain, base) in [
             ("new", "new metrics", &new, base.0),
@@ -108,6 +129,7 @@ struct Drain {
 async fn run_one(
     s: &Settings,
     n: usize,
+    ids: &[uuid::Uuid],
     deployment: &Deployment,
     server_bin: &Path,
     report: &mut Report,
@@ -145,21 +167,15 @@ async fn run_one(
             ),
         );
     }
-    let policy = processing::low_policy("bench-low");
-    match b.indexer.create_archive_policy(&policy).await {
-        Ok(_) | Err(IndexError::ArchivePolicyAlreadyExists(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let metrics = s.metrics.max(1);
     let points = s.points.max(1);
     eprintln!(
-        "metricd x{n} ({}): creating {metrics} metrics, queueing {points} measures each...",
-        deployment.name
+        "metricd x{n} ({}): queueing {points} measures for each of {} metrics...",
+        deployment.name,
+        ids.len()
     );
-    let ids = processing::create_metrics(&b, &policy.name, metrics).await?;
     let t0 = super::ingest::EPOCH_2024 * NS_PER_SEC;
-    processing::add_measures(&b, &ids, t0, points).await?;
-    let total = metrics * points;
+    processing::add_measures(&b, ids, t0, points).await?;
+    let total = ids.len() * points;
 
     let mut procs = Processes::default();
     let start = Instant::now();
@@ -172,7 +188,7 @@ async fn run_one(
 
     let start = Instant::now();
     let cpu = ProcessCpu::start(&procs.pids());
-    processing::add_measures(&b, &ids, t0 + points as i64 * MINUTE, points).await?;
+    processing::add_measures(&b, ids, t0 + points as i64 * MINUTE, points).await?;
     wait_drained(&b, &mut procs, start).await?;
     let existing = Drain::of(total, start.elapsed(), cpu.note());
     drop(procs);

@@ -82,11 +82,16 @@ pub fn low_policy(name: &str) -> ArchivePolicy {
     }
 }
 
-/// Create `n` metrics with `policy` in the index, a few at a time.
-pub async fn create_metrics(b: &Backends, policy: &str, n: usize) -> Result<Vec<Uuid>, BoxError> {
+/// Create `n` metrics with `policy` in the index, `tasks` at a time.
+pub async fn create_metrics(
+    b: &Backends,
+    policy: &str,
+    n: usize,
+    tasks_at_once: usize,
+) -> Result<Vec<Uuid>, BoxError> {
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for chunk in ids.chunks(n.div_ceil(8).max(1)) {
+    for chunk in ids.chunks(n.div_ceil(tasks_at_once.max(1)).max(1)) {
         let indexer = b.indexer.clone();
         let chunk = chunk.to_vec();
         let policy = policy.to_string();
@@ -204,7 +209,7 @@ pub async fn run(
         "processing ({}): creating {n} metrics, queueing {points} measures each...",
         deployment.name
     );
-    let ids = create_metrics(&b, &policy.name, n).await?;
+    let ids = create_metrics(&b, &policy.name, n, 8).await?;
     let t0 = super::ingest::EPOCH_2024 * NS_PER_SEC;
     add_measures(&b, &ids, t0, points).await?;
     let total = n * points;

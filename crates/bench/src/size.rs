@@ -135,7 +135,7 @@ pub async fn run(s: &Settings, report: &mut Report) -> Result<(), BoxError> {
     b.indexer.create_archive_policy(&policy).await?;
     let n = s.metrics.max(1);
     eprintln!("size: {n} metrics x 1 day of {SAMPLE} s samples...");
-    let ids = create_metrics(&b, &policy.name, n).await?;
+    let ids = create_metrics(&b, &policy.name, n, 8).await?;
     let t0 = super::ingest::EPOCH_2024 * NS_PER_SEC;
     let mut queued = 0;
     for (chunk_no, chunk) in ids.chunks(20).enumerate() {
