@@ -4,6 +4,7 @@
 #   scripts/bench-scaleout.sh [--index postgresql|sqlite] [--aggregates s3|redis]
 #                             [--rtt MS] [--redis-db N]
 #                             [--only WORKLOADS] [--no-embedded] [--s3-disk]
+#                             [--conf 'INI TEXT']
 #                             [-- extra bench flags]
 #
 # Starts s3s-fs on a free port in a temporary directory (on tmpfs,
@@ -17,6 +18,9 @@
 # side. --index sqlite keeps the index embedded (SQLite in the bench's data
 # directories): Redis + S3 only. --aggregates redis keeps the aggregates in
 # the same (wiped) Redis database instead of S3.
+#
+# --conf appends its text to that gnocchi.conf (\n for new lines), e.g.
+#   --conf '[metricd]\nprocessing_replicas = 1'
 #
 # --rtt MS puts the backends MS milliseconds of round trip away: a
 # gnocchi-delay-proxy (half the RTT each way) in front of s3s-fs, of a
@@ -51,6 +55,7 @@ only=ingest,processing,metricd
 embedded=1
 s3_disk=
 s3dir=
+conf_extra=
 extra=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -62,8 +67,9 @@ while [ $# -gt 0 ]; do
     --only) only=${2:?--only needs workloads}; shift 2 ;;
     --no-embedded) embedded=; shift ;;
     --s3-disk) s3_disk=1; shift ;;
+    --conf) conf_extra=${2:?--conf needs ini text}; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -190,6 +196,9 @@ $storage
 driver = redis
 redis_url = $redis_url
 CONF
+if [ -n "$conf_extra" ]; then
+  printf '\n%b\n' "$conf_extra" >> "$conf"
+fi
 
 # CPU seconds (user + system) of processes, from /proc/PID/stat: the peers
 # share the machine's cores with metricd, and are often what limits it.

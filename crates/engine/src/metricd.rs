@@ -305,6 +305,13 @@ impl Engine {
             }
             todo.sort_unstable();
             todo.dedup();
+            // Workers that share sacks (`processing_replicas` > 1) start at
+            // different points of the list: in lockstep they would all try
+            // the same sacks first, and all but one skip them.
+            if distributed && !todo.is_empty() {
+                let offset = start_offset(&self.coordinator.member_id(), todo.len());
+                todo.rotate_left(offset);
+            }
             // Process the sacks in batches, with bounded concurrency.
             let mut set = tokio::task::JoinSet::new();
             let mut skipped_now = Vec::new();
@@ -451,6 +458,15 @@ async fn unlock_all(locks: Vec<SackLock>) {
     }
 }
 
+/// Where in a list of `len` sacks the worker `member` starts its pass: a
+/// stable spread of the members over the list.
+fn start_offset(member: &str, len: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    member.hash(&mut h);
+    (h.finish() % len.max(1) as u64) as usize
+}
+
 /// One sack of a batch: its in-process lock, held, and the outcome of the
 /// attempt at its distributed lock.
 struct SackAttempt<'a> {
@@ -465,4 +481,21 @@ struct Assignment {
     members: Vec<String>,
     /// Per sack, whether the hash ring gives it to this worker.
     mine: Vec<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_offset;
+    use std::collections::HashSet;
+
+    #[test]
+    fn members_start_their_passes_at_different_sacks() {
+        let offsets: HashSet<usize> = (0..4)
+            .map(|k| start_offset(&format!("metricd-{k}-host"), 128))
+            .collect();
+        assert!(offsets.len() >= 3, "4 members, offsets {offsets:?}");
+        assert!(offsets.iter().all(|o| *o < 128));
+        assert_eq!(start_offset("a", 128), start_offset("a", 128), "stable");
+        assert_eq!(start_offset("a", 1), 0);
+    }
 }

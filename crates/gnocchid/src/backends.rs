@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+#[derive(Clone)]
 pub struct Backends {
     pub indexer: Arc<dyn Indexer>,
     pub incoming: Arc<dyn Incoming>,
