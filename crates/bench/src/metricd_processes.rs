@@ -234,11 +234,7 @@ impl Drain {
 
 /// Poll the backlog until it is empty; a process that exits is an error
 /// naming its log.
-async fn wait_drained(
-    b: &Backends,
-    procs: &mut Processes,
-    start: Instant,
-) -> Result<(), BoxError> {
+async fn wait_drained(b: &Backends, procs: &mut Processes, start: Instant) -> Result<(), BoxError> {
     loop {
         if b.incoming.backlog().await?.measures == 0 {
             return Ok(());

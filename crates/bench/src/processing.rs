@@ -143,7 +143,12 @@ pub async fn process_all_sacks(engine: &Arc<Engine>, workers: usize) -> Result<u
 }
 
 /// Queue `points` per-minute measures for every metric, starting at `t0` (ns).
-pub async fn add_measures(b: &Backends, ids: &[Uuid], t0: i64, points: usize) -> Result<(), BoxError> {
+pub async fn add_measures(
+    b: &Backends,
+    ids: &[Uuid],
+    t0: i64,
+    points: usize,
+) -> Result<(), BoxError> {
     // One durable append per 250 metrics, as a busy API would group them.
     for chunk in ids.chunks(250) {
         let batch = chunk

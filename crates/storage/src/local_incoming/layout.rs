@@ -10,7 +10,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-
 pub(super) fn segment_name(seq: u64) -> String {
     format!("wal-{seq:020}.log")
 }

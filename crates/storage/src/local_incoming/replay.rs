@@ -5,8 +5,8 @@
 //! number of sacks, which needs the same replay to know nothing is pending.
 
 use super::layout::{
-    create_segment, list_segments, load_or_store_sacks, lock_dir, segment_name,
-    store_sacks, sync_dir,
+    create_segment, list_segments, load_or_store_sacks, lock_dir, segment_name, store_sacks,
+    sync_dir,
 };
 use super::record::{
     T_CHECKPOINT, T_COMMIT, T_MEASURES, decode_measures, scan_segment, u32_at, u64_at,

@@ -1,9 +1,9 @@
 //! `gnocchid change-sack-size` on Redis: the stored number of sacks changed
 //! in one script that first checks that no measure is pending.
 
+use super::RedisIncoming;
 use super::codec::{array_of, bytes_of, int_of, unexpected};
 use super::scripts::CHANGE_LUA;
-use super::RedisIncoming;
 use crate::redis_url::{backend, client, manager};
 use crate::{Result, StorageError};
 use redis::Value;

@@ -2,8 +2,8 @@
 //! object as upstream stores it (`{"sacks": N}`), and `gnocchid
 //! change-sack-size` on S3.
 
-use super::layout::{CONFIG_OBJECT, MeasureObject};
 use super::S3Incoming;
+use super::layout::{CONFIG_OBJECT, MeasureObject};
 use crate::s3_client::{S3Bucket, S3Config, backend};
 use crate::{Result, StorageError};
 use futures::TryStreamExt;

@@ -85,14 +85,12 @@ async fn stored(client: &SwiftClient, containers: &Containers) -> Result<Option<
             path: format!("{}/{CONFIG}", containers.config()),
             source,
         })?;
-    crate::stored_sack_count(&value)
-        .map(Some)
-        .ok_or_else(|| {
-            StorageError::Corrupt(format!(
-                "{CONFIG}: expected {{\"sacks\": N}}, found {:?}",
-                String::from_utf8_lossy(&bytes)
-            ))
-        })
+    crate::stored_sack_count(&value).map(Some).ok_or_else(|| {
+        StorageError::Corrupt(format!(
+            "{CONFIG}: expected {{\"sacks\": N}}, found {:?}",
+            String::from_utf8_lossy(&bytes)
+        ))
+    })
 }
 
 /// `json.dumps({"sacks": N})`, byte for byte.
