@@ -96,6 +96,24 @@ impl IndexError {
         )
     }
 
+    /// The index database could not be reached or gave no connection in time
+    /// (refused or dropped connection, timeout, pool exhausted): the same
+    /// request may succeed once it is back, so the API answers 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        let sql = match self {
+            IndexError::Database(e) | IndexError::Connect { source: e, .. } => e,
+            IndexError::SharedDatabase(e) => e.as_ref(),
+            _ => return false,
+        };
+        matches!(
+            sql,
+            sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::WorkerCrashed
+        )
+    }
+
     /// An [`IndexError::Internal`] keeping `source`.
     pub(crate) fn internal(
         what: impl Into<String>,

@@ -85,3 +85,87 @@ pub enum StorageError {
     #[error("data directory {0} is used by another gnocchid process")]
     Locked(String),
 }
+
+impl StorageError {
+    /// The backend could not be reached, or answered that it cannot serve now
+    /// (connection refused or dropped, timeout, HTTP 502/503/504): the same
+    /// request may succeed once it is back. The API answers such errors with
+    /// 503 rather than 500, and metricd retries them on its next pass.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StorageError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+            }
+            StorageError::SwiftStatus { status, .. } => matches!(status, 502..=504),
+            StorageError::Io(_) | StorageError::IncomingLog { .. } => false,
+            other => transport_failure(other),
+        }
+    }
+}
+
+/// Whether `err`, or an error it was caused by, is a failure to reach a
+/// server: a refused, reset or dropped connection, or a timeout (at the
+/// socket, or in the HTTP clients of the S3 and Swift drivers).
+fn transport_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | BrokenPipe
+                    | TimedOut
+                    | UnexpectedEof
+                    | HostUnreachable
+                    | NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        if let Some(r) = e.downcast_ref::<reqwest::Error>()
+            && (r.is_connect() || r.is_timeout())
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_backends_are_unavailable_not_internal() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let ceph = StorageError::Ceph {
+            what: "reading".into(),
+            source: std::io::Error::from_raw_os_error(110), // ETIMEDOUT
+        };
+        assert!(ceph.is_unavailable());
+        assert!(
+            StorageError::Redis(redis::RedisError::from(refused)).is_unavailable(),
+            "a refused Redis connection"
+        );
+        let swift = |status| StorageError::SwiftStatus {
+            request: "PUT".into(),
+            target: "c/o".into(),
+            status,
+            detail: String::new(),
+        };
+        assert!(swift(503).is_unavailable());
+        assert!(!swift(404).is_unavailable());
+        assert!(!StorageError::Corrupt("bad split".into()).is_unavailable());
+        // A local disk failure is not a backend that comes back.
+        let disk = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        assert!(!StorageError::Io(disk).is_unavailable());
+    }
+}

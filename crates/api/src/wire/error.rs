@@ -58,6 +58,14 @@ impl ApiError {
         tracing::error!(error = %message, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
     }
+    /// 503: a backend (index database, incoming or aggregate store) cannot be
+    /// reached now. Unlike a 500, the client learns which one and that a retry
+    /// may succeed; nothing was written (a write is acknowledged only once
+    /// every backend it needs took it).
+    pub(crate) fn backend_unavailable(e: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %e, "backend unavailable");
+        Self::service_unavailable(format!("{e} (the backend is unavailable; retry later)"))
+    }
     /// voluptuous-style schema error: `{"cause": "Invalid input", "reason", "detail": [path]}`.
     pub(crate) fn invalid_input(reason: impl Into<String>, detail: Vec<String>) -> Self {
         Self::bad_request(
@@ -327,6 +335,9 @@ impl From<IndexError> for ApiError {
             | QueryValueError { .. }
             | QueryAttributeError { .. }
             | InvalidQuery(_) => ApiError::bad_request(e.to_string()),
+            Database(_) | SharedDatabase(_) | Connect { .. } if e.is_unavailable() => {
+                ApiError::backend_unavailable(e)
+            }
             Backend(_)
             | Database(_)
             | SharedDatabase(_)
@@ -342,7 +353,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Index(e) => e.into(),
             EngineError::MetricLocked(_) => ApiError::service_unavailable(e.to_string()),
-            EngineError::Storage(e) => ApiError::internal(e),
+            EngineError::Storage(e) => e.into(),
             EngineError::Internal(e) => ApiError::internal(e),
         }
     }
@@ -436,7 +447,11 @@ impl ApiError {
 
 impl From<gnocchi_storage::StorageError> for ApiError {
     fn from(e: gnocchi_storage::StorageError) -> Self {
-        ApiError::internal(e)
+        if e.is_unavailable() {
+            ApiError::backend_unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
     }
 }
 
