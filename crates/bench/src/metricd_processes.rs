@@ -38,7 +38,6 @@ use super::processing::{self, MINUTE};
 use super::report::{Figure, Report};
 use crate::BoxError;
 use carbonara::NS_PER_SEC;
-use gnocchi_index::IndexError;
 use gnocchid::backends::Backends;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -78,11 +77,7 @@ pub async fn run(
         .prefix("gnocchi-bench-metricd-")
         .tempdir()?;
     let b = deployment.open("metricd", dir.path()).await?;
-    let policy = processing::low_policy("bench-low");
-    match b.indexer.create_archive_policy(&policy).await {
-        Ok(_) | Err(IndexError::ArchivePolicyAlreadyExists(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    let policy = processing::ensure_low_policy(&b).await?;
     let metrics = s.metrics.max(1);
     eprintln!(
         "metricd processes ({}): creating {metrics} metrics...",
@@ -90,9 +85,22 @@ pub async fn run(
     );
     let ids = processing::create_metrics(&b, &policy.name, metrics, 32).await?;
     drop(b);
+    let metricd = metricd_options(s);
+    report.context(
+        "metricd processes",
+        format!(
+            "{:?} processes, each `gnocchid metricd` with [metricd] {}",
+            s.processes,
+            metricd
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
     let mut one = None;
     for &n in s.processes.iter().filter(|n| **n > 0) {
-        let (new, existing) = run_one(s, n, &ids, deployment, server_bin, report).await?;
+        let (new, existing) = run_one(s, n, &ids, &metricd, deployment, server_bin).await?;
         let base = *one.get_or_insert((new.rate, existing.rate));
         for (key, what, drain, base) in [
             ("new", "new metrics", &new, base.0),
@@ -119,6 +127,22 @@ pub async fn run(
     Ok(())
 }
 
+/// The `[metricd]` options of the processes: no wait after a notification
+/// (throughput, as the in-process loop figure), and the bench's overrides.
+fn metricd_options(s: &Settings) -> Vec<(&'static str, String)> {
+    let mut metricd = vec![("notification_delay", "0".to_string())];
+    if let Some(w) = s.workers {
+        metricd.push(("workers", w.to_string()));
+    }
+    if let Some(c) = s.concurrency {
+        metricd.push(("concurrency", c.to_string()));
+    }
+    if let Some(c) = s.split_cache_size {
+        metricd.push(("split_cache_size", c.to_string()));
+    }
+    metricd
+}
+
 struct Drain {
     measures: usize,
     took: Duration,
@@ -133,43 +157,19 @@ async fn run_one(
     s: &Settings,
     n: usize,
     ids: &[uuid::Uuid],
+    metricd: &[(&str, String)],
     deployment: &Deployment,
     server_bin: &Path,
-    report: &mut Report,
 ) -> Result<(Drain, Drain), BoxError> {
     let dir = tempfile::Builder::new()
         .prefix("gnocchi-bench-metricd-")
         .tempdir()?;
-    let mut metricd = vec![("notification_delay", "0".to_string())];
-    if let Some(w) = s.workers {
-        metricd.push(("workers", w.to_string()));
-    }
-    if let Some(c) = s.concurrency {
-        metricd.push(("concurrency", c.to_string()));
-    }
-    if let Some(c) = s.split_cache_size {
-        metricd.push(("split_cache_size", c.to_string()));
-    }
     let phase = format!("metricd{n}");
     let conf = deployment
-        .fresh_config_with(&phase, dir.path(), "metricd", &metricd)
+        .fresh_config_with(&phase, dir.path(), "metricd", metricd)
         .await?
         .ok_or("the metricd processes need a configuration file")?;
     let b = deployment.open_path(&conf, dir.path()).await?;
-    if n == s.processes.iter().copied().find(|n| *n > 0).unwrap_or(n) {
-        report.context(
-            "metricd processes",
-            format!(
-                "{:?} processes, each `gnocchid metricd` with [metricd] {}",
-                s.processes,
-                metricd
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
     let points = s.points.max(1);
     let total = ids.len() * points;
     let t0 = super::ingest::EPOCH_2024 * NS_PER_SEC;

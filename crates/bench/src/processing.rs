@@ -82,6 +82,16 @@ pub fn low_policy(name: &str) -> ArchivePolicy {
     }
 }
 
+/// The bench's `low` policy in the index, created unless there already (a
+/// shared index, `[indexer] url`, has it from an earlier phase).
+pub async fn ensure_low_policy(b: &Backends) -> Result<ArchivePolicy, BoxError> {
+    let policy = low_policy("bench-low");
+    match b.indexer.create_archive_policy(&policy).await {
+        Ok(_) | Err(IndexError::ArchivePolicyAlreadyExists(_)) => Ok(policy),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Create `n` metrics with `policy` in the index, `tasks` at a time.
 pub async fn create_metrics(
     b: &Backends,
@@ -202,12 +212,7 @@ pub async fn run(
             },
         ]
     };
-    let policy = low_policy("bench-low");
-    match b.indexer.create_archive_policy(&policy).await {
-        // A shared index (`[indexer] url`) has it from the server's phase.
-        Ok(_) | Err(IndexError::ArchivePolicyAlreadyExists(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    let policy = ensure_low_policy(&b).await?;
     let n = s.metrics.max(1);
     let points = s.points.max(1);
     eprintln!(
